@@ -1,0 +1,332 @@
+/**
+ * Policies: values describing an evaluation, and the combinators that compose
+ * them with an explicit order.
+ *
+ * Two kinds of leaves: {@link make} (a pure function, evaluated as a plain
+ * call) and {@link effect} (an Effect, for checks against external systems).
+ * A tree whose leaves are all synchronous is a {@link Sync} policy and
+ * evaluates with no fiber and no generator; one effectful leaf makes the whole
+ * tree effectful, and its synchronous parts still run as plain calls inside.
+ *
+ * @since 0.1.0
+ */
+import type * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import type { Pipeable } from "effect/Pipeable"
+import type * as Types from "effect/Types"
+import type * as Action from "./Action.js"
+import type * as Decision from "./Decision.js"
+import type * as Explain from "./Explain.js"
+import * as internal from "./internal/policy.js"
+
+/**
+ * @since 0.1.0
+ * @category symbols
+ */
+export const TypeId: typeof internal.TypeId = internal.TypeId
+
+/**
+ * @since 0.1.0
+ * @category symbols
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * A policy that may fail with `E` and needs the services `R` (the external
+ * systems its checks talk to).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Policy<out E = never, out R = never> extends Pipeable {
+  readonly [TypeId]: {
+    readonly _E: Types.Covariant<E>
+    readonly _R: Types.Covariant<R>
+  }
+  /** The policy's id, as it appears in reasons and in the explain trail. */
+  readonly id: string
+  /** True when every leaf is synchronous. */
+  readonly isSync: boolean
+}
+
+/**
+ * A policy made only of synchronous leaves: it evaluates as plain function
+ * calls, and `PolicySet.evaluateSync` accepts it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Sync extends Policy<never, never> {
+  readonly isSync: true
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export declare namespace Policy {
+  /**
+   * @since 0.1.0
+   */
+  export type Any = Policy<any, any>
+  /**
+   * @since 0.1.0
+   */
+  export type Error<P> = P extends Policy<infer E, infer _R> ? E : never
+  /**
+   * @since 0.1.0
+   */
+  export type Context<P> = P extends Policy<infer _E, infer R> ? R : never
+  /**
+   * The type of a combination of `P`s: {@link Sync} when every one is.
+   *
+   * @since 0.1.0
+   */
+  export type Combined<P> = [P] extends [Sync] ? Sync : Policy<Error<P>, Context<P>>
+}
+
+/**
+ * What a decision policy sees: the action, the applicable decision composed
+ * so far, and the explain entries of the policies that produced it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DecisionPolicyInput {
+  readonly action: Action.Action
+  readonly decision: Decision.Decision
+  readonly results: ReadonlyArray<Explain.Entry>
+}
+
+/**
+ * A post-composition decision policy (seed 003's `IAsiBackboneDecisionPolicy`):
+ * it may preserve, tighten, defer, require acknowledgment or escalate. Its
+ * answer is joined with the composed decision, so it can never loosen it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DecisionPolicy = (input: DecisionPolicyInput) => Decision.Result
+
+const toNode = (p: Policy.Any): internal.Node => p as unknown as internal.Node
+const fromNode = <P>(node: internal.Node): P => node as unknown as P
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isPolicy = (u: unknown): u is Policy<unknown, unknown> => internal.isNode(u)
+
+// -----------------------------------------------------------------------------
+// leaves
+// -----------------------------------------------------------------------------
+
+/**
+ * A synchronous leaf: a pure function from the action to a decision or
+ * `NotApplicable`. Reasons it returns are stamped with `id`. A function that
+ * throws, or returns something that is not a result, yields `Deny` with
+ * `policy.defect` (fail closed).
+ *
+ * @example
+ * ```ts
+ * import { Decision, Policy } from "@gavel/core"
+ *
+ * const noShell = Policy.make("tools.no-shell", (action) =>
+ *   action.kind === "tool" && action.name === "shell.exec"
+ *     ? Decision.deny({ code: "tool.blocked", message: "shell.exec is never allowed" })
+ *     : Decision.notApplicable
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (id: string, evaluate: (action: Action.Action) => Decision.Result): Sync =>
+  fromNode(internal.leaf(id, evaluate))
+
+/**
+ * An effectful leaf: a check against external systems. `E` is what it may fail
+ * with and `R` the services it needs. A defect (a thrown exception, `die`)
+ * yields `Deny` with `policy.defect`; typed failures stay typed until a
+ * combinator states what they mean.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const effect = <E = never, R = never>(
+  id: string,
+  evaluate: (action: Action.Action) => Effect.Effect<Decision.Result, E, R>
+): Policy<E, R> => fromNode(internal.effectLeaf(id, evaluate))
+
+/**
+ * A leaf that always returns `result`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const constant = (id: string, result: Decision.Result): Sync => make(id, () => result)
+
+// -----------------------------------------------------------------------------
+// combinators
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface CombinatorOptions {
+  /** An id for the combination, used in the policy hash. */
+  readonly id?: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConcurrencyOptions extends CombinatorOptions {
+  /** How many effectful children may run at once (default: unbounded). */
+  readonly concurrency?: number | "unbounded" | undefined
+}
+
+/**
+ * Every policy runs, in declaration order; results are joined with
+ * `Decision.combine` and every reason is kept.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const all = <const Ps extends ReadonlyArray<Policy.Any>>(
+  policies: Ps,
+  options?: CombinatorOptions
+): Policy.Combined<Ps[number]> => fromNode(internal.all(policies.map(toNode), options?.id))
+
+/**
+ * The same result and explain trail as {@link all}, with the effectful
+ * policies running concurrently (synchronous ones first, as plain calls). The
+ * record never depends on completion order: results are joined in declaration
+ * order once all have completed. Only latency differs from `all`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const allConcurrent = <const Ps extends ReadonlyArray<Policy.Any>>(
+  policies: Ps,
+  options?: ConcurrencyOptions
+): Policy.Combined<Ps[number]> =>
+  fromNode(internal.allConcurrent(policies.map(toNode), options?.id, options?.concurrency ?? "unbounded"))
+
+/**
+ * Stops at the first `Deny`, for latency-sensitive paths. Synchronous policies
+ * run first, in declaration order; effectful ones then run concurrently
+ * (bounded by `concurrency`; `1` runs them in declaration order) and the first
+ * `Deny` interrupts the ones still in flight.
+ *
+ * The outcome is always the one {@link all} would give (only `Deny`, which
+ * absorbs everything, stops the evaluation). The audit trade-off: policies
+ * that did not run leave no reasons and no explain entries.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const firstDenial = <const Ps extends ReadonlyArray<Policy.Any>>(
+  policies: Ps,
+  options?: ConcurrencyOptions
+): Policy.Combined<Ps[number]> =>
+  fromNode(internal.firstDenial(policies.map(toNode), options?.id, options?.concurrency ?? "unbounded"))
+
+/**
+ * Ordered rules: the first policy that does not abstain decides, and the
+ * ones after it do not run. All abstain: `NotApplicable`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const firstApplicable = <const Ps extends ReadonlyArray<Policy.Any>>(
+  policies: Ps,
+  options?: CombinatorOptions
+): Policy.Combined<Ps[number]> => fromNode(internal.firstApplicable(policies.map(toNode), options?.id))
+
+/**
+ * Applies a decision policy after `self`: it sees the composed decision and
+ * the results behind it, and may tighten it (defer, require acknowledgment,
+ * escalate, deny). Its answer is joined with the composed decision, so it can
+ * never loosen it — returning `Allow` over a `Warn` still yields `Warn`. When
+ * `self` abstains, the decision policy is not consulted and the result stays
+ * `NotApplicable`.
+ *
+ * @example
+ * ```ts
+ * import { Decision, Policy } from "@gavel/core"
+ *
+ * declare const constraints: Policy.Sync
+ *
+ * const overlay = constraints.pipe(
+ *   Policy.narrow("regional-overlay", ({ action }) =>
+ *     action.metadata.risk === "high"
+ *       ? Decision.requireAcknowledgment({ code: "regional.ack_required", message: "High risk" })
+ *       : Decision.notApplicable
+ *   )
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const narrow: {
+  (id: string, decisionPolicy: DecisionPolicy): <P extends Policy.Any>(self: P) => Policy.Combined<P>
+  <P extends Policy.Any>(self: P, id: string, decisionPolicy: DecisionPolicy): Policy.Combined<P>
+} = dual(
+  3,
+  (self: Policy.Any, id: string, decisionPolicy: DecisionPolicy) =>
+    fromNode(internal.narrow(toNode(self), id, decisionPolicy))
+)
+
+/**
+ * Evaluates `self` only for actions matching `predicate`; abstains otherwise.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const when: {
+  (predicate: (action: Action.Action) => boolean): <P extends Policy.Any>(self: P) => Policy.Combined<P>
+  <P extends Policy.Any>(self: P, predicate: (action: Action.Action) => boolean): Policy.Combined<P>
+} = dual(
+  2,
+  (self: Policy.Any, predicate: (action: Action.Action) => boolean) => fromNode(internal.when(toNode(self), predicate))
+)
+
+// -----------------------------------------------------------------------------
+// evaluation
+// -----------------------------------------------------------------------------
+
+/**
+ * Evaluates a synchronous policy as plain function calls and returns the bare
+ * result (no record, no explain trail). Use `PolicySet.evaluateSync` for a
+ * full `DecisionRecord`.
+ *
+ * @since 0.1.0
+ * @category evaluation
+ */
+export const evaluateSync: {
+  (action: Action.Action): (self: Sync) => Decision.Result
+  (self: Sync, action: Action.Action): Decision.Result
+} = dual(
+  2,
+  (self: Sync, action: Action.Action): Decision.Result =>
+    toNode(self).evalSync({ action, trail: undefined, clock: undefined })
+)
+
+/**
+ * Evaluates any policy as an Effect and returns the bare result.
+ *
+ * @since 0.1.0
+ * @category evaluation
+ */
+export const evaluate: {
+  (action: Action.Action): <E, R>(self: Policy<E, R>) => Effect.Effect<Decision.Result, E, R>
+  <E, R>(self: Policy<E, R>, action: Action.Action): Effect.Effect<Decision.Result, E, R>
+} = dual(
+  2,
+  <E, R>(self: Policy<E, R>, action: Action.Action) =>
+    toNode(self).evalEffect({ action, trail: undefined, clock: undefined }) as Effect.Effect<Decision.Result, E, R>
+)

@@ -1,0 +1,34 @@
+/**
+ * @since 0.1.0
+ */
+export * as Action from "./Action.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Decision from "./Decision.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as DecisionRecord from "./DecisionRecord.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Explain from "./Explain.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as IdGenerator from "./IdGenerator.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Policy from "./Policy.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as PolicySet from "./PolicySet.js"
