@@ -9,66 +9,43 @@
 const isPlainRecord = (u: unknown): u is Record<string, unknown> =>
   typeof u === "object" && u !== null && !Array.isArray(u)
 
-const writeString = (s: string): string => JSON.stringify(s.normalize("NFC"))
+const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
-const write = (value: unknown, out: Array<string>): boolean => {
+/** The canonical text of a value, or `undefined` for what JSON omits. */
+const encode = (value: unknown): string | undefined => {
   switch (typeof value) {
     case "string":
-      out.push(writeString(value))
-      return true
+      return JSON.stringify(value.normalize("NFC"))
     case "number":
       // Non-finite numbers follow JSON.stringify (null); -0 is 0.
-      out.push(Number.isFinite(value) ? JSON.stringify(value === 0 ? 0 : value) : "null")
-      return true
+      return Number.isFinite(value) ? JSON.stringify(value === 0 ? 0 : value) : "null"
     case "boolean":
-      out.push(value ? "true" : "false")
-      return true
+      return value ? "true" : "false"
     case "bigint":
-      out.push(value.toString())
-      return true
+      return value.toString()
     case "undefined":
     case "function":
     case "symbol":
-      return false
+      return undefined
   }
-  if (value === null) {
-    out.push("null")
-    return true
-  }
+  if (value === null) return "null"
   const withJson = value as { toJSON?: () => unknown }
-  if (typeof withJson.toJSON === "function") {
-    return write(withJson.toJSON(), out)
-  }
+  if (typeof withJson.toJSON === "function") return encode(withJson.toJSON())
   if (Array.isArray(value)) {
-    out.push("[")
-    for (let i = 0; i < value.length; i++) {
-      if (i > 0) out.push(",")
-      if (!write(value[i], out)) out.push("null")
-    }
-    out.push("]")
-    return true
+    return `[${value.map((item) => encode(item) ?? "null").join(",")}]`
   }
   if (isPlainRecord(value)) {
-    // Keys are NFC-normalized before sorting so that two spellings of the same
-    // key sort (and collide) the same way.
-    const entries = Object.keys(value).map((k) => [k.normalize("NFC"), value[k]] as const)
-    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    out.push("{")
-    let first = true
-    for (const [k, v] of entries) {
-      const mark = out.length
-      if (!first) out.push(",")
-      out.push(JSON.stringify(k), ":")
-      if (write(v, out)) {
-        first = false
-      } else {
-        out.length = mark
-      }
+    const members: Array<readonly [string, string]> = []
+    for (const k of Object.keys(value)) {
+      const v = encode(value[k])
+      if (v !== undefined) members.push([JSON.stringify(k.normalize("NFC")), v])
     }
-    out.push("}")
-    return true
+    // Sorted by NFC key; two distinct keys that are equal after NFC are both
+    // kept, ordered by their values, so insertion order never matters.
+    members.sort(([ka, va], [kb, vb]) => compare(ka, kb) || compare(va, vb))
+    return `{${members.map(([k, v]) => `${k}:${v}`).join(",")}}`
   }
-  return false
+  return undefined
 }
 
 /**
@@ -78,11 +55,7 @@ const write = (value: unknown, out: Array<string>): boolean => {
  *
  * @internal
  */
-export const canonicalJson = (value: unknown): string => {
-  const out: Array<string> = []
-  if (!write(value, out)) return "null"
-  return out.join("")
-}
+export const canonicalJson = (value: unknown): string => encode(value) ?? "null"
 
 const K = new Uint32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
