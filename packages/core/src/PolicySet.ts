@@ -284,7 +284,8 @@ const finish = (
       set.decisionPolicy.id,
       set.decisionPolicy.decide,
       decision,
-      trail
+      // A copy: the decision policy's own entry is appended to the trail next.
+      trail.slice()
     ) as Decision.Decision
   }
   const decisionId = ids.next("dec")

@@ -35,7 +35,15 @@ describe("Policy leaves", () => {
       throw new TypeError("boom")
     })
     const garbage = Policy.make("garbage", () => undefined as unknown as Decision.Result)
-    for (const p of [throwing, garbage]) {
+    const malformed = [
+      { _tag: "RequireApproval", reasons: [] },
+      { _tag: "Escalate", reasons: [] },
+      { _tag: "Deny", reasons: [{ code: "x" }] },
+      { _tag: "Transform", reasons: [] },
+      { _tag: "RequireApproval", reasons: [], requirement: { quorum: 0, authority: { roles: [], principals: [] }, separationOfDuties: true } },
+      { _tag: "Maybe", reasons: [] }
+    ].map((value, i) => Policy.make(`malformed${i}`, () => value as unknown as Decision.Result))
+    for (const p of [throwing, garbage, ...malformed]) {
       const result = Policy.evaluateSync(Policy.all([Policy.constant("ok", Decision.allow()), p]), action)
       expect(result._tag).toBe("Deny")
       expect(Decision.reasonCodes(result)).toEqual(["policy.defect"])

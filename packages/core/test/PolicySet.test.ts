@@ -54,6 +54,20 @@ describe("PolicySet defaults", () => {
     expect(record.reasonCodes).toEqual(["policy.no_applicable", "overlay.ok"])
     expect(record.explain.map((e) => e.policyId)).toEqual(["overlay"])
   })
+
+  it("gives the set's decision policy a snapshot of the results, not the live trail", () => {
+    let seen: ReadonlyArray<unknown> = []
+    const decide = (input: Policy.DecisionPolicyInput) => {
+      seen = input.results
+      return Decision.notApplicable
+    }
+    const record = PolicySet.evaluateSync(
+      set(Policy.constant("w", Decision.warn({ code: "w", message: "w" })), { decisionPolicy: { id: "dp", decide } }),
+      action
+    )
+    expect(seen.length).toBe(1)
+    expect(record.explain.length).toBe(2)
+  })
 })
 
 describe("DecisionRecord", () => {

@@ -67,18 +67,6 @@ const notSync = (): never => {
 // leaves
 // -----------------------------------------------------------------------------
 
-const validTags = new Set<string>([
-  "NotApplicable",
-  "Allow",
-  "Warn",
-  "Transform",
-  "RequireAcknowledgment",
-  "RequireApproval",
-  "Defer",
-  "Escalate",
-  "Deny"
-])
-
 /**
  * A policy that throws, dies or returns something that is not a result is a
  * bug in the host's policy. Governance fails closed on it: the evaluation
@@ -97,27 +85,62 @@ export const defect = (policyId: string, what: string): Decision.Deny =>
 const describeThrown = (error: unknown): string =>
   `threw ${error instanceof Error ? error.name : typeof error}`
 
+const isStringArray = (u: unknown): boolean => Array.isArray(u) && u.every((s) => typeof s === "string")
+
+const isAuthority = (u: unknown): boolean =>
+  typeof u === "object" && u !== null &&
+  isStringArray((u as Decision.Authority).roles) && isStringArray((u as Decision.Authority).principals)
+
+const isReason = (u: unknown): boolean =>
+  typeof u === "object" && u !== null &&
+  typeof (u as Decision.Reason).code === "string" && typeof (u as Decision.Reason).message === "string" &&
+  typeof (u as Decision.Reason).outcome === "string"
+
+/**
+ * A structural check of what a policy returned: hand-written rather than a
+ * Schema validation because it runs on every applicable result of the sync
+ * fast path. A result that fails it would otherwise crash the record builder
+ * or produce a record that does not encode.
+ */
+const isWellFormed = (u: unknown): u is Decision.Decision => {
+  if (typeof u !== "object" || u === null) return false
+  const d = u as Decision.Decision
+  if (!Array.isArray(d.reasons) || !d.reasons.every(isReason)) return false
+  switch (d._tag) {
+    case "Allow":
+    case "Warn":
+    case "Defer":
+    case "Deny":
+      return true
+    case "Transform":
+      return typeof d.action === "object" && d.action !== null && typeof d.action.name === "string"
+    case "RequireAcknowledgment":
+      return isAuthority(d.authority)
+    case "RequireApproval": {
+      const r = d.requirement as Decision.ApprovalRequirement | undefined
+      return typeof r === "object" && r !== null && Number.isInteger(r.quorum) && r.quorum >= 1 &&
+        isAuthority(r.authority) && typeof r.separationOfDuties === "boolean"
+    }
+    case "Escalate":
+      return isStringArray(d.reviewPaths)
+    default:
+      return false
+  }
+}
+
 /** @internal */
 export const checkResult = (policyId: string, value: unknown): Decision.Result =>
-  value === Decision.notApplicable
+  value === Decision.notApplicable || (value as Decision.Result | undefined)?._tag === "NotApplicable"
     ? Decision.notApplicable
-    : typeof value === "object" && value !== null && validTags.has((value as Decision.Result)._tag)
-    ? Decision.withPolicyId(value as Decision.Result, policyId)
-    : defect(policyId, "returned a value that is not a decision")
+    : isWellFormed(value)
+    ? Decision.withPolicyId(value, policyId)
+    : defect(policyId, "returned a value that is not a well-formed decision (build decisions with the Decision constructors)")
 
 const elapsedMillis = (clock: Clock.Clock, start: bigint): number =>
   Number(clock.unsafeCurrentTimeNanos() - start) / 1_000_000
 
 const record = (ctx: Context, policyId: string, result: Decision.Result, durationMillis: number | null): void => {
   if (ctx.trail !== undefined) ctx.trail.push({ policyId, result, durationMillis })
-}
-
-const callSync = (id: string, f: (action: Action.Action) => Decision.Result, action: Action.Action) => {
-  try {
-    return checkResult(id, f(action))
-  } catch (error) {
-    return defect(id, describeThrown(error))
-  }
 }
 
 /** @internal */
@@ -127,9 +150,20 @@ export const leaf = (id: string, f: (action: Action.Action) => Decision.Result):
   // reused, so abstaining costs no allocation on the hot path.
   let lastResult: Decision.Result | undefined
   let lastEntry: Explain.Entry | undefined
+  // Kept flat (no helper calls on the abstain path) so V8 inlines it into the
+  // combinator loop: this is the per-policy cost of the sync fast path.
+  const call = (action: Action.Action): Decision.Result => {
+    let value: Decision.Result
+    try {
+      value = f(action)
+    } catch (error) {
+      return defect(id, describeThrown(error))
+    }
+    return value === Decision.notApplicable ? value : checkResult(id, value)
+  }
   const evalSync = (ctx: Context): Decision.Result => {
     if (ctx.clock === undefined) {
-      const result = callSync(id, f, ctx.action)
+      const result = call(ctx.action)
       if (ctx.trail !== undefined) {
         if (result !== lastResult) {
           lastResult = result
@@ -140,7 +174,7 @@ export const leaf = (id: string, f: (action: Action.Action) => Decision.Result):
       return result
     }
     const start = ctx.clock.unsafeCurrentTimeNanos()
-    const result = callSync(id, f, ctx.action)
+    const result = call(ctx.action)
     record(ctx, id, result, elapsedMillis(ctx.clock, start))
     return result
   }
