@@ -159,13 +159,6 @@ export const leaf = (id: string, f: (action: Action.Action) => Decision.Result):
   // reused, so abstaining costs no allocation on the hot path.
   let lastResult: Decision.Result | undefined
   let lastEntry: Explain.Entry | undefined
-  const remember = (trail: Array<Explain.Entry>, result: Decision.Result): void => {
-    if (result !== lastResult) {
-      lastResult = result
-      lastEntry = { policyId: id, result, durationMillis: null }
-    }
-    trail.push(lastEntry!)
-  }
   const evalTimed = (ctx: Context, clock: Clock.Clock): Decision.Result => {
     const start = clock.unsafeCurrentTimeNanos()
     const result = call(ctx.action)
@@ -173,12 +166,17 @@ export const leaf = (id: string, f: (action: Action.Action) => Decision.Result):
     return result
   }
   // The per-policy cost of the sync fast path: kept small, with the timed
-  // and trail paths out of line, so that V8 inlines it into the combinator
-  // loop (measured: ~1.5x faster than one function doing it all).
+  // path out of line, so that V8 inlines it into the combinator loop.
   const evalSync = (ctx: Context): Decision.Result => {
     if (ctx.clock !== undefined) return evalTimed(ctx, ctx.clock)
     const result = call(ctx.action)
-    if (ctx.trail !== undefined) remember(ctx.trail, result)
+    if (ctx.trail !== undefined) {
+      if (result !== lastResult) {
+        lastResult = result
+        lastEntry = { policyId: id, result, durationMillis: null }
+      }
+      ctx.trail.push(lastEntry!)
+    }
     return result
   }
   const self: Node = makeNode({
