@@ -141,7 +141,7 @@ const invalid = (policySetId: string, reason: InvalidPolicySet["reason"], detail
 const validate = <P extends Policy.Policy.Any>(
   options: Options<P>
 ): Either.Either<PolicySet<Policy.Policy.Error<P>, Policy.Policy.Context<P>>, InvalidPolicySet> => {
-  const setId = typeof options.id === "string" ? options.id : String(options.id)
+  const setId = String(options.id)
   if (typeof options.id !== "string" || options.id.trim() === "") {
     return invalid(setId, "InvalidId", "the policy set id must be a non-empty string")
   }
@@ -153,24 +153,30 @@ const validate = <P extends Policy.Policy.Any>(
     return invalid(setId, "InvalidDefault", "the default must be a decision, not NotApplicable")
   }
   const root = options.policy as unknown as internal.Node
-  const seen = new Map<string, internal.Node>()
-  const named = [...root.named()]
+  // Every named part of the set (leaves, narrowing decision policies, the
+  // set's own decision policy) with the value that owns the id: the same value
+  // used twice is fine, two different values sharing an id are not.
+  const named: Array<{ readonly id: string; readonly owner: unknown }> = root.named().map((node) => ({
+    id: node.id,
+    owner: node
+  }))
   if (options.decisionPolicy !== undefined) {
-    named.push(internal.leaf(options.decisionPolicy.id, () => Decision.notApplicable))
+    named.push({ id: options.decisionPolicy.id, owner: options.decisionPolicy })
   }
-  for (const node of named) {
-    if (typeof node.id !== "string" || node.id.trim() === "") {
+  const seen = new Map<string, unknown>()
+  for (const { id, owner } of named) {
+    if (typeof id !== "string" || id.trim() === "") {
       return invalid(setId, "InvalidId", "every policy needs a non-empty id")
     }
-    const other = seen.get(node.id)
-    if (other !== undefined && other !== node) {
+    const other = seen.get(id)
+    if (other !== undefined && other !== owner) {
       return invalid(
         setId,
         "DuplicatePolicyId",
-        `two different policies share the id "${node.id}"; ids must be unique so reasons and explanations are unambiguous`
+        `two different policies share the id "${id}"; ids must be unique so reasons and explanations are unambiguous`
       )
     }
-    seen.set(node.id, node)
+    seen.set(id, owner)
   }
   let ttl: Duration.Duration | undefined
   if (options.ttl !== undefined) {
