@@ -35,8 +35,18 @@ const randomHex = (bytes: number): string => {
  */
 export const random = (): Service => {
   const instance = randomHex(8)
+  const heads = new Map<string, string>()
   let counter = 0
-  return { next: (prefix) => `${prefix}_${instance}_${(counter++).toString(36)}` }
+  return {
+    next: (prefix) => {
+      let head = heads.get(prefix)
+      if (head === undefined) {
+        head = `${prefix}_${instance}_`
+        heads.set(prefix, head)
+      }
+      return head + (counter++).toString(36)
+    }
+  }
 }
 
 /**

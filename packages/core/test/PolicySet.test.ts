@@ -225,3 +225,15 @@ describe("types", () => {
     >()
   })
 })
+
+describe("IdGenerator", () => {
+  it("gives process-unique ids with the requested prefix", () => {
+    const ids = IdGenerator.random()
+    const other = IdGenerator.random()
+    const seen = new Set(Array.from({ length: 1000 }, () => ids.next("dec")))
+    expect(seen.size).toBe(1000)
+    for (const id of seen) expect(id).toMatch(/^dec_[0-9a-f]{16}_[0-9a-z]+$/)
+    expect(ids.next("apr")).toMatch(/^apr_/)
+    expect(seen.has(other.next("dec"))).toBe(false)
+  })
+})
