@@ -10,14 +10,17 @@
  *
  * @since 0.1.0
  */
+import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
+import type * as Schedule from "effect/Schedule"
 import type { Pipeable } from "effect/Pipeable"
 import type * as Types from "effect/Types"
 import type * as Action from "./Action.js"
 import type * as Decision from "./Decision.js"
 import type * as Explain from "./Explain.js"
 import * as internal from "./internal/policy.js"
+import type { ExternalCheckFailed, PolicyCancelled, PolicyTimeout } from "./PolicyError.js"
 
 /**
  * @since 0.1.0
@@ -148,7 +151,24 @@ export const make = (id: string, evaluate: (action: Action.Action) => Decision.R
  * An effectful leaf: a check against external systems. `E` is what it may fail
  * with and `R` the services it needs. A defect (a thrown exception, `die`)
  * yields `Deny` with `policy.defect`; typed failures stay typed until a
- * combinator states what they mean.
+ * combinator ({@link failClosed}, {@link onFailure}) states what they mean.
+ *
+ * A check that is interrupted by something other than the caller (it
+ * interrupts itself, or its call is aborted from elsewhere) fails with
+ * `PolicyCancelled`, which is why that error is always in the type. Caller
+ * cancellation is interruption: no decision is produced.
+ *
+ * @example
+ * ```ts
+ * import { Decision, Policy } from "@gavel/core"
+ * import * as Effect from "effect/Effect"
+ *
+ * const fraudScore = Policy.effect("fraud.score", (action) =>
+ *   Effect.succeed(action.metadata.risk === "high"
+ *     ? Decision.deny({ code: "fraud.suspected", message: "Fraud score too high" })
+ *     : Decision.notApplicable)
+ * ).pipe(Policy.timeout("2 seconds"), Policy.failClosed)
+ * ```
  *
  * @since 0.1.0
  * @category constructors
@@ -156,7 +176,7 @@ export const make = (id: string, evaluate: (action: Action.Action) => Decision.R
 export const effect = <E = never, R = never>(
   id: string,
   evaluate: (action: Action.Action) => Effect.Effect<Decision.Result, E, R>
-): Policy<E, R> => fromNode(internal.effectLeaf(id, evaluate))
+): Policy<E | PolicyCancelled, R> => fromNode(internal.effectLeaf(id, evaluate))
 
 /**
  * A leaf that always returns `result`.
@@ -313,7 +333,7 @@ export const evaluateSync: {
 } = dual(
   2,
   (self: Sync, action: Action.Action): Decision.Result =>
-    toNode(self).evalSync({ action, trail: undefined, clock: undefined })
+    toNode(self).evalSync({ action, trail: undefined, clock: undefined, deadline: undefined })
 )
 
 /**
@@ -328,5 +348,149 @@ export const evaluate: {
 } = dual(
   2,
   <E, R>(self: Policy<E, R>, action: Action.Action) =>
-    toNode(self).evalEffect({ action, trail: undefined, clock: undefined }) as Effect.Effect<Decision.Result, E, R>
+    toNode(self).evalEffect({ action, trail: undefined, clock: undefined, deadline: undefined }) as Effect.Effect<Decision.Result, E, R>
 )
+
+// -----------------------------------------------------------------------------
+// time and failure
+// -----------------------------------------------------------------------------
+
+/**
+ * Bounds an effectful policy: it fails with `PolicyTimeout` (and is
+ * interrupted) when it has not answered within the smaller of `duration` and
+ * what remains of the enclosing {@link budget}. A synchronous policy is a
+ * plain call and is returned as it is.
+ *
+ * @since 0.1.0
+ * @category time
+ */
+export const timeout: {
+  (duration: Duration.DurationInput): <E, R>(self: Policy<E, R>) => Policy<E | PolicyTimeout, R>
+  <E, R>(self: Policy<E, R>, duration: Duration.DurationInput): Policy<E | PolicyTimeout, R>
+} = dual(
+  2,
+  <E, R>(self: Policy<E, R>, duration: Duration.DurationInput): Policy<E | PolicyTimeout, R> =>
+    fromNode(internal.timeout(toNode(self), Duration.decode(duration)))
+)
+
+/**
+ * An overall evaluation budget: every effectful check inside gets the smaller
+ * of its own timeout and what remains of the budget when it starts, and fails
+ * with `PolicyTimeout` (`budget: true`) when the budget runs out. Nested
+ * budgets keep the earliest deadline.
+ *
+ * @example
+ * ```ts
+ * import { Policy } from "@gavel/core"
+ *
+ * declare const checks: ReadonlyArray<Policy.Policy<never, never>>
+ *
+ * // Sequential checks share one second; a check started at 600 ms gets 400 ms.
+ * const bounded = Policy.all(checks).pipe(Policy.budget("1 second"), Policy.failClosed)
+ * ```
+ *
+ * @since 0.1.0
+ * @category time
+ */
+export const budget: {
+  (duration: Duration.DurationInput): <E, R>(self: Policy<E, R>) => Policy<E | PolicyTimeout, R>
+  <E, R>(self: Policy<E, R>, duration: Duration.DurationInput): Policy<E | PolicyTimeout, R>
+} = dual(
+  2,
+  <E, R>(self: Policy<E, R>, duration: Duration.DurationInput): Policy<E | PolicyTimeout, R> =>
+    fromNode(internal.budget(toNode(self), Duration.decode(duration)))
+)
+
+/**
+ * Re-evaluates an effectful policy after a typed failure, as `schedule`
+ * allows (`Schedule.recurs(2)`: up to two retries). Only the successful
+ * attempt's explanation is kept. Once the schedule is exhausted, the last
+ * failure remains.
+ *
+ * @since 0.1.0
+ * @category failure
+ */
+export const retry: {
+  <Out, E, R2>(schedule: Schedule.Schedule<Out, NoInfer<E>, R2>): <R>(self: Policy<E, R>) => Policy<E, R | R2>
+  <E, R, Out, R2>(self: Policy<E, R>, schedule: Schedule.Schedule<Out, NoInfer<E>, R2>): Policy<E, R | R2>
+} = dual(
+  2,
+  <E, R, Out, R2>(self: Policy<E, R>, schedule: Schedule.Schedule<Out, E, R2>): Policy<E, R | R2> =>
+    fromNode(internal.retry(toNode(self), schedule))
+)
+
+/**
+ * What a handled failure becomes: a decision tag (the decision carries the
+ * standard reason code for the failure: `policy.timeout`,
+ * `external.unavailable` or `external.cancelled`), or a function building the
+ * decision from the error.
+ *
+ * @since 0.1.0
+ * @category failure
+ */
+export type FailureHandler<E> = "Allow" | "Warn" | "Defer" | "Escalate" | "Deny" | ((error: E) => Decision.Result)
+
+/**
+ * @since 0.1.0
+ * @category failure
+ */
+export interface FailureHandlers {
+  readonly timeout?: FailureHandler<PolicyTimeout> | undefined
+  readonly unavailable?: FailureHandler<ExternalCheckFailed> | undefined
+  readonly cancelled?: FailureHandler<PolicyCancelled> | undefined
+}
+
+/**
+ * The errors a set of handlers leaves unhandled.
+ *
+ * @since 0.1.0
+ * @category failure
+ */
+export type Unhandled<E, H extends FailureHandlers> = Exclude<
+  E,
+  | (H["timeout"] extends FailureHandler<PolicyTimeout> ? PolicyTimeout : never)
+  | (H["unavailable"] extends FailureHandler<ExternalCheckFailed> ? ExternalCheckFailed : never)
+  | (H["cancelled"] extends FailureHandler<PolicyCancelled> ? PolicyCancelled : never)
+>
+
+/**
+ * States what each typed failure means, as an explicit decision recorded in
+ * the explain trail under the failing policy's id. Failures without a handler
+ * stay in the error type.
+ *
+ * @example
+ * ```ts
+ * import { Policy } from "@gavel/core"
+ *
+ * declare const ticketCheck: Policy.Policy<never, never>
+ *
+ * // A slow ticketing system defers; an outage or an aborted call denies.
+ * const check = ticketCheck.pipe(
+ *   Policy.timeout("2 seconds"),
+ *   Policy.onFailure({ timeout: "Defer", unavailable: "Deny", cancelled: "Deny" })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category failure
+ */
+export const onFailure: {
+  <const H extends FailureHandlers>(handlers: H): <E, R>(self: Policy<E, R>) => Policy<Unhandled<E, H>, R>
+  <E, R, const H extends FailureHandlers>(self: Policy<E, R>, handlers: H): Policy<Unhandled<E, H>, R>
+} = dual(
+  2,
+  <E, R, const H extends FailureHandlers>(self: Policy<E, R>, handlers: H): Policy<Unhandled<E, H>, R> =>
+    fromNode(internal.onFailure(toNode(self), handlers as Partial<Record<internal.FailureKind, internal.FailureHandler>>, undefined))
+)
+
+/**
+ * Fails closed: every typed failure becomes `Deny`, with `policy.timeout`,
+ * `external.unavailable`, `external.cancelled`, or `policy.failed` for an
+ * error of the host's own. The result's error type is `never`, which is what
+ * a policy set requires.
+ *
+ * @since 0.1.0
+ * @category failure
+ */
+export const failClosed = <E, R>(self: Policy<E, R>): Policy<never, R> =>
+  fromNode(internal.onFailure(toNode(self), {}, "Deny"))

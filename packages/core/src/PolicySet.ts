@@ -46,13 +46,13 @@ export type ExplainMode = "untimed" | "timed"
  * @since 0.1.0
  * @category models
  */
-export interface PolicySet<out E = never, out R = never> extends Pipeable {
+export interface PolicySet<out R = never> extends Pipeable {
   readonly [TypeId]: TypeId
   readonly id: string
   readonly version: string
   /** SHA-256 of the canonical description of the set (or the hash the host supplied). */
   readonly policyHash: string
-  readonly policy: Policy.Policy<E, R>
+  readonly policy: Policy.Policy<never, R>
   readonly decisionPolicy: { readonly id: string; readonly decide: Policy.DecisionPolicy } | undefined
   /** Used when no policy applies. `Deny` (`policy.no_applicable`) unless the host says otherwise. */
   readonly default: Decision.Decision
@@ -69,7 +69,7 @@ export interface PolicySet<out E = never, out R = never> extends Pipeable {
  * @since 0.1.0
  * @category models
  */
-export interface Sync extends PolicySet<never, never> {
+export interface Sync extends PolicySet<never> {
   readonly policy: Policy.Sync
   readonly isSync: true
 }
@@ -98,9 +98,14 @@ export class InvalidPolicySet extends Schema.TaggedError<InvalidPolicySet>()("In
  * @since 0.1.0
  * @category models
  */
-export interface Options<P extends Policy.Policy.Any> {
+export interface Options<P extends Policy.Policy<never, any>> {
   readonly id: string
   readonly version: string
+  /**
+   * The policy tree. Its error type must be `never`: the host states what a
+   * timeout or an outage means (`Policy.failClosed`, `Policy.onFailure`)
+   * before the set can be built, so an unhandled failure is a compile error.
+   */
   readonly policy: P
   /** A decision policy applied after the tree (and after the default), joined so it never loosens. */
   readonly decisionPolicy?: { readonly id: string; readonly decide: Policy.DecisionPolicy } | undefined
@@ -138,9 +143,9 @@ const Proto = {
 const invalid = (policySetId: string, reason: InvalidPolicySet["reason"], detail: string) =>
   Either.left(new InvalidPolicySet({ policySetId, reason, detail }))
 
-const validate = <P extends Policy.Policy.Any>(
+const validate = <P extends Policy.Policy<never, any>>(
   options: Options<P>
-): Either.Either<PolicySet<Policy.Policy.Error<P>, Policy.Policy.Context<P>>, InvalidPolicySet> => {
+): Either.Either<PolicySet<Policy.Policy.Context<P>>, InvalidPolicySet> => {
   const setId = String(options.id)
   if (typeof options.id !== "string" || options.id.trim() === "") {
     return invalid(setId, "InvalidId", "the policy set id must be a non-empty string")
@@ -221,10 +226,10 @@ const validate = <P extends Policy.Policy.Any>(
  */
 export const make: {
   <P extends Policy.Sync>(options: Options<P>): Effect.Effect<Sync, InvalidPolicySet>
-  <P extends Policy.Policy.Any>(
+  <P extends Policy.Policy<never, any>>(
     options: Options<P>
-  ): Effect.Effect<PolicySet<Policy.Policy.Error<P>, Policy.Policy.Context<P>>, InvalidPolicySet>
-} = <P extends Policy.Policy.Any>(options: Options<P>) => validate(options) as never
+  ): Effect.Effect<PolicySet<Policy.Policy.Context<P>>, InvalidPolicySet>
+} = <P extends Policy.Policy<never, any>>(options: Options<P>) => validate(options) as never
 
 /**
  * Like {@link make}, for module-level constants: throws `InvalidPolicySet`
@@ -235,8 +240,8 @@ export const make: {
  */
 export const unsafeMake: {
   <P extends Policy.Sync>(options: Options<P>): Sync
-  <P extends Policy.Policy.Any>(options: Options<P>): PolicySet<Policy.Policy.Error<P>, Policy.Policy.Context<P>>
-} = <P extends Policy.Policy.Any>(options: Options<P>) => {
+  <P extends Policy.Policy<never, any>>(options: Options<P>): PolicySet<Policy.Policy.Context<P>>
+} = <P extends Policy.Policy<never, any>>(options: Options<P>) => {
   const result = validate(options)
   if (Either.isLeft(result)) throw result.left
   return result.right as never
@@ -274,7 +279,7 @@ const evidenceOf = (reasons: ReadonlyArray<Decision.Reason>): ReadonlyArray<stri
 }
 
 const finish = (
-  set: PolicySet<unknown, unknown>,
+  set: PolicySet<unknown>,
   ctx: internal.Context,
   result: Decision.Result,
   trail: ReadonlyArray<Explain.Entry>,
@@ -399,34 +404,35 @@ export const evaluateSync = (
 ): DecisionRecord.DecisionRecord => {
   const clock = options?.clock ?? defaultClock
   const trail: Array<Explain.Entry> = []
-  const ctx: internal.Context = { action, trail, clock: self.explain === "timed" ? clock : undefined }
+  const ctx: internal.Context = { action, trail, clock: self.explain === "timed" ? clock : undefined, deadline: undefined }
   const result = (self.policy as unknown as internal.Node).evalSync(ctx)
   return finish(self, ctx, result, trail, clock.unsafeCurrentTimeMillis(), options?.idGenerator ?? defaultIds)
 }
 
 /**
  * Evaluates a policy set as an Effect. Time comes from the `Clock` service
- * (so `TestClock` drives it) and the decision id from `IdGenerator`. The
- * error type is the tree's: the runtime accepts only sets whose `E` is
- * `never`, so the host must state what a timeout or an outage means.
+ * (so `TestClock` drives it) and the decision id from `IdGenerator`. It cannot
+ * fail: every failure was given a meaning when the set was built. Interrupting
+ * it (caller cancellation) interrupts every check in flight and produces no
+ * record.
  *
  * @since 0.1.0
  * @category evaluation
  */
 export const evaluate: {
-  (action: Action.Action): <E, R>(self: PolicySet<E, R>) => Effect.Effect<DecisionRecord.DecisionRecord, E, R>
-  <E, R>(self: PolicySet<E, R>, action: Action.Action): Effect.Effect<DecisionRecord.DecisionRecord, E, R>
+  (action: Action.Action): <R>(self: PolicySet<R>) => Effect.Effect<DecisionRecord.DecisionRecord, never, R>
+  <R>(self: PolicySet<R>, action: Action.Action): Effect.Effect<DecisionRecord.DecisionRecord, never, R>
 } = dual(
   2,
-  <E, R>(self: PolicySet<E, R>, action: Action.Action): Effect.Effect<DecisionRecord.DecisionRecord, E, R> =>
+  <R>(self: PolicySet<R>, action: Action.Action): Effect.Effect<DecisionRecord.DecisionRecord, never, R> =>
     Effect.clockWith((clock) =>
       Effect.flatMap(IdGenerator.IdGenerator, (ids) => {
         const trail: Array<Explain.Entry> = []
-        const ctx: internal.Context = { action, trail, clock: self.explain === "timed" ? clock : undefined }
+        const ctx: internal.Context = { action, trail, clock: self.explain === "timed" ? clock : undefined, deadline: undefined }
         const node = self.policy as unknown as internal.Node
         const evaluation = node.isSync
           ? Effect.sync(() => node.evalSync(ctx))
-          : (node.evalEffect(ctx) as Effect.Effect<Decision.Result, E, R>)
+          : (node.evalEffect(ctx) as Effect.Effect<Decision.Result, never, R>)
         return Effect.map(
           evaluation,
           (result) => finish(self, ctx, result, trail, clock.unsafeCurrentTimeMillis(), ids)

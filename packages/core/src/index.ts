@@ -32,3 +32,28 @@ export * as Policy from "./Policy.js"
  * @since 0.1.0
  */
 export * as PolicySet from "./PolicySet.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as PolicyError from "./PolicyError.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Compliance from "./Compliance.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Identity from "./Identity.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Quota from "./Quota.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Ticketing from "./Ticketing.js"

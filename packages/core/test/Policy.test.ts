@@ -1,6 +1,6 @@
-import { Action, Decision, Policy, PolicySet } from "@gavel/core"
+import { Action, Decision, Policy, type PolicyError, PolicySet } from "@gavel/core"
 import { Arbitraries } from "@gavel/testing"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as fc from "effect/FastCheck"
 import * as Fiber from "effect/Fiber"
@@ -63,6 +63,7 @@ describe("Policy leaves", () => {
       const p = Policy.effect("fails", () => Effect.fail("outage" as const))
       const error = yield* Effect.flip(Policy.evaluate(Policy.all([Policy.constant("a", Decision.allow()), p]), action))
       expect(error).toBe("outage")
+      expectTypeOf(error).toEqualTypeOf<"outage" | PolicyError.PolicyCancelled>()
     }))
 })
 
@@ -101,7 +102,7 @@ const delayed = (results: ReadonlyArray<readonly [Decision.Result, number]>) =>
     ms === 0 ? Policy.constant(`p${i}`, r) : Policy.effect(`p${i}`, () => Effect.as(Effect.sleep(ms), r))
   )
 
-const recordOf = <E>(set: Effect.Effect<PolicySet.PolicySet<E>, PolicySet.InvalidPolicySet>) =>
+const recordOf = (set: Effect.Effect<PolicySet.PolicySet, PolicySet.InvalidPolicySet>) =>
   Effect.gen(function*() {
     const fiber = yield* Effect.fork(Effect.flatMap(set, (s) => PolicySet.evaluate(s, action)))
     yield* TestClock.adjust("1 hour")
@@ -115,9 +116,15 @@ describe("Policy.allConcurrent", () => {
     ([rs]) =>
       Effect.gen(function*() {
         const policies = delayed(rs)
-        const sequential = yield* recordOf(PolicySet.make({ id: "s", version: "1", policy: Policy.all(policies) }))
+        const sequential = yield* recordOf(
+          PolicySet.make({ id: "s", version: "1", policy: Policy.failClosed(Policy.all(policies)) })
+        )
         const concurrent = yield* recordOf(
-          PolicySet.make({ id: "s", version: "1", policy: Policy.allConcurrent(policies, { concurrency: 3 }) })
+          PolicySet.make({
+            id: "s",
+            version: "1",
+            policy: Policy.failClosed(Policy.allConcurrent(policies, { concurrency: 3 }))
+          })
         )
         expect(concurrent.decision).toEqual(sequential.decision)
         expect(concurrent.reasons).toEqual(sequential.reasons)
@@ -172,7 +179,11 @@ describe("Policy.firstDenial", () => {
         ))
       const fastDeny = Policy.effect("fast", () =>
         Effect.as(Effect.sleep(10), Decision.deny({ code: "quota.exceeded", message: "over quota" })))
-      const set = yield* PolicySet.make({ id: "fd", version: "1", policy: Policy.firstDenial([slow, fastDeny]) })
+      const set = yield* PolicySet.make({
+        id: "fd",
+        version: "1",
+        policy: Policy.failClosed(Policy.firstDenial([slow, fastDeny]))
+      })
       const fiber = yield* Effect.fork(PolicySet.evaluate(set, action))
       yield* TestClock.adjust(10)
       const record = yield* Fiber.join(fiber)

@@ -201,7 +201,7 @@ describe("PolicySet.make", () => {
 
 describe("types", () => {
   it("only a synchronous set can be evaluated synchronously", () => {
-    const external = Policy.effect("quota", () => Effect.succeed(Decision.allow()))
+    const external = Policy.effect("quota", () => Effect.succeed(Decision.allow())).pipe(Policy.failClosed)
     const mixed = PolicySet.unsafeMake({ id: "m", version: "1", policy: Policy.all([external, Policy.constant("c", Decision.allow())]) })
     const sync = PolicySet.unsafeMake({ id: "s", version: "1", policy: Policy.all([Policy.constant("c", Decision.allow())]) })
     expectTypeOf(sync).toEqualTypeOf<PolicySet.Sync>()
@@ -217,11 +217,20 @@ describe("types", () => {
     expect(typeOnly).toBeTypeOf("function")
   })
 
-  it("keeps the typed failures of effectful leaves in the set's type", () => {
-    const failing = Policy.effect("quota", () => Effect.fail({ _tag: "QuotaDown" as const }))
-    const s = PolicySet.unsafeMake({ id: "q", version: "1", policy: Policy.all([failing]) })
+  it("refuses, at compile time, a policy whose failures have no stated meaning", () => {
+    const check = Policy.effect("quota", () => Effect.succeed(Decision.allow())).pipe(Policy.timeout("2 seconds"))
+    const typeOnly = () => {
+      // @ts-expect-error PolicyTimeout and PolicyCancelled are unhandled: the set cannot be built
+      PolicySet.make({ id: "q", version: "1", policy: check })
+      // @ts-expect-error handling only the timeout still leaves PolicyCancelled
+      PolicySet.make({ id: "q", version: "1", policy: check.pipe(Policy.onFailure({ timeout: "Deny" })) })
+    }
+    expect(typeOnly).toBeTypeOf("function")
+    const handled = check.pipe(Policy.onFailure({ timeout: "Defer", cancelled: "Deny" }))
+    expectTypeOf(handled).toEqualTypeOf<Policy.Policy<never, never>>()
+    const s = PolicySet.unsafeMake({ id: "q", version: "1", policy: handled })
     expectTypeOf(PolicySet.evaluate(s, action)).toEqualTypeOf<
-      Effect.Effect<DecisionRecord.DecisionRecord, { _tag: "QuotaDown" }, never>
+      Effect.Effect<DecisionRecord.DecisionRecord, never, never>
     >()
   })
 })

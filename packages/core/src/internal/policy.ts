@@ -1,10 +1,14 @@
+import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Schedule from "effect/Schedule"
 import { pipeArguments } from "effect/Pipeable"
 import type * as Action from "../Action.js"
 import * as Decision from "../Decision.js"
 import type * as Explain from "../Explain.js"
 import type { DecisionPolicy } from "../Policy.js"
+import { ExternalCheckFailed, PolicyCancelled, PolicyTimeout } from "../PolicyError.js"
 
 /** @internal */
 export const TypeId: unique symbol = Symbol.for("@gavel/core/Policy") as never
@@ -16,6 +20,8 @@ export interface Context {
   readonly trail: Array<Explain.Entry> | undefined
   /** Set when synchronous leaves are to be timed. */
   readonly clock: Clock.Clock | undefined
+  /** Absolute deadline (Clock millis) of the evaluation budget, if any. */
+  readonly deadline: number | undefined
 }
 
 /** @internal */
@@ -29,6 +35,8 @@ export type Description =
   }
   | { readonly op: "Narrow"; readonly id: string; readonly child: Description }
   | { readonly op: "When"; readonly child: Description }
+  | { readonly op: "Timeout" | "Budget"; readonly millis: number; readonly child: Description }
+  | { readonly op: "Retry" | "FailClosed" | "OnFailure"; readonly child: Description }
 
 /** @internal */
 export interface Node {
@@ -190,6 +198,32 @@ export const leaf = (id: string, f: (action: Action.Action) => Decision.Result):
   return self
 }
 
+const internallyInterrupted = (policyId: string) =>
+  new PolicyCancelled({ policyId, detail: "the check was interrupted by something other than the caller" })
+
+/**
+ * Bounds `effect` by the smaller of `own` and what remains of the evaluation
+ * budget, failing with `PolicyTimeout` (and interrupting `effect`) when the
+ * bound is reached.
+ *
+ * @internal
+ */
+export const limit = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  policyId: string,
+  own: Duration.Duration | undefined,
+  ctx: Context,
+  clock: Clock.Clock
+): Effect.Effect<A, E | PolicyTimeout, R> => {
+  const remaining = ctx.deadline === undefined ? Infinity : ctx.deadline - clock.unsafeCurrentTimeMillis()
+  const ownMillis = own === undefined ? Infinity : Duration.toMillis(own)
+  const bound = Math.max(0, Math.min(remaining, ownMillis))
+  if (bound === Infinity) return effect
+  const timeout = new PolicyTimeout({ policyId, limit: Duration.millis(bound), budget: remaining < ownMillis })
+  if (bound === 0) return Effect.fail(timeout)
+  return Effect.timeoutFail(effect, { duration: Duration.millis(bound), onTimeout: () => timeout })
+}
+
 /** @internal */
 export const effectLeaf = (
   id: string,
@@ -202,7 +236,15 @@ export const effectLeaf = (
     evalEffect: (ctx) =>
       Effect.clockWith((clock) => {
         const start = clock.unsafeCurrentTimeNanos()
-        return Effect.suspend(() => f(ctx.action)).pipe(
+        const check = Effect.suspend(() => f(ctx.action)).pipe(
+          // An interruption that reaches here as a failure did not come from
+          // the caller (whose interruption cannot be caught): the check
+          // aborted itself.
+          Effect.catchAllCause((cause) =>
+            Cause.isInterruptedOnly(cause) ? Effect.fail(internallyInterrupted(id)) : Effect.failCause(cause)
+          )
+        )
+        return limit(check, id, undefined, ctx, clock).pipe(
           Effect.map((value) => checkResult(id, value)),
           Effect.catchAllDefect((error) => Effect.succeed(defect(id, `died (${describeThrown(error)})`))),
           Effect.tap((result) => record(ctx, id, result, elapsedMillis(clock, start)))
@@ -221,7 +263,7 @@ export const effectLeaf = (
 const allNamed = (children: ReadonlyArray<Node>) => () => children.flatMap((c) => c.named())
 
 const subContext = (ctx: Context): Context =>
-  ctx.trail === undefined ? ctx : { action: ctx.action, trail: [], clock: ctx.clock }
+  ctx.trail === undefined ? ctx : { action: ctx.action, trail: [], clock: ctx.clock, deadline: ctx.deadline }
 
 const appendTrail = (ctx: Context, sub: Context | undefined): void => {
   if (sub !== undefined && ctx.trail !== undefined && sub.trail !== ctx.trail) {
@@ -517,3 +559,159 @@ export const when = (self: Node, predicate: (action: Action.Action) => boolean):
     named: () => self.named()
   })
 }
+
+// -----------------------------------------------------------------------------
+// failure semantics
+// -----------------------------------------------------------------------------
+
+/** A node that only wraps the effectful evaluation of `self`. */
+const wrap = (
+  self: Node,
+  describe: () => Description,
+  evalEffect: (ctx: Context) => Effect.Effect<Decision.Result, unknown, unknown>
+): Node =>
+  self.isSync ? self : makeNode({
+    id: self.id,
+    isSync: false,
+    evalSync: notSync,
+    evalEffect,
+    describe,
+    named: () => self.named()
+  })
+
+/** @internal */
+export const timeout = (self: Node, duration: Duration.Duration): Node =>
+  wrap(
+    self,
+    () => ({ op: "Timeout", millis: Duration.toMillis(duration), child: self.describe() }),
+    (ctx) => Effect.clockWith((clock) => limit(self.evalEffect(ctx), self.id, duration, ctx, clock))
+  )
+
+/** @internal */
+export const budget = (self: Node, duration: Duration.Duration): Node =>
+  wrap(
+    self,
+    () => ({ op: "Budget", millis: Duration.toMillis(duration), child: self.describe() }),
+    (ctx) =>
+      Effect.clockWith((clock) => {
+        const end = clock.unsafeCurrentTimeMillis() + Duration.toMillis(duration)
+        const deadline = ctx.deadline === undefined ? end : Math.min(ctx.deadline, end)
+        return self.evalEffect({ ...ctx, deadline })
+      })
+  )
+
+/**
+ * Each attempt writes to its own trail, appended only when the attempt
+ * succeeds, so a failed attempt leaves no half-written explanation.
+ *
+ * @internal
+ */
+export const retry = (self: Node, schedule: Schedule.Schedule<unknown, any, any>): Node =>
+  wrap(
+    self,
+    () => ({ op: "Retry", child: self.describe() }),
+    (ctx) =>
+      Effect.retry(
+        Effect.suspend(() => {
+          const sub = subContext(ctx)
+          return Effect.map(self.evalEffect(sub), (result) => {
+            appendTrail(ctx, sub)
+            return result
+          })
+        }),
+        schedule
+      )
+  )
+
+/** @internal */
+export type FailureKind = "timeout" | "unavailable" | "cancelled"
+
+/** @internal */
+export const failureKind = (error: unknown): FailureKind | undefined =>
+  error instanceof PolicyTimeout
+    ? "timeout"
+    : error instanceof ExternalCheckFailed
+    ? "unavailable"
+    : error instanceof PolicyCancelled
+    ? "cancelled"
+    : undefined
+
+const failingPolicy = (error: unknown, fallback: string): string =>
+  error instanceof PolicyTimeout || error instanceof PolicyCancelled ? error.policyId : fallback
+
+/** The standard reason for a failure: the contract hosts key their analytics on. */
+const failureReason = (error: unknown, policyId: string): Decision.ReasonInput => {
+  switch (failureKind(error)) {
+    case "timeout":
+      return { code: "policy.timeout", message: (error as PolicyTimeout).message, policyId }
+    case "unavailable": {
+      const e = error as ExternalCheckFailed
+      return {
+        code: "external.unavailable",
+        message: `External check ${e.system}.${e.operation} is unavailable`,
+        policyId
+      }
+    }
+    case "cancelled":
+      return { code: "external.cancelled", message: (error as PolicyCancelled).message, policyId }
+    default:
+      return { code: "policy.failed", message: `Policy "${policyId}" failed`, policyId }
+  }
+}
+
+/** @internal */
+export type FailureHandler =
+  | "Allow"
+  | "Warn"
+  | "Defer"
+  | "Escalate"
+  | "Deny"
+  | ((error: any) => Decision.Result)
+
+const handle = (handler: FailureHandler, error: unknown, policyId: string): Decision.Result => {
+  if (typeof handler === "function") return handler(error)
+  const reason = failureReason(error, policyId)
+  switch (handler) {
+    case "Allow":
+      return Decision.allow(reason)
+    case "Warn":
+      return Decision.warn(reason)
+    case "Defer":
+      return Decision.defer(reason)
+    case "Escalate":
+      return Decision.escalate(reason)
+    case "Deny":
+      return Decision.deny(reason)
+  }
+}
+
+/**
+ * Turns handled failures into decisions, recorded in the trail under the id
+ * of the policy that failed.
+ *
+ * @internal
+ */
+export const onFailure = (
+  self: Node,
+  handlers: Partial<Record<FailureKind, FailureHandler>>,
+  fallback: FailureHandler | undefined
+): Node =>
+  wrap(
+    self,
+    () => ({ op: fallback === undefined ? "OnFailure" : "FailClosed", child: self.describe() }),
+    (ctx) =>
+      Effect.catchAll(self.evalEffect(ctx), (error) => {
+        const kind = failureKind(error)
+        const handler = (kind === undefined ? undefined : handlers[kind]) ?? fallback
+        if (handler === undefined) return Effect.fail(error)
+        const policyId = failingPolicy(error, self.id)
+        let result: Decision.Result
+        try {
+          result = checkResult(policyId, handle(handler, error, policyId))
+        } catch (thrown) {
+          result = defect(policyId, `failure handler ${describeThrown(thrown)}`)
+        }
+        record(ctx, policyId, result, null)
+        return Effect.succeed(result)
+      })
+  )

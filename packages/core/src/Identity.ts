@@ -1,0 +1,101 @@
+/**
+ * The identity port: who a principal is according to the identity system
+ * (roles, tenant, status), and whether they may approve an action.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as Action from "./Action.js"
+import * as Decision from "./Decision.js"
+import * as Policy from "./Policy.js"
+import type { ExternalCheckFailed, PolicyCancelled } from "./PolicyError.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export const Status = Schema.Literal("active", "suspended", "disabled")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Status = typeof Status.Type
+
+/**
+ * A principal as the identity system knows it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ResolvedPrincipal = Schema.Struct({
+  id: Schema.String,
+  roles: Schema.Array(Schema.String),
+  tenant: Schema.optional(Schema.String),
+  status: Status
+}).annotations({ identifier: "ResolvedPrincipal" })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ResolvedPrincipal extends Schema.Schema.Type<typeof ResolvedPrincipal> {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** The principal, or `None` when the identity system does not know it. */
+  readonly resolve: (principalId: string) => Effect.Effect<Option.Option<ResolvedPrincipal>, ExternalCheckFailed>
+  /** Whether the principal may approve this action. */
+  readonly canApprove: (principalId: string, action: Action.Action) => Effect.Effect<boolean, ExternalCheckFailed>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Identity extends Context.Tag("@gavel/core/Identity")<Identity, Service>() {}
+
+/**
+ * Allows the action when the identity system says the actor is active and
+ * holds one of `roles`; denies otherwise (`identity.unknown_principal`,
+ * `identity.inactive`, `identity.role_missing`). The roles come from the
+ * identity system, not from the action's claims.
+ *
+ * @since 0.1.0
+ * @category checks
+ */
+export const requireRole = (
+  roles: string | ReadonlyArray<string>,
+  options?: { readonly id?: string | undefined }
+): Policy.Policy<ExternalCheckFailed | PolicyCancelled, Identity> => {
+  const wanted = typeof roles === "string" ? [roles] : roles
+  return Policy.effect(options?.id ?? `identity.role(${wanted.join("|")})`, (action) =>
+    Effect.flatMap(Identity, (identity) =>
+      Effect.map(identity.resolve(action.actor.id), (resolved): Decision.Result => {
+        if (Option.isNone(resolved)) {
+          return Decision.deny({
+            code: "identity.unknown_principal",
+            message: `The identity system does not know "${action.actor.id}"`
+          })
+        }
+        const principal = resolved.value
+        if (principal.status !== "active") {
+          return Decision.deny({
+            code: "identity.inactive",
+            message: `Principal "${principal.id}" is ${principal.status}`
+          })
+        }
+        return principal.roles.some((role) => wanted.includes(role))
+          ? Decision.allow()
+          : Decision.deny({
+            code: "identity.role_missing",
+            message: `Principal "${principal.id}" holds none of the roles ${wanted.join(", ")}`
+          })
+      })))
+}
