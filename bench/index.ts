@@ -13,6 +13,7 @@
  */
 import { Decision, Policy, PolicySet } from "@gavel/core"
 import * as Effect from "effect/Effect"
+import { measureAsync } from "./async.js"
 import { actions, expected, makeSet, plainLoop, policy, requests } from "./tools20.js"
 
 const ROUNDS = Number(process.env.GAVEL_BENCH_ROUNDS ?? 300)
@@ -92,4 +93,9 @@ systems.forEach((system, s) => {
   console.log(`${system.name.padEnd(40)}${median}${p99}${quantile(ratios[s]!, 0.5).toFixed(1).padStart(10)}`)
 })
 if (sink < 0) console.log(sink)
+
+const asyncRows = await measureAsync(Math.max(200, ROUNDS * 20))
+console.log("")
+console.log("async: identity + ticketing + compliance checks against immediate fakes, one record per decision, one runPromise per decision (µs)")
+for (const row of asyncRows) console.log(`${row.name.padEnd(44)}${row.microsPerDecision.toFixed(2).padStart(10)}`)
 if (failed) process.exitCode = 1

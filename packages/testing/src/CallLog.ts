@@ -10,7 +10,6 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Ref from "effect/Ref"
 
 /**
  * @since 0.1.0
@@ -60,31 +59,31 @@ export class CallLog extends Context.Tag("@gavel/testing/CallLog")<CallLog, Serv
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<Service> = Effect.map(Ref.make<ReadonlyArray<Entry>>([]), (ref) => ({
-  entries: Ref.get(ref),
-  track: (system, operation, input, call) =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.gen(function*() {
-        const startedAt = yield* Clock.currentTimeMillis
-        const index = yield* Ref.modify(ref, (entries) => [
-          entries.length,
-          [...entries, { system, operation, input, status: "started" as Status, startedAt, endedAt: undefined }]
-        ])
-        return yield* restore(call).pipe(
-          Effect.onExit((exit) =>
-            Effect.flatMap(Clock.currentTimeMillis, (endedAt) => {
-              const status: Status = Exit.isSuccess(exit)
-                ? "succeeded"
-                : Exit.isInterrupted(exit)
-                ? "interrupted"
-                : "failed"
-              return Ref.update(ref, (entries) => entries.map((e, i) => (i === index ? { ...e, status, endedAt } : e)))
-            })
+export const make: Effect.Effect<Service> = Effect.sync(() => {
+  // Appended and updated in place (O(1) per call); readers get a snapshot.
+  const log: Array<Entry> = []
+  return {
+    entries: Effect.sync(() => log.slice()),
+    track: (system, operation, input, call) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(Clock.currentTimeMillis, (startedAt) => {
+          const index = log.push({ system, operation, input, status: "started", startedAt, endedAt: undefined }) - 1
+          return restore(call).pipe(
+            Effect.onExit((exit) =>
+              Effect.map(Clock.currentTimeMillis, (endedAt) => {
+                const status: Status = Exit.isSuccess(exit)
+                  ? "succeeded"
+                  : Exit.isInterrupted(exit)
+                  ? "interrupted"
+                  : "failed"
+                log[index] = { ...log[index]!, status, endedAt }
+              })
+            )
           )
-        )
-      })
-    )
-}))
+        })
+      )
+  }
+})
 
 /**
  * @since 0.1.0

@@ -100,13 +100,13 @@ const perform = <A>(
     counters.set(key, n + 1)
     step = step.steps[Math.min(n, step.steps.length - 1)] ?? fail("empty sequence")
   }
+  // No latency means no sleep: an immediate fake answers synchronously.
+  const after = <B, E>(latency: Duration.Duration, effect: Effect.Effect<B, E>) =>
+    Duration.isZero(latency) ? effect : Effect.zipRight(Effect.sleep(latency), effect)
   const run: Effect.Effect<A, PolicyError.ExternalCheckFailed> = step._tag === "Answer"
-    ? Effect.as(Effect.sleep(step.latency), step.value)
+    ? after(step.latency, Effect.succeed(step.value))
     : step._tag === "Fail"
-    ? Effect.zipRight(
-      Effect.sleep(step.latency),
-      Effect.fail(new PolicyError.ExternalCheckFailed({ system, operation, detail: step.detail }))
-    )
+    ? after(step.latency, Effect.fail(new PolicyError.ExternalCheckFailed({ system, operation, detail: step.detail })))
     : step._tag === "Hang"
     ? Effect.never
     : perform(log, counters, system, operation, input, step)

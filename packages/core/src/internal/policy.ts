@@ -219,9 +219,10 @@ export const limit = <A, E, R>(
   const ownMillis = own === undefined ? Infinity : Duration.toMillis(own)
   const bound = Math.max(0, Math.min(remaining, ownMillis))
   if (bound === Infinity) return effect
-  const timeout = new PolicyTimeout({ policyId, limit: Duration.millis(bound), budget: remaining < ownMillis })
-  if (bound === 0) return Effect.fail(timeout)
-  return Effect.timeoutFail(effect, { duration: Duration.millis(bound), onTimeout: () => timeout })
+  // Built only when needed: a tagged error captures a stack trace.
+  const timeout = () => new PolicyTimeout({ policyId, limit: Duration.millis(bound), budget: remaining < ownMillis })
+  if (bound === 0) return Effect.fail(timeout())
+  return Effect.timeoutFail(effect, { duration: Duration.millis(bound), onTimeout: timeout })
 }
 
 /** @internal */
