@@ -9,9 +9,12 @@ import * as Decision from "./Decision.js"
 
 /**
  * One policy's contribution to an evaluation. `durationMillis` is measured
- * for every effectful policy, and for synchronous ones only when the policy
- * set asks for timed explanations (timing a pure function costs more than
- * calling it); otherwise it is `null`.
+ * for every effectful policy (for a failure turned into a decision by
+ * `Policy.failClosed` or `Policy.onFailure`: from the start of the wrapped
+ * policy to the failure), and for synchronous ones only when the policy set
+ * asks for timed explanations (timing a pure function costs more than calling
+ * it); otherwise it is `null`. Effectful durations are wall (Clock) time,
+ * including time spent waiting for the scheduler.
  *
  * @since 0.1.0
  * @category models

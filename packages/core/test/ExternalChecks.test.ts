@@ -54,6 +54,9 @@ describe("virtual-time latency", () => {
       expect(record.decision._tag).toBe("Deny")
       expect(record.reasonCodes).toEqual(["policy.timeout"])
       expect(record.reasons[0]!.policyId).toBe("identity.role(operator)")
+      expect(record.explain.map((e) => [e.policyId, e.result._tag, e.durationMillis])).toEqual([
+        ["identity.role(operator)", "Deny", 2000]
+      ])
       const [call] = yield* CallLog.entries
       expect(call).toMatchObject({ system: "identity", operation: "resolve", status: "interrupted", endedAt: 2000 })
     }).pipe(Effect.provide(Fakes.layer({ identity: { resolve: () => Fakes.hang() } }))))

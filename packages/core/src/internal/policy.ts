@@ -701,18 +701,22 @@ export const onFailure = (
     self,
     () => ({ op: fallback === undefined ? "OnFailure" : "FailClosed", child: self.describe() }),
     (ctx) =>
-      Effect.catchAll(self.evalEffect(ctx), (error) => {
-        const kind = failureKind(error)
-        const handler = (kind === undefined ? undefined : handlers[kind]) ?? fallback
-        if (handler === undefined) return Effect.fail(error)
-        const policyId = failingPolicy(error, self.id)
-        let result: Decision.Result
-        try {
-          result = checkResult(policyId, handle(handler, error, policyId))
-        } catch (thrown) {
-          result = defect(policyId, `failure handler ${describeThrown(thrown)}`)
-        }
-        record(ctx, policyId, result, null)
-        return Effect.succeed(result)
+      Effect.clockWith((clock) => {
+        const start = clock.unsafeCurrentTimeNanos()
+        return Effect.catchAll(self.evalEffect(ctx), (error) => {
+          const kind = failureKind(error)
+          const handler = (kind === undefined ? undefined : handlers[kind]) ?? fallback
+          if (handler === undefined) return Effect.fail(error)
+          const policyId = failingPolicy(error, self.id)
+          let result: Decision.Result
+          try {
+            result = checkResult(policyId, handle(handler, error, policyId))
+          } catch (thrown) {
+            result = defect(policyId, `failure handler ${describeThrown(thrown)}`)
+          }
+          // The time until the failure: for a timeout, the limit that was hit.
+          record(ctx, policyId, result, elapsedMillis(clock, start))
+          return Effect.succeed(result)
+        })
       })
   )
