@@ -237,18 +237,23 @@ export const effectLeaf = (
     evalEffect: (ctx) =>
       Effect.clockWith((clock) => {
         const start = clock.unsafeCurrentTimeNanos()
-        const check = Effect.suspend(() => f(ctx.action)).pipe(
-          // An interruption that reaches here as a failure did not come from
-          // the caller (whose interruption cannot be caught): the check
-          // aborted itself.
-          Effect.catchAllCause((cause) =>
-            Cause.isInterruptedOnly(cause) ? Effect.fail(internallyInterrupted(id)) : Effect.failCause(cause)
-          )
-        )
-        return limit(check, id, undefined, ctx, clock).pipe(
-          Effect.map((value) => checkResult(id, value)),
-          Effect.catchAllDefect((error) => Effect.succeed(defect(id, `died (${describeThrown(error)})`))),
-          Effect.tap((result) => record(ctx, id, result, elapsedMillis(clock, start)))
+        const done = (result: Decision.Result) => {
+          record(ctx, id, result, elapsedMillis(clock, start))
+          return Effect.succeed(result)
+        }
+        return limit(Effect.suspend(() => f(ctx.action)), id, undefined, ctx, clock).pipe(
+          Effect.matchCauseEffect({
+            onSuccess: (value) => done(checkResult(id, value)),
+            onFailure: (cause) => {
+              const died = Cause.dieOption(cause)
+              if (died._tag === "Some") return done(defect(id, `died (${describeThrown(died.value)})`))
+              // An interruption that reaches here as a failure did not come
+              // from the caller (whose interruption cannot be caught): the
+              // check aborted itself.
+              if (Cause.isInterruptedOnly(cause)) return Effect.fail(internallyInterrupted(id))
+              return Effect.failCause(cause)
+            }
+          })
         )
       }),
     describe: () => ({ op: "Leaf", id, sync: false }),
