@@ -333,7 +333,7 @@ export const evaluateSync: {
 } = dual(
   2,
   (self: Sync, action: Action.Action): Decision.Result =>
-    toNode(self).evalSync({ action, trail: undefined, clock: undefined, deadline: undefined })
+    toNode(self).evalSync(internal.makeContext(action, undefined, undefined))
 )
 
 /**
@@ -348,7 +348,7 @@ export const evaluate: {
 } = dual(
   2,
   <E, R>(self: Policy<E, R>, action: Action.Action) =>
-    toNode(self).evalEffect({ action, trail: undefined, clock: undefined, deadline: undefined }) as Effect.Effect<Decision.Result, E, R>
+    toNode(self).evalEffect(internal.makeContext(action, undefined, undefined)) as Effect.Effect<Decision.Result, E, R>
 )
 
 // -----------------------------------------------------------------------------

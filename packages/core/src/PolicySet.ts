@@ -404,7 +404,7 @@ export const evaluateSync = (
 ): DecisionRecord.DecisionRecord => {
   const clock = options?.clock ?? defaultClock
   const trail: Array<Explain.Entry> = []
-  const ctx: internal.Context = { action, trail, clock: self.explain === "timed" ? clock : undefined, deadline: undefined }
+  const ctx = internal.makeContext(action, trail, self.explain === "timed" ? clock : undefined)
   const result = (self.policy as unknown as internal.Node).evalSync(ctx)
   return finish(self, ctx, result, trail, clock.unsafeCurrentTimeMillis(), options?.idGenerator ?? defaultIds)
 }
@@ -428,7 +428,7 @@ export const evaluate: {
     Effect.clockWith((clock) =>
       Effect.flatMap(IdGenerator.IdGenerator, (ids) => {
         const trail: Array<Explain.Entry> = []
-        const ctx: internal.Context = { action, trail, clock: self.explain === "timed" ? clock : undefined, deadline: undefined }
+        const ctx = internal.makeContext(action, trail, self.explain === "timed" ? clock : undefined)
         const node = self.policy as unknown as internal.Node
         const evaluation = node.isSync
           ? Effect.sync(() => node.evalSync(ctx))

@@ -24,6 +24,18 @@ export interface Context {
   readonly deadline: number | undefined
 }
 
+/**
+ * The context an evaluation starts with: no budget yet (`Policy.budget` sets
+ * one), sync leaves timed only when `clock` is given.
+ *
+ * @internal
+ */
+export const makeContext = (
+  action: Action.Action,
+  trail: Array<Explain.Entry> | undefined,
+  clock: Clock.Clock | undefined
+): Context => ({ action, trail, clock, deadline: undefined })
+
 /** @internal */
 export type Description =
   | { readonly op: "Leaf"; readonly id: string; readonly sync: boolean }
