@@ -187,11 +187,20 @@ export const make = (input: Input): Action => {
 export const canonical = (action: Action): string => canonicalJson(action)
 
 /**
- * SHA-256 (lowercase hex) of the action's canonical JSON: what an approval
- * binds to. Key order and Unicode normalization do not change it; any changed
- * field (payload, actor, resource, ids) does.
+ * SHA-256 (lowercase hex) of the canonical JSON of what the action *does*:
+ * every field except the request's own identifiers (`requestId`,
+ * `correlationId`, `trace`), which change with each retry or hop of the same
+ * action. This is what an approval binds to: key order and Unicode
+ * normalization do not change it; any changed actor, kind, name, resource,
+ * payload or metadata does.
  *
  * @since 0.1.0
  * @category hashing
  */
-export const hash = (action: Action): string => sha256Hex(canonicalJson(action))
+export const hash = (action: Action): string => {
+  if (action.requestId === undefined && action.correlationId === undefined && action.trace === undefined) {
+    return sha256Hex(canonicalJson(action))
+  }
+  const { correlationId: _c, requestId: _r, trace: _t, ...bound } = action
+  return sha256Hex(canonicalJson(bound))
+}

@@ -8,7 +8,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type * as Action from "./Action.js"
+import type * as Approval from "./Approval.js"
 import * as Decision from "./Decision.js"
 import * as Policy from "./Policy.js"
 import type { ExternalCheckFailed, PolicyCancelled } from "./PolicyError.js"
@@ -51,8 +51,16 @@ export interface ResolvedPrincipal extends Schema.Schema.Type<typeof ResolvedPri
 export interface Service {
   /** The principal, or `None` when the identity system does not know it. */
   readonly resolve: (principalId: string) => Effect.Effect<Option.Option<ResolvedPrincipal>, ExternalCheckFailed>
-  /** Whether the principal may approve this action. */
-  readonly canApprove: (principalId: string, action: Action.Action) => Effect.Effect<boolean, ExternalCheckFailed>
+  /**
+   * Whether the identity system lets the principal vote on this approval,
+   * beyond the approval's own authority (limits by amount, on-call rotas,
+   * tenant boundaries). Asked after the principal was found active and
+   * within the approval's authority.
+   */
+  readonly canApprove: (
+    principalId: string,
+    request: Approval.ApprovalRequest
+  ) => Effect.Effect<boolean, ExternalCheckFailed>
 }
 
 /**

@@ -57,3 +57,7 @@ export * as Quota from "./Quota.js"
  * @since 0.1.0
  */
 export * as Ticketing from "./Ticketing.js"
+export * as Approval from "./Approval.js"
+export * as ApprovalStore from "./ApprovalStore.js"
+export * as Override from "./Override.js"
+export * as Governance from "./Governance.js"

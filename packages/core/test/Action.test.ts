@@ -65,11 +65,20 @@ describe("Action.hash", () => {
       { ...action, actor: { ...action.actor, id: action.actor.id + "x" } },
       { ...action, actor: { ...action.actor, roles: [...action.actor.roles, "r" + s] } },
       { ...action, metadata: { ...action.metadata, ["k" + s]: s } },
-      { ...action, resource: { type: "other", id: s } },
-      { ...action, requestId: (action.requestId ?? "") + "x" }
+      { ...action, resource: { type: "other", id: s } }
     ]
     const hash = Action.hash(action)
     for (const variant of variants) expect(Action.hash(variant)).not.toBe(hash)
+  })
+
+  it.prop("ignores the request's own identifiers", [Arbitraries.action, fc.string()], ([action, s]) => {
+    const retried: Action.Action = {
+      ...action,
+      requestId: s,
+      correlationId: s + "c",
+      trace: { traceId: "t" + s, spanId: "s" + s }
+    }
+    expect(Action.hash(retried)).toBe(Action.hash(action))
   })
 
   it("is a SHA-256 hex digest of the canonical JSON", () => {

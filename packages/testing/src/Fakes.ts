@@ -17,7 +17,7 @@
  *
  * @since 0.1.0
  */
-import { type Action, Compliance, Identity, PolicyError, Quota, Ticketing } from "@gavel/core"
+import { type Action, type Approval, Compliance, Identity, PolicyError, Quota, Ticketing } from "@gavel/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -138,12 +138,16 @@ export interface IdentityOptions {
     readonly tenant?: string
     readonly status?: Identity.Status
   }>>
-  /** Principals allowed to approve any action. */
+  /**
+   * The principals `canApprove` accepts (for any approval). When absent,
+   * `canApprove` accepts every principal, leaving the decision to the
+   * approval's authority (roles and principals).
+   */
   readonly approvers?: ReadonlyArray<string>
   /** Latency of the default answers. */
   readonly latency?: Duration.DurationInput
   readonly resolve?: Script<string, Option.Option<Identity.ResolvedPrincipal>>
-  readonly canApprove?: Script<{ readonly principalId: string; readonly action: Action.Action }, boolean>
+  readonly canApprove?: Script<{ readonly principalId: string; readonly request: Approval.ApprovalRequest }, boolean>
 }
 
 /**
@@ -168,12 +172,12 @@ export const identity = (options: IdentityOptions = {}): Layer.Layer<Identity.Id
       }
       return Identity.Identity.of({
         resolve: (id) => call("resolve", id, options.resolve?.(id) ?? withLatency(known(id), options.latency)),
-        canApprove: (principalId, action) =>
+        canApprove: (principalId, request) =>
           call(
             "canApprove",
             principalId,
-            options.canApprove?.({ principalId, action }) ??
-              withLatency(options.approvers?.includes(principalId) ?? false, options.latency)
+            options.canApprove?.({ principalId, request }) ??
+              withLatency(options.approvers?.includes(principalId) ?? true, options.latency)
           )
       })
     })

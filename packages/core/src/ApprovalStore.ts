@@ -1,0 +1,186 @@
+/**
+ * The approval store port: where pending approvals, the decisions they came
+ * from, and overrides live. Every transition is atomic — it applies the pure
+ * transition from {@link Approval} to the current state and writes the result
+ * only if the state did not change in between — so of two concurrent
+ * resolvers exactly one wins and the other gets `AlreadyResolved`. Time is
+ * always passed in (from `Clock`); a store never reads a clock.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Action from "./Action.js"
+import * as Approval from "./Approval.js"
+import type * as DecisionRecord from "./DecisionRecord.js"
+import * as Override from "./Override.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ListFilter {
+  readonly kind?: Approval.Kind | undefined
+  readonly requester?: string | undefined
+  readonly tenant?: string | undefined
+  /** At most this many, oldest first. */
+  readonly limit?: number | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /**
+   * True when other processes write to the same store: the runtime then
+   * polls it for resolutions it did not write itself.
+   */
+  readonly shared: boolean
+  /** Stores a new pending request. */
+  readonly create: (request: Approval.ApprovalRequest) => Effect.Effect<void, Approval.StoreError>
+  readonly get: (
+    approvalId: string
+  ) => Effect.Effect<Approval.ApprovalRequest, Approval.ApprovalNotFound | Approval.StoreError>
+  /** Applies {@link Approval.vote} atomically. */
+  readonly vote: (
+    approvalId: string,
+    vote: Approval.VoteInput,
+    options?: { readonly revoked?: ReadonlyArray<string> | undefined }
+  ) => Effect.Effect<Approval.ApprovalRequest, Approval.ApprovalNotFound | Approval.VoteError | Approval.StoreError>
+  /** Applies {@link Approval.consume} atomically: an approval is consumed at most once. */
+  readonly consume: (
+    approvalId: string,
+    actionHash: string,
+    now: Date
+  ) => Effect.Effect<Approval.ApprovalRequest, Approval.ApprovalNotFound | Approval.ConsumeError | Approval.StoreError>
+  /** Applies {@link Approval.cancel} atomically. */
+  readonly cancel: (
+    approvalId: string,
+    now: Date
+  ) => Effect.Effect<
+    Approval.ApprovalRequest,
+    Approval.ApprovalNotFound | Approval.AlreadyResolved | Approval.ApprovalExpired | Approval.StoreError
+  >
+  /** Expires every pending request whose expiry is at or before `now`; returns them. */
+  readonly expireDue: (now: Date) => Effect.Effect<ReadonlyArray<Approval.ApprovalRequest>, Approval.StoreError>
+  /** Pending requests, oldest first. */
+  readonly listPending: (
+    filter?: ListFilter
+  ) => Effect.Effect<ReadonlyArray<Approval.ApprovalRequest>, Approval.StoreError>
+  /** Keeps a blocked decision so that it can be overridden later. */
+  readonly saveDecision: (record: DecisionRecord.DecisionRecord) => Effect.Effect<void, Approval.StoreError>
+  readonly getDecision: (
+    decisionId: string
+  ) => Effect.Effect<Option.Option<DecisionRecord.DecisionRecord>, Approval.StoreError>
+  readonly saveOverride: (override: Override.Override) => Effect.Effect<void, Approval.StoreError>
+  /** The most recent override covering `action` at `now`, if any. */
+  readonly findOverride: (
+    action: Action.Action,
+    now: Date
+  ) => Effect.Effect<Option.Option<Override.Override>, Approval.StoreError>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class ApprovalStore extends Context.Tag("@gavel/core/ApprovalStore")<ApprovalStore, Service>() {}
+
+/**
+ * An in-memory store for one process. Transitions run as single synchronous
+ * steps, so they are atomic without locks.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
+  const requests = new Map<string, Approval.ApprovalRequest>()
+  const pending = new Set<string>()
+  const decisions = new Map<string, DecisionRecord.DecisionRecord>()
+  const overrides: Array<Override.Override> = []
+
+  const lookup = (approvalId: string) =>
+    Effect.suspend(() => {
+      const request = requests.get(approvalId)
+      return request === undefined ? Effect.fail(new Approval.ApprovalNotFound({ approvalId })) : Effect.succeed(request)
+    })
+
+  const write = (next: Approval.ApprovalRequest): Approval.ApprovalRequest => {
+    requests.set(next.id, next)
+    if (next.status !== "pending") pending.delete(next.id)
+    return next
+  }
+
+  const transition = <E>(
+    approvalId: string,
+    f: (request: Approval.ApprovalRequest) => Either.Either<Approval.ApprovalRequest, E>
+  ) => Effect.flatMap(lookup(approvalId), (request) => Either.map(f(request), write))
+
+  return ApprovalStore.of({
+    shared: false,
+    create: (request) =>
+      Effect.suspend(() => {
+        if (requests.has(request.id)) {
+          return Effect.fail(
+            new Approval.StoreError({ operation: "create", detail: `approval "${request.id}" already exists` })
+          )
+        }
+        if (request.status !== "pending") {
+          return Effect.fail(new Approval.StoreError({ operation: "create", detail: "a new approval must be pending" }))
+        }
+        requests.set(request.id, request)
+        pending.add(request.id)
+        return Effect.void
+      }),
+    get: lookup,
+    vote: (approvalId, vote, options) => transition(approvalId, (r) => Approval.vote(r, vote, options)),
+    consume: (approvalId, actionHash, now) => transition(approvalId, (r) => Approval.consume(r, actionHash, now)),
+    cancel: (approvalId, now) => transition(approvalId, (r) => Approval.cancel(r, now)),
+    expireDue: (now) =>
+      Effect.sync(() => {
+        const expired: Array<Approval.ApprovalRequest> = []
+        for (const id of pending) {
+          const next = Approval.expire(requests.get(id)!, now)
+          if (Option.isSome(next)) expired.push(write(next.value))
+        }
+        return expired
+      }),
+    listPending: (filter) =>
+      Effect.sync(() => {
+        const out: Array<Approval.ApprovalRequest> = []
+        const limit = filter?.limit ?? Infinity
+        for (const id of pending) {
+          if (out.length >= limit) break
+          const r = requests.get(id)!
+          if (filter?.kind !== undefined && r.kind !== filter.kind) continue
+          if (filter?.requester !== undefined && r.requester !== filter.requester) continue
+          if (filter?.tenant !== undefined && r.summary.actor.tenant !== filter.tenant) continue
+          out.push(r)
+        }
+        return out
+      }),
+    saveDecision: (record) => Effect.sync(() => void decisions.set(record.decisionId, record)),
+    getDecision: (decisionId) => Effect.sync(() => Option.fromNullable(decisions.get(decisionId))),
+    saveOverride: (override) => Effect.sync(() => void overrides.push(override)),
+    findOverride: (action, now) =>
+      Effect.sync(() => {
+        const at = now.getTime()
+        for (let i = overrides.length - 1; i >= 0; i--) {
+          if (Override.covers(overrides[i]!, action, at)) return Option.some(overrides[i]!)
+        }
+        return Option.none()
+      })
+  })
+})
+
+/**
+ * The in-memory store as a layer: one fresh store per layer build.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<ApprovalStore> = Layer.effect(ApprovalStore, makeMemory)

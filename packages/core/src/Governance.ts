@@ -1,0 +1,785 @@
+/**
+ * The governance runtime: evaluates actions against a policy set, enforces
+ * the decision around the protected work, parks work that needs a human,
+ * and resumes it exactly once.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as EffectDeferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as Action from "./Action.js"
+import * as Approval from "./Approval.js"
+import { ApprovalStore } from "./ApprovalStore.js"
+import * as Decision from "./Decision.js"
+import * as DecisionRecord from "./DecisionRecord.js"
+import { IdGenerator } from "./IdGenerator.js"
+import { Identity } from "./Identity.js"
+import * as Override from "./Override.js"
+import * as PolicySet from "./PolicySet.js"
+import type { ExternalCheckFailed } from "./PolicyError.js"
+
+// -----------------------------------------------------------------------------
+// errors
+// -----------------------------------------------------------------------------
+
+const recordError = <Self>() =>
+<Tag extends string>(tag: Tag) => Schema.TaggedError<Self>()(tag, { record: DecisionRecord.DecisionRecord })
+
+/**
+ * The policies denied the action. The record says why.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Denied extends recordError<Denied>()("Denied") {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `Denied (${this.record.reasonCodes.join(", ")}), decision ${this.record.decisionId}`
+  }
+}
+
+/**
+ * The action must go to a higher review path (`record.reviewPath`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Escalated extends recordError<Escalated>()("Escalated") {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `Escalated to ${this.record.reviewPath.join(", ")}, decision ${this.record.decisionId}`
+  }
+}
+
+/**
+ * The action cannot be decided now (more information or another system is
+ * needed first).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Deferred extends recordError<Deferred>()("Deferred") {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `Deferred (${this.record.reasonCodes.join(", ")}), decision ${this.record.decisionId}`
+  }
+}
+
+/**
+ * The approval was granted, but re-evaluating the policies against the
+ * current state of the world no longer lets the action through (a quota
+ * ran out, a ticket closed, a stricter approval is now needed). The approval
+ * stays approved and unused until it expires.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RevalidationFailed extends Schema.TaggedError<RevalidationFailed>()("RevalidationFailed", {
+  approvalId: Schema.String,
+  record: DecisionRecord.DecisionRecord
+}) {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `Approval "${this.approvalId}" no longer suffices: ${this.record.decision._tag} (${
+      this.record.reasonCodes.join(", ")
+    })`
+  }
+}
+
+/**
+ * Policies kept transforming the action past the configured depth.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TooManyTransforms extends Schema.TaggedError<TooManyTransforms>()("TooManyTransforms", {
+  limit: Schema.Int,
+  record: DecisionRecord.DecisionRecord
+}) {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `The action was still being transformed after ${this.limit} transformations`
+  }
+}
+
+/**
+ * No blocked decision with this id is known (only decisions that did not
+ * proceed are kept for overriding).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DecisionNotFound extends Schema.TaggedError<DecisionNotFound>()("DecisionNotFound", {
+  decisionId: Schema.String
+}) {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `No overridable decision "${this.decisionId}"`
+  }
+}
+
+/**
+ * The principal may not override this decision: the policy set has no
+ * override policy, the principal is unknown, inactive or outside its
+ * authority, or they are the actor of the decision.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class OverrideNotAllowed extends Schema.TaggedError<OverrideNotAllowed>()("OverrideNotAllowed", {
+  decisionId: Schema.String,
+  principalId: Schema.String,
+  reason: Schema.Literal("no_override_policy", "unknown_principal", "inactive", "outside_authority", "own_decision")
+}) {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `"${this.principalId}" may not override decision "${this.decisionId}" (${this.reason})`
+  }
+}
+
+/**
+ * Why `enforce` did not run the work (besides the work's own failures).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type EnforceError =
+  | Denied
+  | Escalated
+  | Deferred
+  | TooManyTransforms
+  | RevalidationFailed
+  | Approval.ApprovalNotFound
+  | Approval.ApprovalRejected
+  | Approval.ApprovalExpired
+  | Approval.AlreadyResolved
+  | Approval.AlreadyConsumed
+  | Approval.ActionMismatch
+  | Approval.ApprovalPending
+  | Approval.StoreError
+
+/**
+ * Why `resume` did not run the work.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ResumeError =
+  | RevalidationFailed
+  | Approval.ApprovalNotFound
+  | Approval.ApprovalRejected
+  | Approval.ApprovalExpired
+  | Approval.AlreadyResolved
+  | Approval.AlreadyConsumed
+  | Approval.ActionMismatch
+  | Approval.ApprovalPending
+  | Approval.StoreError
+
+/**
+ * Why a vote was not recorded.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type VoteError =
+  | Approval.ApprovalNotFound
+  | Approval.WrongKind
+  | Approval.NotAnApprover
+  | Approval.VoteError
+  | Approval.StoreError
+  | ExternalCheckFailed
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
+
+/**
+ * What {@link Service.submit} answers: the decision, the approval to wait
+ * for, or the override that lets a blocked action through. `action` is the
+ * action the decision is about — the replacement when a policy transformed
+ * it — and the one to pass to `resume` and to run.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Submission =
+  | { readonly _tag: "Decided"; readonly record: DecisionRecord.DecisionRecord; readonly action: Action.Action }
+  | {
+    readonly _tag: "Pending"
+    readonly approvalId: string
+    readonly expiresAt: Date
+    readonly record: DecisionRecord.DecisionRecord
+    readonly action: Action.Action
+  }
+  | {
+    readonly _tag: "Overridden"
+    readonly override: Override.Override
+    readonly record: DecisionRecord.DecisionRecord
+    readonly action: Action.Action
+  }
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface OverrideOptions {
+  /** The principal exercising override authority, as the host authenticated it. */
+  readonly authority: Action.Principal
+  readonly reason: string
+  /** How long the override lasts. */
+  readonly duration: Duration.DurationInput
+  /** Only the actor of the overridden decision (the default), or anyone acting in its scope. */
+  readonly scope?: Override.Coverage | undefined
+  readonly compensatingControls?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** Evaluates the action and keeps the record of a decision that did not proceed (so it can be overridden). */
+  readonly evaluate: (action: Action.Action) => Effect.Effect<DecisionRecord.DecisionRecord, Approval.StoreError>
+  /**
+   * Runs `work` only when the policies let the action through:
+   *
+   * - `Allow`, `Warn`: runs it.
+   * - `Transform`: evaluates the replacement (up to `maxTransforms` times)
+   *   and goes on with it; `work` receives the action it may run.
+   * - `RequireApproval`, `RequireAcknowledgment`: opens an approval and
+   *   parks (interruptibly) until it is resolved. When approved, checks the
+   *   action still hashes to the approved one, re-evaluates the policies
+   *   against the current state of external systems, consumes the approval
+   *   (exactly once) and runs. Interrupting the parked call cancels the
+   *   approval: the work never runs.
+   * - `Deny`, `Escalate`, `Defer`: fails with {@link Denied},
+   *   {@link Escalated}, {@link Deferred} carrying the record — unless an
+   *   active override covers the action.
+   */
+  readonly enforce: <A, E, R>(
+    action: Action.Action,
+    work: (action: Action.Action) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | EnforceError, R>
+  /**
+   * Decides without waiting: the decision, or `Pending` with a freshly
+   * opened approval to `resume` later (what servers answer with 202).
+   */
+  readonly submit: (
+    action: Action.Action
+  ) => Effect.Effect<Submission, TooManyTransforms | Approval.StoreError>
+  /**
+   * Continues a `submit` that was `Pending`: waits (interruptibly) for the
+   * approval to resolve, then makes the same checks as `enforce` and runs
+   * `work` at most once per approval. Interrupting `resume` does not cancel
+   * the approval.
+   */
+  readonly resume: <A, E, R>(
+    approvalId: string,
+    action: Action.Action,
+    work: (action: Action.Action) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | ResumeError, R>
+  /**
+   * Votes for an approval. `approver` is the principal the host
+   * authenticated; eligibility (status, roles, `canApprove`) comes from the
+   * `Identity` system, never from the principal's own claims.
+   */
+  readonly approve: (
+    approvalId: string,
+    approver: Action.Principal,
+    note?: string
+  ) => Effect.Effect<Approval.ApprovalRequest, VoteError>
+  /** Votes against an approval or acknowledgment; one counted rejection resolves it as rejected. */
+  readonly reject: (
+    approvalId: string,
+    approver: Action.Principal,
+    note?: string
+  ) => Effect.Effect<Approval.ApprovalRequest, VoteError>
+  /** Acknowledges a `RequireAcknowledgment` decision, as a qualified actor. */
+  readonly acknowledge: (
+    approvalId: string,
+    actor: Action.Principal,
+    note?: string
+  ) => Effect.Effect<Approval.ApprovalRequest, VoteError>
+  /**
+   * Overrides a blocked decision: a new, linked record, granted only to a
+   * principal within the policy set's override authority (and never to the
+   * decision's own actor). The original record is not touched.
+   */
+  readonly override: (
+    decisionId: string,
+    options: OverrideOptions
+  ) => Effect.Effect<
+    Override.Override,
+    DecisionNotFound | OverrideNotAllowed | Approval.StoreError | ExternalCheckFailed
+  >
+  /** Expires every approval that is due now and wakes its waiters (what the sweeper runs). */
+  readonly expireDue: Effect.Effect<ReadonlyArray<Approval.ApprovalRequest>, Approval.StoreError>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Governance extends Context.Tag("@gavel/core/Governance")<Governance, Service>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<R> {
+  readonly policySet: PolicySet.PolicySet<R>
+  /**
+   * Expiry of approvals whose requirement has no timeout. Default: the
+   * `governance.approval_timeout_seconds` config (env
+   * `GOVERNANCE_APPROVAL_TIMEOUT_SECONDS`), else one hour.
+   */
+  readonly approvalTimeout?: Duration.DurationInput | undefined
+  /**
+   * How often the sweeper expires due approvals. Default: the
+   * `runtime.approval_sweep_interval_seconds` config, else 5 seconds.
+   */
+  readonly sweepInterval?: Duration.DurationInput | undefined
+  /**
+   * How often parked calls poll a shared store for resolutions written by
+   * other processes. Default: the `runtime.approval_poll_interval_seconds`
+   * config, else 1 second. Unused with a store that is not shared.
+   */
+  readonly pollInterval?: Duration.DurationInput | undefined
+  /** How many times a `Transform` may be followed. Default 3. */
+  readonly maxTransforms?: number | undefined
+}
+
+// -----------------------------------------------------------------------------
+// implementation
+// -----------------------------------------------------------------------------
+
+const seconds = (path: string, section: string, fallback: number) =>
+  Config.number(path).pipe(
+    Config.validate({ message: "must be a positive number of seconds", validation: (n) => n > 0 }),
+    Config.nested(section),
+    Config.withDefault(fallback),
+    Config.map(Duration.seconds)
+  )
+
+const durationOf = (
+  given: Duration.DurationInput | undefined,
+  config: Config.Config<Duration.Duration>
+): Effect.Effect<Duration.Duration, ConfigError.ConfigError> =>
+  given === undefined ? config : Effect.succeed(Duration.decode(given))
+
+const isBlocked = (decision: Decision.Decision): boolean =>
+  decision._tag === "Deny" || decision._tag === "Escalate" || decision._tag === "Defer"
+
+/**
+ * Whether a re-evaluation after approval still lets the approved action
+ * through: it proceeds outright, or it asks for no more than was granted.
+ */
+const stillSatisfied = (request: Approval.ApprovalRequest, decision: Decision.Decision): boolean => {
+  switch (decision._tag) {
+    case "Allow":
+    case "Warn":
+      return true
+    case "RequireAcknowledgment":
+      return true
+    case "RequireApproval":
+      return request.kind === "approval" && decision.requirement.quorum <= request.requirement.quorum
+    default:
+      return false
+  }
+}
+
+/**
+ * Builds the service. Prefer {@link layer}, which also runs the sweeper.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
+  const store = yield* ApprovalStore
+  const identity = yield* Identity
+  const context = yield* Effect.context<R>()
+  const approvalTimeout = yield* durationOf(
+    options.approvalTimeout,
+    seconds("approval_timeout_seconds", "governance", 3600)
+  )
+  const pollInterval = yield* durationOf(options.pollInterval, seconds("approval_poll_interval_seconds", "runtime", 1))
+  const maxTransforms = options.maxTransforms ?? 3
+  const set = options.policySet
+
+  const waiters = new Map<string, EffectDeferred.Deferred<Approval.ApprovalRequest>>()
+
+  const notify = (request: Approval.ApprovalRequest): void => {
+    if (request.status === "pending") return
+    const waiter = waiters.get(request.id)
+    if (waiter !== undefined) {
+      waiters.delete(request.id)
+      EffectDeferred.unsafeDone(waiter, Exit.succeed(request))
+    }
+  }
+
+  const now = Effect.map(Effect.clockWith((clock) => clock.currentTimeMillis), (ms) => new Date(ms))
+
+  const evaluateRaw = (action: Action.Action) => Effect.provide(PolicySet.evaluate(set, action), context)
+
+  const keepIfBlocked = (record: DecisionRecord.DecisionRecord) =>
+    DecisionRecord.canProceed(record) || record.decision._tag === "Transform"
+      ? Effect.succeed(record)
+      : Effect.as(store.saveDecision(record), record)
+
+  const evaluate = (action: Action.Action) => Effect.flatMap(evaluateRaw(action), keepIfBlocked)
+
+  /** Evaluates, following transforms; returns the final action and its record. */
+  const decide = (
+    action: Action.Action
+  ): Effect.Effect<
+    { readonly action: Action.Action; readonly record: DecisionRecord.DecisionRecord },
+    TooManyTransforms | Approval.StoreError
+  > => {
+    const loop = (
+      current: Action.Action,
+      depth: number
+    ): Effect.Effect<
+      { readonly action: Action.Action; readonly record: DecisionRecord.DecisionRecord },
+      TooManyTransforms | Approval.StoreError
+    > =>
+      Effect.flatMap(evaluate(current), (record) => {
+        if (record.decision._tag !== "Transform") return Effect.succeed({ action: current, record })
+        if (depth >= maxTransforms) return Effect.fail(new TooManyTransforms({ limit: maxTransforms, record }))
+        return loop(record.decision.action, depth + 1)
+      })
+    return loop(action, 0)
+  }
+
+  const open = (action: Action.Action, record: DecisionRecord.DecisionRecord) =>
+    Effect.gen(function*() {
+      const decision = record.decision
+      const createdAt = record.evaluatedAt
+      const ids = yield* Effect.provide(IdGenerator, context)
+      const kind: Approval.Kind = decision._tag === "RequireApproval" ? "approval" : "acknowledgment"
+      const requirement = decision._tag === "RequireApproval" ? decision.requirement : undefined
+      const timeout = requirement?.timeout ?? approvalTimeout
+      const request: Approval.ApprovalRequest = {
+        id: ids.next("apr"),
+        kind,
+        decisionId: record.decisionId,
+        requestId: record.requestId,
+        correlationId: record.correlationId,
+        policyId: record.policyId,
+        actionHash: Action.hash(action),
+        summary: record.inputs,
+        requester: action.actor.id,
+        reasons: record.reasons,
+        requirement: {
+          quorum: requirement?.quorum ?? 1,
+          authority: record.approvalAuthority ?? { roles: [], principals: [] },
+          separationOfDuties: requirement?.separationOfDuties ?? false,
+          expiresAt: new Date(createdAt.getTime() + Duration.toMillis(timeout))
+        },
+        votes: [],
+        status: "pending",
+        createdAt,
+        resolvedAt: null,
+        consumedAt: null,
+        trace: record.trace
+      }
+      yield* store.create(request)
+      return request
+    })
+
+  /** Waits until the approval leaves `pending`. Registers before reading, so no resolution is missed. */
+  const awaitResolution = (approvalId: string) =>
+    Effect.suspend(() => {
+      let waiter = waiters.get(approvalId)
+      if (waiter === undefined) {
+        waiter = EffectDeferred.unsafeMake<Approval.ApprovalRequest>(FiberId.none)
+        waiters.set(approvalId, waiter)
+      }
+      const registered = waiter
+      return Effect.flatMap(store.get(approvalId), (current) => {
+        if (current.status !== "pending") {
+          notify(current)
+          return Effect.succeed(current)
+        }
+        return EffectDeferred.await(registered)
+      })
+    })
+
+  /** After resolution: same action, still allowed, consumed once, then the work. */
+  const complete = <A, E, R2>(
+    request: Approval.ApprovalRequest,
+    action: Action.Action,
+    work: (action: Action.Action) => Effect.Effect<A, E, R2>
+  ) =>
+    Effect.gen(function*() {
+      const failure = Approval.failure(request)
+      if (Option.isSome(failure)) return yield* failure.value
+      const actionHash = Action.hash(action)
+      if (actionHash !== request.actionHash) {
+        return yield* new Approval.ActionMismatch({
+          approvalId: request.id,
+          expected: request.actionHash,
+          actual: actionHash
+        })
+      }
+      const record = yield* evaluateRaw(action)
+      if (!stillSatisfied(request, record.decision)) {
+        return yield* new RevalidationFailed({ approvalId: request.id, record })
+      }
+      // Once consumed, the work starts: an interruption cannot fall between the two.
+      return yield* Effect.uninterruptibleMask((restore) =>
+        Effect.zipRight(
+          Effect.flatMap(now, (at) => store.consume(request.id, actionHash, at)),
+          restore(work(action))
+        )
+      )
+    })
+
+  const runOverridden = <A, E, R2>(
+    action: Action.Action,
+    record: DecisionRecord.DecisionRecord,
+    work: (action: Action.Action) => Effect.Effect<A, E, R2>
+  ) =>
+    Effect.flatMap(now, (at) =>
+      Effect.flatMap(store.findOverride(action, at), (override): Effect.Effect<
+        A,
+        E | Denied | Escalated | Deferred,
+        R2
+      > => {
+        if (Option.isSome(override)) return work(action)
+        switch (record.decision._tag) {
+          case "Escalate":
+            return Effect.fail(new Escalated({ record }))
+          case "Defer":
+            return Effect.fail(new Deferred({ record }))
+          default:
+            return Effect.fail(new Denied({ record }))
+        }
+      }))
+
+  const enforce = <A, E, R2>(
+    action: Action.Action,
+    work: (action: Action.Action) => Effect.Effect<A, E, R2>
+  ): Effect.Effect<A, E | EnforceError, R2> =>
+    Effect.flatMap(decide(action), ({ action: final, record }): Effect.Effect<A, E | EnforceError, R2> => {
+      const decision = record.decision
+      if (Decision.canProceed(decision)) return work(final)
+      if (isBlocked(decision)) return runOverridden(final, record, work)
+      return Effect.flatMap(now, (at) =>
+        Effect.flatMap(store.findOverride(final, at), (override) =>
+          Option.isSome(override)
+            ? work(final)
+            : Effect.uninterruptibleMask((restore) =>
+              Effect.flatMap(open(final, record), (request) =>
+                restore(awaitResolution(request.id)).pipe(
+                  Effect.onInterrupt(() =>
+                    Effect.flatMap(now, (at) => store.cancel(request.id, at)).pipe(
+                      Effect.tap(notify),
+                      Effect.ignore
+                    )
+                  ),
+                  Effect.flatMap((resolved) => restore(complete(resolved, final, work)))
+                ))
+            )))
+    })
+
+  const submit = (action: Action.Action): Effect.Effect<Submission, TooManyTransforms | Approval.StoreError> =>
+    Effect.flatMap(decide(action), ({ action: final, record }): Effect.Effect<Submission, Approval.StoreError> => {
+      if (Decision.canProceed(record.decision)) return Effect.succeed({ _tag: "Decided", record, action: final })
+      return Effect.flatMap(now, (at) =>
+        Effect.flatMap(store.findOverride(final, at), (override): Effect.Effect<Submission, Approval.StoreError> => {
+          if (Option.isSome(override)) {
+            return Effect.succeed({ _tag: "Overridden", override: override.value, record, action: final })
+          }
+          if (isBlocked(record.decision)) return Effect.succeed({ _tag: "Decided", record, action: final })
+          return Effect.map(open(final, record), (request) => ({
+            _tag: "Pending",
+            approvalId: request.id,
+            expiresAt: request.requirement.expiresAt,
+            record,
+            action: final
+          }))
+        }))
+    })
+
+  const resume = <A, E, R2>(
+    approvalId: string,
+    action: Action.Action,
+    work: (action: Action.Action) => Effect.Effect<A, E, R2>
+  ): Effect.Effect<A, E | ResumeError, R2> =>
+    Effect.flatMap(store.get(approvalId), (request) => {
+      const actionHash = Action.hash(action)
+      // Refuse another action before waiting on an approval that cannot apply to it.
+      if (actionHash !== request.actionHash) {
+        return Effect.fail(
+          new Approval.ActionMismatch({ approvalId, expected: request.actionHash, actual: actionHash })
+        )
+      }
+      return Effect.flatMap(awaitResolution(approvalId), (resolved) => complete(resolved, action, work))
+    })
+
+  /** Whether the identity system says `principalId` is active and within `authority`. */
+  const withinAuthority = (principalId: string, authority: Decision.Authority) =>
+    Effect.map(
+      identity.resolve(principalId),
+      (resolved): "ok" | "unknown_principal" | "inactive" | "outside_authority" => {
+        if (Option.isNone(resolved)) return "unknown_principal"
+        if (resolved.value.status !== "active") return "inactive"
+        return authority.principals.includes(principalId) ||
+            resolved.value.roles.some((role) => authority.roles.includes(role))
+          ? "ok"
+          : "outside_authority"
+      }
+    )
+
+  const eligibility = (principalId: string, request: Approval.ApprovalRequest) =>
+    Effect.flatMap(withinAuthority(principalId, request.requirement.authority), (verdict) =>
+      verdict === "ok"
+        ? Effect.map(identity.canApprove(principalId, request), (ok) => ok ? verdict : "refused" as const)
+        : Effect.succeed(verdict))
+
+  const castVote = (
+    expected: Approval.Kind | undefined,
+    verdict: Approval.Verdict,
+    approvalId: string,
+    voter: Action.Principal,
+    note: string | undefined
+  ): Effect.Effect<Approval.ApprovalRequest, VoteError> =>
+    Effect.gen(function*() {
+      const request = yield* store.get(approvalId)
+      if (expected !== undefined && request.kind !== expected) {
+        return yield* new Approval.WrongKind({ approvalId, expected, actual: request.kind })
+      }
+      if (request.requirement.separationOfDuties && voter.id === request.requester) {
+        return yield* new Approval.SelfApprovalForbidden({ approvalId, principalId: voter.id })
+      }
+      const verdictOfVoter = yield* eligibility(voter.id, request)
+      if (verdictOfVoter !== "ok") {
+        return yield* new Approval.NotAnApprover({ approvalId, principalId: voter.id, reason: verdictOfVoter })
+      }
+      // Votes already cast count only while their approvers are still eligible.
+      const earlier = request.votes.filter((v) => v.counted).map((v) => v.approver)
+      const checks = yield* Effect.forEach(
+        earlier,
+        (approver) => Effect.map(eligibility(approver, request), (v) => v === "ok" ? undefined : approver),
+        { concurrency: "unbounded" }
+      )
+      const revoked = checks.filter((id): id is string => id !== undefined)
+      const at = yield* now
+      const next = yield* store.vote(approvalId, { approver: voter.id, verdict, note: note ?? null, at }, { revoked })
+      notify(next)
+      return next
+    })
+
+  const override = (decisionId: string, options: OverrideOptions) =>
+    Effect.gen(function*() {
+      const found = yield* store.getDecision(decisionId)
+      if (Option.isNone(found)) return yield* new DecisionNotFound({ decisionId })
+      const record = found.value
+      const principalId = options.authority.id
+      const refuse = (reason: OverrideNotAllowed["reason"]) =>
+        new OverrideNotAllowed({ decisionId, principalId, reason })
+      if (record.overridePolicy === null) return yield* refuse("no_override_policy")
+      if (principalId === record.inputs.actor.id) return yield* refuse("own_decision")
+      const verdict = yield* withinAuthority(principalId, record.overridePolicy.authority)
+      if (verdict !== "ok") return yield* refuse(verdict)
+      const ids = yield* Effect.provide(IdGenerator, context)
+      const grantedAt = yield* now
+      const granted: Override.Override = {
+        id: ids.next("ovr"),
+        overrides: decisionId,
+        policyId: record.policyId,
+        grantedBy: principalId,
+        reason: options.reason,
+        scope: record.scope,
+        coverage: options.scope ?? "actor",
+        actor: record.inputs.actor.id,
+        compensatingControls: options.compensatingControls ?? [],
+        grantedAt,
+        expiresAt: new Date(grantedAt.getTime() + Duration.toMillis(Duration.decode(options.duration)))
+      }
+      yield* store.saveOverride(granted)
+      return granted
+    })
+
+  const expireDue = Effect.flatMap(now, (at) =>
+    Effect.tap(store.expireDue(at), (expired) => {
+      for (const request of expired) notify(request)
+    }))
+
+  if (store.shared) {
+    // Resolutions written by other processes reach this one by polling.
+    yield* Effect.forkScoped(
+      Effect.suspend(() =>
+        Effect.forEach(
+          Array.from(waiters.keys()),
+          (id) => Effect.match(store.get(id), { onFailure: () => undefined, onSuccess: notify }),
+          { concurrency: 16, discard: true }
+        )
+      ).pipe(Effect.repeat(Schedule.spaced(pollInterval)))
+    )
+  }
+
+  return Governance.of({
+    evaluate,
+    enforce,
+    submit,
+    resume,
+    approve: (approvalId, approver, note) => castVote("approval", "approve", approvalId, approver, note),
+    reject: (approvalId, approver, note) => castVote(undefined, "reject", approvalId, approver, note),
+    acknowledge: (approvalId, actor, note) => castVote("acknowledgment", "approve", approvalId, actor, note),
+    override,
+    expireDue
+  })
+})
+
+/**
+ * The runtime as a scoped layer, with its sweeper: every
+ * `sweepInterval` it expires due approvals and wakes their parked callers
+ * with `ApprovalExpired`. Fails to build (refuses to start) on an invalid
+ * configuration value.
+ *
+ * @example
+ * ```ts
+ * import { ApprovalStore, Governance } from "@gavel/core"
+ * import { Layer } from "effect"
+ *
+ * const GovernanceLive = Governance.layer({ policySet }).pipe(
+ *   Layer.provide(ApprovalStore.layerMemory),
+ *   Layer.provide(IdentityLive)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <R>(
+  options: Options<R>
+): Layer.Layer<Governance, ConfigError.ConfigError, R | ApprovalStore | Identity> =>
+  Layer.scoped(
+    Governance,
+    Effect.gen(function*() {
+      const service = yield* make(options)
+      const interval = yield* durationOf(
+        options.sweepInterval,
+        seconds("approval_sweep_interval_seconds", "runtime", 5)
+      )
+      yield* Effect.forkScoped(
+        service.expireDue.pipe(
+          Effect.catchAll((error) => Effect.logWarning("gavel: sweeping expired approvals failed", error)),
+          Effect.repeat(Schedule.spaced(interval)),
+          Effect.delay(interval)
+        )
+      )
+      return service
+    })
+  )

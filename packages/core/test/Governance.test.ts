@@ -1,0 +1,463 @@
+import {
+  Action,
+  ApprovalStore,
+  Decision,
+  Governance,
+  IdGenerator,
+  type Identity,
+  Policy,
+  PolicySet,
+  Quota
+} from "@gavel/core"
+import { Approvals, Fakes } from "@gavel/testing"
+import { describe, expect, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as TestClock from "effect/TestClock"
+
+// -----------------------------------------------------------------------------
+// fixtures
+// -----------------------------------------------------------------------------
+
+const human = (id: string): Action.Principal => ({ id, kind: "human", roles: [], attributes: {} })
+const alice = human("alice")
+const bob = human("bob")
+const carol = human("carol")
+const mallory = human("mallory")
+const cfo = human("cfo")
+
+interface Payment {
+  readonly amount: number
+  readonly currency: string
+  readonly to: string
+}
+
+const payment = (
+  payload: Payment,
+  overrides: { readonly actor?: string; readonly tenant?: string; readonly name?: string; readonly account?: string } = {}
+) =>
+  Action.make({
+    actor: { id: overrides.actor ?? "agent-7", kind: "agent", tenant: overrides.tenant ?? "acme" },
+    kind: "tool",
+    name: overrides.name ?? "payments.transfer",
+    resource: { type: "account", id: overrides.account ?? "acc-1" },
+    payload,
+    requestId: "req-1"
+  })
+
+const amountOf = (action: Action.Action) => (action.payload as Payment | undefined)?.amount ?? 0
+
+/** Payments over 1,000 need `quorum` finance approvers; the shell tool is denied. */
+const paymentsPolicy = (quorum = 2) =>
+  Policy.make("payments", (action) => {
+    if (action.name === "shell.exec") return Decision.deny({ code: "tool.blocked", message: "no shell" })
+    if (!action.name.startsWith("payments.")) return Decision.notApplicable
+    return amountOf(action) > 1000
+      ? Decision.requireApproval(
+        { code: "payment.large", message: "Payments over 1,000 need finance approval" },
+        { quorum, roles: ["finance"], timeout: "1 hour" }
+      )
+      : Decision.allow()
+  })
+
+const principals: Record<string, { roles: Array<string> }> = {
+  alice: { roles: ["finance"] },
+  bob: { roles: ["finance"] },
+  carol: { roles: ["finance"] },
+  "agent-7": { roles: ["finance"] },
+  mallory: { roles: ["engineering"] },
+  cfo: { roles: ["cfo"] }
+}
+
+const testLayer = <R>(
+  policy: Policy.Policy<never, R>,
+  options: Omit<Governance.Options<R>, "policySet"> & { readonly identity?: Fakes.IdentityOptions } = {}
+) =>
+  Governance.layer({
+    ...options,
+    sweepInterval: options.sweepInterval ?? "1 minute",
+    policySet: PolicySet.unsafeMake({
+      id: "payments",
+      version: "1",
+      policy,
+      overridePolicy: { authority: { roles: ["cfo"], principals: [] } }
+    })
+  }).pipe(
+    Layer.provideMerge(ApprovalStore.layerMemory),
+    Layer.provideMerge(IdGenerator.layerSequential),
+    Layer.provideMerge(
+      Fakes.layer({ identity: options.identity ?? { principals }, quota: { limits: { payments: 10_000 } } })
+    )
+  )
+
+/** A work function that counts its runs and returns the action it ran with. */
+const counter = Effect.map(Ref.make<ReadonlyArray<Action.Action>>([]), (runs) => ({
+  runs,
+  work: (action: Action.Action) => Effect.as(Ref.update(runs, (all) => [...all, action]), action)
+}))
+
+const big = { amount: 5000, currency: "EUR", to: "DE89" }
+
+const parked = (action: Action.Action) =>
+  Effect.gen(function*() {
+    const governance = yield* Governance.Governance
+    const { runs, work } = yield* counter
+    const fiber = yield* Effect.fork(governance.enforce(action, work))
+    const request = yield* Approvals.awaitPending()
+    return { governance, runs, fiber, request }
+  })
+
+// -----------------------------------------------------------------------------
+// decisions without approval
+// -----------------------------------------------------------------------------
+
+describe("enforce", () => {
+  it.effect("runs the work on Allow", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const { runs, work } = yield* counter
+      const action = payment({ amount: 10, currency: "EUR", to: "DE89" })
+      expect(yield* governance.enforce(action, work)).toBe(action)
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+    }).pipe(Effect.provide(testLayer(paymentsPolicy()))))
+
+  it.effect("fails Deny, Escalate and Defer with their typed errors carrying the record, and never runs the work", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const { runs, work } = yield* counter
+      const denied = yield* Effect.flip(governance.enforce(payment(big, { name: "shell.exec" }), work))
+      expect(denied._tag).toBe("Denied")
+      expect(denied._tag === "Denied" && denied.record.reasonCodes).toEqual(["tool.blocked"])
+      const escalated = yield* Effect.flip(governance.enforce(payment(big, { name: "payments.escalate" }), work))
+      expect(escalated._tag).toBe("Escalated")
+      expect(escalated._tag === "Escalated" && escalated.record.reviewPath).toEqual(["treasury"])
+      const deferred = yield* Effect.flip(governance.enforce(payment(big, { name: "payments.defer" }), work))
+      expect(deferred._tag).toBe("Deferred")
+      expect(yield* Ref.get(runs)).toEqual([])
+    }).pipe(Effect.provide(testLayer(Policy.firstApplicable([
+      Policy.make("escalate", (a) =>
+        a.name === "payments.escalate"
+          ? Decision.escalate({ code: "treasury.review", message: "to treasury" }, { reviewPath: "treasury" })
+          : a.name === "payments.defer"
+          ? Decision.defer({ code: "kyc.pending", message: "KYC not done" })
+          : Decision.notApplicable),
+      paymentsPolicy()
+    ])))))
+
+  it.effect("re-evaluates a transformed action and runs the work on the replacement", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const { runs, work } = yield* counter
+      const ran = yield* governance.enforce(payment({ amount: 900, currency: "EUR", to: "DE89" }, { name: "payments.raw" }), work)
+      expect(ran.name).toBe("payments.transfer")
+      expect(yield* Ref.get(runs)).toEqual([ran])
+      // A replacement that itself needs approval is not run without one.
+      const exit = yield* governance.enforce(payment(big, { name: "payments.raw" }), work).pipe(
+        Effect.timeout("1 millis"),
+        Effect.fork,
+        Effect.tap(() => TestClock.adjust("1 millis")),
+        Effect.flatMap(Fiber.await)
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+    }).pipe(Effect.provide(testLayer(Policy.firstApplicable([
+      Policy.make("rename", (a) =>
+        a.name === "payments.raw"
+          ? Decision.transform({ code: "tool.renamed", message: "use the governed tool" }, {
+            action: { ...a, name: "payments.transfer" }
+          })
+          : Decision.notApplicable),
+      paymentsPolicy()
+    ])))))
+
+  it.effect("stops following transforms after maxTransforms", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const { runs, work } = yield* counter
+      const error = yield* Effect.flip(governance.enforce(payment(big), work))
+      expect(error._tag).toBe("TooManyTransforms")
+      expect(yield* Ref.get(runs)).toEqual([])
+    }).pipe(Effect.provide(testLayer(
+      Policy.make("loop", (a) =>
+        Decision.transform({ code: "again", message: "again" }, {
+          action: { ...a, metadata: { n: String(Number(a.metadata["n"] ?? 0) + 1) } }
+        })),
+      { maxTransforms: 2 }
+    ))))
+})
+
+// -----------------------------------------------------------------------------
+// approvals: the behaviour users rely on
+// -----------------------------------------------------------------------------
+
+describe("approvals", () => {
+  const layer2 = testLayer(paymentsPolicy(2))
+  const layer1 = testLayer(paymentsPolicy(1))
+
+  it.effect("parks until the quorum approves, then runs the work once with the approved action", () =>
+    Effect.gen(function*() {
+      const { fiber, governance, request, runs } = yield* parked(payment(big))
+      expect(request.requirement.quorum).toBe(2)
+      expect(request.requirement.expiresAt.getTime()).toBe(3_600_000)
+      expect(request.summary).not.toHaveProperty("payload")
+      const afterOne = yield* governance.approve(request.id, alice, "ok")
+      expect(afterOne.status).toBe("pending")
+      yield* Approvals.settle()
+      expect(fiber.unsafePoll()).toBeNull()
+      const afterTwo = yield* governance.approve(request.id, bob)
+      expect(afterTwo.status).toBe("approved")
+      const ran = yield* Fiber.join(fiber)
+      expect(Action.hash(ran)).toBe(request.actionHash)
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+      const store = yield* ApprovalStore.ApprovalStore
+      expect((yield* store.get(request.id)).status).toBe("consumed")
+    }).pipe(Effect.provide(layer2)))
+
+  it.effect("1. two approvers resolving a single-quorum approval concurrently: one resolution, the other AlreadyResolved", () =>
+    Effect.gen(function*() {
+      const { fiber, governance, request, runs } = yield* parked(payment(big))
+      const results = yield* Effect.all(
+        [governance.approve(request.id, alice), governance.approve(request.id, bob)].map(Effect.either),
+        { concurrency: "unbounded" }
+      )
+      expect(results.filter(Either.isRight)).toHaveLength(1)
+      const lost = results.find(Either.isLeft)
+      expect(lost?._tag === "Left" && lost.left._tag).toBe("AlreadyResolved")
+      yield* Fiber.join(fiber)
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+    }).pipe(Effect.provide(layer1)))
+
+  it.effect("2. approve and expiry at the expiry instant: the approval expires, nothing resumes", () =>
+    Effect.gen(function*() {
+      const { fiber, governance, request, runs } = yield* parked(payment(big))
+      yield* TestClock.setTime(request.requirement.expiresAt.getTime())
+      const [vote, expired] = yield* Effect.all(
+        [Effect.either(governance.approve(request.id, alice)), governance.expireDue],
+        { concurrency: "unbounded" }
+      )
+      expect(Either.isLeft(vote) && vote.left._tag).toBe("ApprovalExpired")
+      expect(expired.map((r) => r.id)).toEqual([request.id])
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      expect(error._tag).toBe("ApprovalExpired")
+      expect(yield* Ref.get(runs)).toEqual([])
+      const store = yield* ApprovalStore.ApprovalStore
+      const final = yield* store.get(request.id)
+      expect(final.status).toBe("expired")
+      expect(final.votes).toEqual([])
+      // The sweeper would have found it too; here the explicit sweep is the only one (10-day interval).
+    }).pipe(Effect.provide(testLayer(paymentsPolicy(1), { sweepInterval: "10 days" }))))
+
+  it.effect("2b. one millisecond before the expiry instant the approval wins and the sweep finds nothing", () =>
+    Effect.gen(function*() {
+      const { fiber, governance, request, runs } = yield* parked(payment(big))
+      yield* TestClock.setTime(request.requirement.expiresAt.getTime() - 1)
+      const [vote, expired] = yield* Effect.all([governance.approve(request.id, alice), governance.expireDue])
+      expect(vote.status).toBe("approved")
+      expect(expired).toEqual([])
+      yield* Fiber.join(fiber)
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+    }).pipe(Effect.provide(layer1)))
+
+  it.effect("3. the requester approving their own action: SelfApprovalForbidden, quorum unchanged", () =>
+    Effect.gen(function*() {
+      const { fiber, governance, request } = yield* parked(payment(big))
+      // agent-7 holds the finance role, so only separation of duties stops it.
+      const error = yield* Effect.flip(governance.approve(request.id, human("agent-7")))
+      expect(error._tag).toBe("SelfApprovalForbidden")
+      const store = yield* ApprovalStore.ApprovalStore
+      const current = yield* store.get(request.id)
+      expect(current.votes).toEqual([])
+      expect(current.status).toBe("pending")
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(layer1)))
+
+  it.effect("4. the same approver voting twice toward a quorum of 2: counted once, quorum not met", () =>
+    Effect.gen(function*() {
+      const { fiber, governance, request, runs } = yield* parked(payment(big))
+      yield* governance.approve(request.id, alice)
+      const error = yield* Effect.flip(governance.approve(request.id, alice))
+      expect(error._tag).toBe("DuplicateVote")
+      const store = yield* ApprovalStore.ApprovalStore
+      const current = yield* store.get(request.id)
+      expect(current.status).toBe("pending")
+      expect(current.votes.map((v) => v.approver)).toEqual(["alice"])
+      yield* Approvals.settle()
+      expect(fiber.unsafePoll()).toBeNull()
+      expect(yield* Ref.get(runs)).toEqual([])
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(layer2)))
+
+  it.effect("5. payload changed after approval: ActionMismatch, no run, a fresh approval needed; reordered keys still match", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const { runs, work } = yield* counter
+      const action = payment(big)
+      const submitted = yield* governance.submit(action)
+      assertPending(submitted)
+      yield* governance.approve(submitted.approvalId, alice)
+      const changed = payment({ ...big, amount: 50_000 })
+      const mismatch = yield* Effect.flip(governance.resume(submitted.approvalId, changed, work))
+      expect(mismatch._tag).toBe("ActionMismatch")
+      expect(yield* Ref.get(runs)).toEqual([])
+      // The changed action gets its own approval.
+      const fresh = yield* governance.submit(changed)
+      assertPending(fresh)
+      expect(fresh.approvalId).not.toBe(submitted.approvalId)
+      // Same action, keys in another order, a new request id: still the approved action.
+      const reordered = Action.make({
+        requestId: "req-2",
+        payload: { to: "DE89", currency: "EUR", amount: 5000 },
+        resource: { id: "acc-1", type: "account" },
+        name: "payments.transfer",
+        kind: "tool",
+        actor: { tenant: "acme", kind: "agent", id: "agent-7" }
+      })
+      yield* governance.resume(submitted.approvalId, reordered, work)
+      expect(yield* Ref.get(runs)).toEqual([reordered])
+    }).pipe(Effect.provide(layer1)))
+
+  it.effect("6. a consumed approval used again: AlreadyConsumed, the work ran exactly once", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const { runs, work } = yield* counter
+      const action = payment(big)
+      const submitted = yield* governance.submit(action)
+      assertPending(submitted)
+      yield* governance.approve(submitted.approvalId, alice)
+      const both = yield* Effect.all(
+        [governance.resume(submitted.approvalId, action, work), governance.resume(submitted.approvalId, action, work)]
+          .map(Effect.either),
+        { concurrency: "unbounded" }
+      )
+      expect(both.filter(Either.isRight)).toHaveLength(1)
+      const again = yield* Effect.flip(governance.resume(submitted.approvalId, action, work))
+      expect(again._tag).toBe("AlreadyConsumed")
+      expect(both.find(Either.isLeft)?.pipe((e) => Either.isLeft(e) && e.left._tag)).toBe("AlreadyConsumed")
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+    }).pipe(Effect.provide(layer1)))
+
+  it.effect("7. an approval presented for another tenant, tool or resource is refused", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const { runs, work } = yield* counter
+      const submitted = yield* governance.submit(payment(big))
+      assertPending(submitted)
+      yield* governance.approve(submitted.approvalId, alice)
+      for (
+        const other of [
+          payment(big, { tenant: "globex" }),
+          payment(big, { name: "payments.refund" }),
+          payment(big, { account: "acc-2" }),
+          payment(big, { actor: "agent-8" })
+        ]
+      ) {
+        const error = yield* Effect.flip(governance.resume(submitted.approvalId, other, work))
+        expect(error._tag).toBe("ActionMismatch")
+      }
+      expect(yield* Ref.get(runs)).toEqual([])
+      const store = yield* ApprovalStore.ApprovalStore
+      expect((yield* store.get(submitted.approvalId)).status).toBe("approved")
+    }).pipe(Effect.provide(layer1)))
+
+  it.effect("8. external state changed between approval and resume (quota exhausted): revalidation blocks the work", () =>
+    Effect.gen(function*() {
+      const { fiber, governance, request, runs } = yield* parked(payment(big))
+      // Someone else uses the payments quota while the approval is pending.
+      const quota = yield* Quota.Quota
+      yield* quota.consume({ key: "payments", units: 8000, idempotencyKey: "other-payment" })
+      yield* governance.approve(request.id, alice)
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      expect(error._tag).toBe("RevalidationFailed")
+      expect(error._tag === "RevalidationFailed" && error.record.decision._tag).toBe("Deny")
+      expect(error._tag === "RevalidationFailed" && error.record.reasonCodes).toContain("quota.exceeded")
+      expect(yield* Ref.get(runs)).toEqual([])
+      const store = yield* ApprovalStore.ApprovalStore
+      expect((yield* store.get(request.id)).status).toBe("approved")
+    }).pipe(Effect.provide(testLayer(Policy.all([
+      paymentsPolicy(1),
+      Quota.withinQuota({ key: () => "payments", units: amountOf }).pipe(Policy.failClosed)
+    ])))))
+
+  it.effect("9. an approver who lost eligibility before quorum: their vote does not count at resolution", () =>
+    Effect.gen(function*() {
+      const { fiber, governance, request, runs } = yield* parked(payment(big))
+      yield* governance.approve(request.id, alice)
+      // alice leaves finance before the second vote.
+      directory.alice = { roles: ["marketing"] }
+      const afterBob = yield* governance.approve(request.id, bob)
+      expect(afterBob.status).toBe("pending")
+      expect(afterBob.votes.map((v) => [v.approver, v.counted])).toEqual([["alice", false], ["bob", true]])
+      yield* Approvals.settle()
+      expect(fiber.unsafePoll()).toBeNull()
+      const afterCarol = yield* governance.approve(request.id, carol)
+      expect(afterCarol.status).toBe("approved")
+      yield* Fiber.join(fiber)
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+    }).pipe(
+      Effect.provide(testLayer(paymentsPolicy(2), { identity: { principals: directory } })),
+      Effect.ensuring(Effect.sync(() => (directory.alice = { roles: ["finance"] })))
+    ))
+
+  it.effect("10. interrupting a parked enforce cancels the approval; the work never runs", () =>
+    Effect.gen(function*() {
+      const { fiber, governance, request, runs } = yield* parked(payment(big))
+      yield* Fiber.interrupt(fiber)
+      const store = yield* ApprovalStore.ApprovalStore
+      expect((yield* store.get(request.id)).status).toBe("cancelled")
+      const late = yield* Effect.flip(governance.approve(request.id, alice))
+      expect(late._tag).toBe("AlreadyResolved")
+      yield* Approvals.settle()
+      expect(yield* Ref.get(runs)).toEqual([])
+    }).pipe(Effect.provide(layer1)))
+
+  it.effect("11. 1,000 parked enforce calls approved in random order: each work runs exactly once with its own action", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const store = yield* ApprovalStore.ApprovalStore
+      const ran = new Map<number, number>()
+      const actions = Array.from({ length: 1000 }, (_, i) => payment({ amount: 2000 + i, currency: "EUR", to: `DE${i}` }))
+      const fibers = yield* Effect.forEach(actions, (action, i) =>
+        Effect.fork(governance.enforce(action, (a) =>
+          Effect.sync(() => {
+            expect(a).toBe(action)
+            ran.set(i, (ran.get(i) ?? 0) + 1)
+          }))))
+      yield* Approvals.settle()
+      const pending = yield* store.listPending()
+      expect(pending).toHaveLength(1000)
+      for (const request of shuffle(pending, 42)) {
+        yield* governance.approve(request.id, [alice, bob, carol][request.id.length % 3]!)
+      }
+      yield* Fiber.joinAll(fibers)
+      expect(ran.size).toBe(1000)
+      expect([...ran.values()].every((n) => n === 1)).toBe(true)
+      expect(yield* store.listPending()).toEqual([])
+    }).pipe(Effect.provide(layer1)))
+})
+
+const directory: Record<string, { roles: Array<string> }> = { ...principals }
+
+function assertPending(submission: Governance.Submission): asserts submission is Extract<
+  Governance.Submission,
+  { _tag: "Pending" }
+> {
+  expect(submission._tag).toBe("Pending")
+}
+
+/** A deterministic Fisher–Yates shuffle (LCG seeded). */
+const shuffle = <A>(items: ReadonlyArray<A>, seed: number): Array<A> => {
+  const out = items.slice()
+  let state = seed
+  for (let i = out.length - 1; i > 0; i--) {
+    state = (state * 1103515245 + 12345) % 2147483648
+    const j = state % (i + 1)
+    ;[out[i], out[j]] = [out[j]!, out[i]!]
+  }
+  return out
+}
