@@ -91,8 +91,19 @@ export interface Service {
 export class ApprovalStore extends Context.Tag("@gavel/core/ApprovalStore")<ApprovalStore, Service>() {}
 
 /**
- * An in-memory store for one process. Transitions run as single synchronous
- * steps, so they are atomic without locks.
+ * How many blocked decisions the in-memory store keeps for overriding; the
+ * oldest are dropped first.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const memoryDecisionCapacity = 10_000
+
+/**
+ * An in-memory store for one process: tests, examples, single-instance
+ * services that accept losing pending approvals on restart. Transitions run
+ * as single synchronous steps, so they are atomic without locks. It keeps
+ * the last {@link memoryDecisionCapacity} blocked decisions.
  *
  * @since 0.1.0
  * @category constructors
@@ -163,7 +174,11 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
         }
         return out
       }),
-    saveDecision: (record) => Effect.sync(() => void decisions.set(record.decisionId, record)),
+    saveDecision: (record) =>
+      Effect.sync(() => {
+        decisions.set(record.decisionId, record)
+        if (decisions.size > memoryDecisionCapacity) decisions.delete(decisions.keys().next().value!)
+      }),
     getDecision: (decisionId) => Effect.sync(() => Option.fromNullable(decisions.get(decisionId))),
     saveOverride: (override) => Effect.sync(() => void overrides.push(override)),
     findOverride: (action, now) =>

@@ -24,7 +24,7 @@ import * as Decision from "./Decision.js"
 import * as DecisionRecord from "./DecisionRecord.js"
 import { IdGenerator } from "./IdGenerator.js"
 import { Identity } from "./Identity.js"
-import * as Override from "./Override.js"
+import type * as Override from "./Override.js"
 import * as PolicySet from "./PolicySet.js"
 import type { ExternalCheckFailed } from "./PolicyError.js"
 
@@ -514,7 +514,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       })
     })
 
-  /** After resolution: same action, still allowed, consumed once, then the work. */
+  /** After resolution: still allowed, consumed once (for this very action), then the work. */
   const complete = <A, E, R2>(
     request: Approval.ApprovalRequest,
     action: Action.Action,
@@ -523,14 +523,6 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     Effect.gen(function*() {
       const failure = Approval.failure(request)
       if (Option.isSome(failure)) return yield* failure.value
-      const actionHash = Action.hash(action)
-      if (actionHash !== request.actionHash) {
-        return yield* new Approval.ActionMismatch({
-          approvalId: request.id,
-          expected: request.actionHash,
-          actual: actionHash
-        })
-      }
       const record = yield* evaluateRaw(action)
       if (!stillSatisfied(request, record.decision)) {
         return yield* new RevalidationFailed({ approvalId: request.id, record })
@@ -538,7 +530,8 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       // Once consumed, the work starts: an interruption cannot fall between the two.
       return yield* Effect.uninterruptibleMask((restore) =>
         Effect.zipRight(
-          Effect.flatMap(now, (at) => store.consume(request.id, actionHash, at)),
+          // The store refuses another action (ActionMismatch) atomically with the consume.
+          Effect.flatMap(now, (at) => store.consume(request.id, Action.hash(action), at)),
           restore(work(action))
         )
       )

@@ -4,13 +4,12 @@ import {
   Decision,
   Governance,
   IdGenerator,
-  type Identity,
   Policy,
   PolicySet,
   Quota
 } from "@gavel/core"
 import { Approvals, Fakes } from "@gavel/testing"
-import { describe, expect, it } from "@effect/vitest"
+import { assert, describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -461,3 +460,260 @@ const shuffle = <A>(items: ReadonlyArray<A>, seed: number): Array<A> => {
   }
   return out
 }
+
+describe("approval lifecycle", () => {
+  const layer1 = testLayer(paymentsPolicy(1))
+
+  it.effect("the sweeper expires a parked approval in virtual time and wakes the caller with ApprovalExpired", () =>
+    Effect.gen(function*() {
+      const { fiber, request, runs } = yield* parked(payment(big))
+      yield* TestClock.adjust("59 minutes")
+      expect(fiber.unsafePoll()).toBeNull()
+      // Expiry at 60 min; the sweeper (every minute) finds it on its next turn.
+      yield* TestClock.adjust("1 minute")
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      expect(error._tag).toBe("ApprovalExpired")
+      expect(error._tag === "ApprovalExpired" && error.expiresAt.getTime()).toBe(request.requirement.expiresAt.getTime())
+      expect(yield* Ref.get(runs)).toEqual([])
+    }).pipe(Effect.provide(layer1)))
+
+  it.effect("Approvals.advanceToExpiry wakes the parked call without waiting for the sweeper", () =>
+    Effect.gen(function*() {
+      const { fiber, request } = yield* parked(payment(big))
+      const expired = yield* Approvals.advanceToExpiry(request.id)
+      expect(expired.map((r) => r.status)).toEqual(["expired"])
+      expect((yield* Effect.flip(Fiber.join(fiber)))._tag).toBe("ApprovalExpired")
+    }).pipe(Effect.provide(testLayer(paymentsPolicy(1), { sweepInterval: "10 days" }))))
+
+  it.effect("Approvals.approveWhenPending approves after a virtual delay", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const { runs, work } = yield* counter
+      const fiber = yield* Effect.fork(governance.enforce(payment(big), work))
+      const approver = yield* Effect.fork(Approvals.approveWhenPending([alice, bob], { after: "10 minutes" }))
+      yield* TestClock.adjust("9 minutes")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 minute")
+      expect((yield* Fiber.join(approver)).status).toBe("approved")
+      yield* Fiber.join(fiber)
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+    }).pipe(Effect.provide(testLayer(paymentsPolicy(2)))))
+
+  it.effect("a counted rejection fails the parked call with ApprovalRejected", () =>
+    Effect.gen(function*() {
+      const { fiber, governance, request, runs } = yield* parked(payment(big))
+      yield* governance.approve(request.id, alice)
+      const rejected = yield* governance.reject(request.id, bob, "wrong beneficiary")
+      expect(rejected.status).toBe("rejected")
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      expect(error._tag === "ApprovalRejected" && [error.rejectedBy, error.note]).toEqual(["bob", "wrong beneficiary"])
+      expect(yield* Ref.get(runs)).toEqual([])
+    }).pipe(Effect.provide(testLayer(paymentsPolicy(2)))))
+
+  it.effect("only active principals within the authority may vote, as the identity system says", () =>
+    Effect.gen(function*() {
+      const { fiber, governance, request } = yield* parked(payment(big))
+      const reasons = yield* Effect.forEach(
+        [mallory, human("nobody"), human("dave"), human("erin")],
+        (who) =>
+          Effect.map(Effect.flip(governance.approve(request.id, who)), (e) => e._tag === "NotAnApprover" && e.reason)
+      )
+      expect(reasons).toEqual(["outside_authority", "unknown_principal", "inactive", "refused"])
+      // Roles the host put on the principal do not matter: the identity system's do.
+      const claimed = yield* Effect.flip(governance.approve(request.id, { ...mallory, roles: ["finance"] }))
+      expect(claimed._tag).toBe("NotAnApprover")
+      const store = yield* ApprovalStore.ApprovalStore
+      expect((yield* store.get(request.id)).votes).toEqual([])
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(testLayer(paymentsPolicy(1), {
+      identity: {
+        principals: { ...principals, dave: { roles: ["finance"], status: "suspended" }, erin: { roles: ["finance"] } },
+        canApprove: ({ principalId }) => Fakes.answer(principalId !== "erin")
+      }
+    }))))
+
+  it.effect("an identity outage while voting records nothing (fail closed)", () =>
+    Effect.gen(function*() {
+      const { fiber, governance, request } = yield* parked(payment(big))
+      const error = yield* Effect.flip(governance.approve(request.id, alice))
+      expect(error._tag).toBe("ExternalCheckFailed")
+      const store = yield* ApprovalStore.ApprovalStore
+      expect((yield* store.get(request.id)).votes).toEqual([])
+      yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(testLayer(paymentsPolicy(1), {
+      identity: { principals, resolve: () => Fakes.fail("directory unreachable") }
+    }))))
+
+  it.effect("RequireAcknowledgment parks until a qualified actor acknowledges; approve on it is WrongKind", () =>
+    Effect.gen(function*() {
+      const { fiber, governance, request, runs } = yield* parked(payment(big, { name: "data.export" }))
+      expect(request.kind).toBe("acknowledgment")
+      const wrong = yield* Effect.flip(governance.approve(request.id, alice))
+      expect(wrong._tag).toBe("WrongKind")
+      const notQualified = yield* Effect.flip(governance.acknowledge(request.id, mallory))
+      expect(notQualified._tag).toBe("NotAnApprover")
+      const acknowledged = yield* governance.acknowledge(request.id, alice, "customer consented")
+      expect(acknowledged.status).toBe("approved")
+      yield* Fiber.join(fiber)
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+    }).pipe(Effect.provide(testLayer(
+      Policy.make("export", () =>
+        Decision.requireAcknowledgment({ code: "data.export", message: "exports need acknowledgment" }, {
+          roles: ["finance"]
+        }))
+    ))))
+
+  it.effect("submit answers Pending without waiting; resume waits for the approval, then runs", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const { runs, work } = yield* counter
+      const action = payment(big)
+      const submitted = yield* governance.submit(action)
+      assertPending(submitted)
+      expect(submitted.expiresAt.getTime()).toBe(3_600_000)
+      expect(submitted.record.decision._tag).toBe("RequireApproval")
+      const resumed = yield* Effect.fork(governance.resume(submitted.approvalId, action, work))
+      yield* Approvals.settle()
+      expect(resumed.unsafePoll()).toBeNull()
+      yield* governance.approve(submitted.approvalId, alice)
+      yield* Fiber.join(resumed)
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+      // Interrupting a waiting resume leaves the approval pending.
+      const second = yield* governance.submit(payment({ ...big, amount: 7000 }))
+      assertPending(second)
+      const waiting = yield* Effect.fork(governance.resume(second.approvalId, second.action, work))
+      yield* Approvals.settle()
+      yield* Fiber.interrupt(waiting)
+      const store = yield* ApprovalStore.ApprovalStore
+      expect((yield* store.get(second.approvalId)).status).toBe("pending")
+      const unknown = yield* Effect.flip(governance.resume("apr_nope", action, work))
+      expect(unknown._tag).toBe("ApprovalNotFound")
+      const small = yield* governance.submit(payment({ ...big, amount: 5 }))
+      expect(small._tag === "Decided" && small.record.decision._tag).toBe("Allow")
+    }).pipe(Effect.provide(layer1)))
+})
+
+describe("overrides", () => {
+  const shell = payment(big, { name: "shell.exec" })
+
+  it.effect("a principal with override authority lets a denied action through, for its scope and duration only", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const store = yield* ApprovalStore.ApprovalStore
+      const { runs, work } = yield* counter
+      const denied = yield* Effect.flip(governance.enforce(shell, work))
+      assert(denied._tag === "Denied")
+      const decisionId = denied.record.decisionId
+      const options = {
+        reason: "incident INC-7: hotfix",
+        duration: "30 minutes" as const,
+        compensatingControls: ["session recorded"]
+      }
+
+      const refused = yield* Effect.flip(governance.override(decisionId, { ...options, authority: alice }))
+      expect(refused._tag === "OverrideNotAllowed" && refused.reason).toBe("outside_authority")
+      const own = yield* Effect.flip(governance.override(decisionId, { ...options, authority: human("agent-7") }))
+      expect(own._tag === "OverrideNotAllowed" && own.reason).toBe("own_decision")
+      const missing = yield* Effect.flip(governance.override("dec_nope", { ...options, authority: cfo }))
+      expect(missing._tag).toBe("DecisionNotFound")
+
+      const granted = yield* governance.override(decisionId, { ...options, authority: cfo })
+      expect(granted).toMatchObject({ overrides: decisionId, grantedBy: "cfo", actor: "agent-7", coverage: "actor" })
+      expect(granted.id).not.toBe(decisionId)
+      // The original record is untouched.
+      expect(Option.getOrThrow(yield* store.getDecision(decisionId))).toEqual(denied.record)
+
+      yield* governance.enforce(shell, work)
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+      // Another actor, or the same actor on another tool, is not covered.
+      expect((yield* Effect.flip(governance.enforce(payment(big, { name: "shell.exec", actor: "agent-8" }), work)))._tag)
+        .toBe("Denied")
+      const submitted = yield* governance.submit(shell)
+      expect(submitted._tag).toBe("Overridden")
+      yield* TestClock.adjust("30 minutes")
+      expect((yield* Effect.flip(governance.enforce(shell, work)))._tag).toBe("Denied")
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+    }).pipe(Effect.provide(testLayer(paymentsPolicy(1)))))
+
+  it.effect("a policy set without an override policy cannot be overridden", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const record = yield* governance.evaluate(shell)
+      const error = yield* Effect.flip(
+        governance.override(record.decisionId, { authority: cfo, reason: "because", duration: "1 hour" })
+      )
+      expect(error._tag === "OverrideNotAllowed" && error.reason).toBe("no_override_policy")
+    }).pipe(Effect.provide(
+      Governance.layer({ policySet: PolicySet.unsafeMake({ id: "p", version: "1", policy: paymentsPolicy(1) }) }).pipe(
+        Layer.provideMerge(ApprovalStore.layerMemory),
+        Layer.provideMerge(Fakes.layer({ identity: { principals } }))
+      )
+    )))
+})
+
+describe("configuration", () => {
+  const withConfig = (entries: ReadonlyArray<readonly [string, string]>) =>
+    Layer.setConfigProvider(ConfigProvider.fromMap(new Map(entries)))
+
+  const noTimeout = Policy.make("p", () =>
+    Decision.requireApproval({ code: "needs.approval", message: "needs approval" }, { roles: ["finance"] }))
+
+  const layerFor = (entries: ReadonlyArray<readonly [string, string]>) =>
+    Governance.layer({ policySet: PolicySet.unsafeMake({ id: "p", version: "1", policy: noTimeout }) }).pipe(
+      Layer.provideMerge(ApprovalStore.layerMemory),
+      Layer.provideMerge(Fakes.layer({ identity: { principals } })),
+      Layer.provide(withConfig(entries))
+    )
+
+  it.effect("governance.approval_timeout_seconds is the default expiry", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const submitted = yield* governance.submit(payment(big))
+      assertPending(submitted)
+      expect(submitted.expiresAt.getTime()).toBe(90_000)
+    }).pipe(Effect.provide(layerFor([["governance.approval_timeout_seconds", "90"]]))))
+
+  it.effect("an invalid value refuses to start", () =>
+    Effect.gen(function*() {
+      for (
+        const entries of [
+          [["governance.approval_timeout_seconds", "-5"]],
+          [["governance.approval_timeout_seconds", "soon"]],
+          [["runtime.approval_sweep_interval_seconds", "0"]]
+        ] as const
+      ) {
+        const exit = yield* Effect.exit(Effect.provide(Governance.Governance, layerFor(entries)))
+        expect(Exit.isFailure(exit)).toBe(true)
+      }
+    }))
+})
+
+describe("shared stores", () => {
+  // A store other processes write to: resolutions written behind this runtime's back reach it by polling.
+  const SharedStore = Layer.effect(
+    ApprovalStore.ApprovalStore,
+    Effect.map(ApprovalStore.makeMemory, (store) => ({ ...store, shared: true }))
+  )
+
+  it.effect("a resolution written by another process wakes the parked call on the next poll", () =>
+    Effect.gen(function*() {
+      const { fiber, request, runs } = yield* parked(payment(big))
+      const store = yield* ApprovalStore.ApprovalStore
+      // "Another process" votes directly in the store.
+      yield* store.vote(request.id, { approver: "alice", verdict: "approve", note: null, at: new Date(0) })
+      yield* TestClock.adjust("1 second")
+      yield* Approvals.settle()
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+    }).pipe(Effect.provide(
+      Governance.layer({
+        policySet: PolicySet.unsafeMake({ id: "p", version: "1", policy: paymentsPolicy(1) }),
+        pollInterval: "2 seconds"
+      }).pipe(
+        Layer.provideMerge(SharedStore),
+        Layer.provideMerge(Fakes.layer({ identity: { principals } }))
+      )
+    )))
+})
