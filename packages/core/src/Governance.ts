@@ -79,7 +79,8 @@ export class Deferred extends recordError<Deferred>()("Deferred") {
  * The approval was granted, but re-evaluating the policies against the
  * current state of the world no longer lets the action through (a quota
  * ran out, a ticket closed, a stricter approval is now needed). The approval
- * stays approved and unused until it expires.
+ * stays approved and unused: a later `resume` may still use it before its
+ * expiry, if the state of the world allows it again.
  *
  * @since 0.1.0
  * @category errors
@@ -131,7 +132,8 @@ export class DecisionNotFound extends Schema.TaggedError<DecisionNotFound>()("De
 /**
  * The principal may not override this decision: the policy set has no
  * override policy, the principal is unknown, inactive or outside its
- * authority, or they are the actor of the decision.
+ * authority, or they are the actor of the decision; or the override has no
+ * reason or no positive duration.
  *
  * @since 0.1.0
  * @category errors
@@ -139,7 +141,15 @@ export class DecisionNotFound extends Schema.TaggedError<DecisionNotFound>()("De
 export class OverrideNotAllowed extends Schema.TaggedError<OverrideNotAllowed>()("OverrideNotAllowed", {
   decisionId: Schema.String,
   principalId: Schema.String,
-  reason: Schema.Literal("no_override_policy", "unknown_principal", "inactive", "outside_authority", "own_decision")
+  reason: Schema.Literal(
+    "no_override_policy",
+    "unknown_principal",
+    "inactive",
+    "outside_authority",
+    "own_decision",
+    "missing_reason",
+    "invalid_duration"
+  )
 }) {
   /** @since 0.1.0 */
   override get message(): string {
@@ -340,8 +350,11 @@ export interface Options<R> {
   readonly policySet: PolicySet.PolicySet<R>
   /**
    * Expiry of approvals whose requirement has no timeout. Default: the
-   * `governance.approval_timeout_seconds` config (env
-   * `GOVERNANCE_APPROVAL_TIMEOUT_SECONDS`), else one hour.
+   * `governance.approval_timeout_seconds` config, else one hour. With
+   * Effect's default provider the environment variable is
+   * `governance_approval_timeout_seconds`; behind
+   * `ConfigProvider.constantCase(ConfigProvider.fromEnv())` it is
+   * `GOVERNANCE_APPROVAL_TIMEOUT_SECONDS`.
    */
   readonly approvalTimeout?: Duration.DurationInput | undefined
   /**
@@ -380,19 +393,34 @@ const durationOf = (
 const isBlocked = (decision: Decision.Decision): boolean =>
   decision._tag === "Deny" || decision._tag === "Escalate" || decision._tag === "Defer"
 
+const subset = (small: ReadonlyArray<string>, large: ReadonlyArray<string>): boolean =>
+  small.every((x) => large.includes(x))
+
+/** Every approver the grant admitted is still admitted by `required`. */
+const authorityCovered = (granted: Decision.Authority, required: Decision.Authority): boolean =>
+  subset(granted.roles, required.roles) && subset(granted.principals, required.principals)
+
 /**
  * Whether a re-evaluation after approval still lets the approved action
- * through: it proceeds outright, or it asks for no more than was granted.
+ * through: it proceeds outright, or it asks for no more than was granted —
+ * no larger quorum, no approver the grant's authority did not already
+ * require, no separation of duties the grant did not have.
  */
 const stillSatisfied = (request: Approval.ApprovalRequest, decision: Decision.Decision): boolean => {
+  const granted = request.requirement
   switch (decision._tag) {
     case "Allow":
     case "Warn":
       return true
     case "RequireAcknowledgment":
-      return true
-    case "RequireApproval":
-      return request.kind === "approval" && decision.requirement.quorum <= request.requirement.quorum
+      return authorityCovered(granted.authority, decision.authority)
+    case "RequireApproval": {
+      const required = decision.requirement
+      return request.kind === "approval" &&
+        required.quorum <= granted.quorum &&
+        authorityCovered(granted.authority, required.authority) &&
+        (!required.separationOfDuties || granted.separationOfDuties)
+    }
     default:
       return false
   }
@@ -681,6 +709,11 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       const principalId = options.authority.id
       const refuse = (reason: OverrideNotAllowed["reason"]) =>
         new OverrideNotAllowed({ decisionId, principalId, reason })
+      if (options.reason.trim() === "") return yield* refuse("missing_reason")
+      const duration = Duration.decodeUnknown(options.duration)
+      if (Option.isNone(duration) || !Duration.isFinite(duration.value) || Duration.toMillis(duration.value) <= 0) {
+        return yield* refuse("invalid_duration")
+      }
       if (record.overridePolicy === null) return yield* refuse("no_override_policy")
       if (principalId === record.inputs.actor.id) return yield* refuse("own_decision")
       const verdict = yield* withinAuthority(principalId, record.overridePolicy.authority)
@@ -692,13 +725,13 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
         overrides: decisionId,
         policyId: record.policyId,
         grantedBy: principalId,
-        reason: options.reason,
+        reason: options.reason.trim(),
         scope: record.scope,
         coverage: options.scope ?? "actor",
         actor: record.inputs.actor.id,
         compensatingControls: options.compensatingControls ?? [],
         grantedAt,
-        expiresAt: new Date(grantedAt.getTime() + Duration.toMillis(Duration.decode(options.duration)))
+        expiresAt: new Date(grantedAt.getTime() + Duration.toMillis(duration.value))
       }
       yield* store.saveOverride(granted)
       return granted

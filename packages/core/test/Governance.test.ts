@@ -383,6 +383,40 @@ describe("approvals", () => {
       Quota.withinQuota({ key: () => "payments", units: amountOf }).pipe(Policy.failClosed)
     ])))))
 
+  it.effect("8b. a stricter approval requirement at resume (other approvers, larger quorum, separation of duties) blocks the work", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const { runs, work } = yield* counter
+      const stricter: ReadonlyArray<Parameters<typeof Decision.requireApproval>[1]> = [
+        { quorum: 1, roles: ["cfo"] },
+        { quorum: 2, roles: ["finance"] },
+        { quorum: 1, roles: ["finance"], principals: ["alice"] }
+      ]
+      for (const requirement of stricter) {
+        current.requirement = { quorum: 1, roles: ["finance", "cfo"], separationOfDuties: false }
+        const submitted = yield* governance.submit(payment(big))
+        assertPending(submitted)
+        yield* governance.approve(submitted.approvalId, alice)
+        current.requirement = requirement
+        const error = yield* Effect.flip(governance.resume(submitted.approvalId, submitted.action, work))
+        expect(error._tag).toBe("RevalidationFailed")
+        current.requirement = { quorum: 1, roles: ["finance", "cfo"], separationOfDuties: true }
+        expect((yield* Effect.flip(governance.resume(submitted.approvalId, submitted.action, work)))._tag)
+          .toBe("RevalidationFailed")
+      }
+      expect(yield* Ref.get(runs)).toEqual([])
+      // The same or a looser requirement still passes.
+      current.requirement = { quorum: 2, roles: ["finance", "cfo"], separationOfDuties: false }
+      const submitted = yield* governance.submit(payment(big))
+      assertPending(submitted)
+      yield* governance.approve(submitted.approvalId, alice)
+      yield* governance.approve(submitted.approvalId, bob)
+      current.requirement = { quorum: 1, roles: ["finance", "cfo", "treasury"], separationOfDuties: false }
+      yield* governance.resume(submitted.approvalId, submitted.action, work)
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+    }).pipe(Effect.provide(testLayer(Policy.make("changing", () =>
+      Decision.requireApproval({ code: "needs.approval", message: "needs approval" }, current.requirement))))))
+
   it.effect("9. an approver who lost eligibility before quorum: their vote does not count at resolution", () =>
     Effect.gen(function*() {
       const { fiber, governance, request, runs } = yield* parked(payment(big))
@@ -441,6 +475,9 @@ describe("approvals", () => {
 })
 
 const directory: Record<string, { roles: Array<string> }> = { ...principals }
+
+/** The requirement test 8b's policy answers with; the test changes it between approval and resume. */
+const current: { requirement: Parameters<typeof Decision.requireApproval>[1] } = { requirement: {} }
 
 function assertPending(submission: Governance.Submission): asserts submission is Extract<
   Governance.Submission,
@@ -616,6 +653,10 @@ describe("overrides", () => {
       expect(own._tag === "OverrideNotAllowed" && own.reason).toBe("own_decision")
       const missing = yield* Effect.flip(governance.override("dec_nope", { ...options, authority: cfo }))
       expect(missing._tag).toBe("DecisionNotFound")
+      const noReason = yield* Effect.flip(governance.override(decisionId, { ...options, reason: "  ", authority: cfo }))
+      expect(noReason._tag === "OverrideNotAllowed" && noReason.reason).toBe("missing_reason")
+      const noDuration = yield* Effect.flip(governance.override(decisionId, { ...options, duration: 0, authority: cfo }))
+      expect(noDuration._tag === "OverrideNotAllowed" && noDuration.reason).toBe("invalid_duration")
 
       const granted = yield* governance.override(decisionId, { ...options, authority: cfo })
       expect(granted).toMatchObject({ overrides: decisionId, grantedBy: "cfo", actor: "agent-7", coverage: "actor" })
