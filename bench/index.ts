@@ -13,6 +13,7 @@
  */
 import { Decision, Policy, PolicySet } from "@gavel/core"
 import * as Effect from "effect/Effect"
+import { measureApprovals } from "./approvals.js"
 import { measureAsync } from "./async.js"
 import { actions, expected, makeSet, plainLoop, policy, requests } from "./tools20.js"
 
@@ -98,4 +99,5 @@ const asyncRows = await measureAsync(Math.max(200, ROUNDS * 20))
 console.log("")
 console.log("async: identity + ticketing + compliance checks against immediate fakes, one record per decision, one runPromise per decision (µs)")
 for (const row of asyncRows) console.log(`${row.name.padEnd(44)}${row.microsPerDecision.toFixed(2).padStart(10)}`)
+if (!(await measureApprovals())) failed = true
 if (failed) process.exitCode = 1

@@ -8,11 +8,8 @@
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import * as EffectDeferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -114,8 +111,9 @@ export class TooManyTransforms extends Schema.TaggedError<TooManyTransforms>()("
 }
 
 /**
- * No blocked decision with this id is known (only decisions that did not
- * proceed are kept for overriding).
+ * No overridable decision with this id is known (denials, escalations and
+ * deferrals are kept for overriding; the in-memory store keeps the most
+ * recent ones).
  *
  * @since 0.1.0
  * @category errors
@@ -258,7 +256,7 @@ export interface OverrideOptions {
  * @category models
  */
 export interface Service {
-  /** Evaluates the action and keeps the record of a decision that did not proceed (so it can be overridden). */
+  /** Evaluates the action, and keeps the record of a denial, escalation or deferral (so it can be overridden). */
   readonly evaluate: (action: Action.Action) => Effect.Effect<DecisionRecord.DecisionRecord, Approval.StoreError>
   /**
    * Runs `work` only when the policies let the action through:
@@ -321,7 +319,7 @@ export interface Service {
     note?: string
   ) => Effect.Effect<Approval.ApprovalRequest, VoteError>
   /**
-   * Overrides a blocked decision: a new, linked record, granted only to a
+   * Overrides a denial, escalation or deferral: a new, linked record, granted only to a
    * principal within the policy set's override authority (and never to the
    * decision's own actor). The original record is not touched.
    */
@@ -444,25 +442,47 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   const maxTransforms = options.maxTransforms ?? 3
   const set = options.policySet
 
-  const waiters = new Map<string, EffectDeferred.Deferred<Approval.ApprovalRequest>>()
+  // Parked callers by approval id: one callback, or several when `enforce`
+  // and `resume` wait on the same approval. Callbacks, not Deferreds, keep a
+  // parked call small (100k parked calls must fit in a few hundred MB).
+  type Waiter = (request: Approval.ApprovalRequest) => void
+  const waiters = new Map<string, Waiter | Array<Waiter>>()
+
+  const addWaiter = (approvalId: string, waiter: Waiter): void => {
+    const current = waiters.get(approvalId)
+    if (current === undefined) waiters.set(approvalId, waiter)
+    else if (typeof current === "function") waiters.set(approvalId, [current, waiter])
+    else current.push(waiter)
+  }
+
+  const removeWaiter = (approvalId: string, waiter: Waiter): void => {
+    const current = waiters.get(approvalId)
+    if (current === waiter) {
+      waiters.delete(approvalId)
+    } else if (Array.isArray(current)) {
+      const i = current.indexOf(waiter)
+      if (i >= 0) current.splice(i, 1)
+      if (current.length === 0) waiters.delete(approvalId)
+    }
+  }
 
   const notify = (request: Approval.ApprovalRequest): void => {
     if (request.status === "pending") return
-    const waiter = waiters.get(request.id)
-    if (waiter !== undefined) {
-      waiters.delete(request.id)
-      EffectDeferred.unsafeDone(waiter, Exit.succeed(request))
-    }
+    const current = waiters.get(request.id)
+    if (current === undefined) return
+    waiters.delete(request.id)
+    if (typeof current === "function") current(request)
+    else for (const waiter of current) waiter(request)
   }
 
   const now = Effect.map(Effect.clockWith((clock) => clock.currentTimeMillis), (ms) => new Date(ms))
 
   const evaluateRaw = (action: Action.Action) => Effect.provide(PolicySet.evaluate(set, action), context)
 
+  // Denials, escalations and deferrals are kept so that they can be
+  // overridden; an approval requirement is answered by approving instead.
   const keepIfBlocked = (record: DecisionRecord.DecisionRecord) =>
-    DecisionRecord.canProceed(record) || record.decision._tag === "Transform"
-      ? Effect.succeed(record)
-      : Effect.as(store.saveDecision(record), record)
+    isBlocked(record.decision) ? Effect.as(store.saveDecision(record), record) : Effect.succeed(record)
 
   const evaluate = (action: Action.Action) => Effect.flatMap(evaluateRaw(action), keepIfBlocked)
 
@@ -524,23 +544,65 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       return request
     })
 
-  /** Waits until the approval leaves `pending`. Registers before reading, so no resolution is missed. */
-  const awaitResolution = (approvalId: string) =>
-    Effect.suspend(() => {
-      let waiter = waiters.get(approvalId)
-      if (waiter === undefined) {
-        waiter = EffectDeferred.unsafeMake<Approval.ApprovalRequest>(FiberId.none)
-        waiters.set(approvalId, waiter)
+  /**
+   * Waits until the approval leaves `pending`. Registers before reading, so
+   * a resolution written in between is not missed. Only the wait itself is
+   * interruptible; interrupting it runs `onInterrupt` (built only then).
+   */
+  const awaitResolution = (
+    approvalId: string,
+    onInterrupt: ((approvalId: string) => Effect.Effect<void>) | undefined
+  ): Effect.Effect<Approval.ApprovalRequest, Approval.ApprovalNotFound | Approval.StoreError> =>
+    Effect.uninterruptible(Effect.suspend(() => {
+      let resolved: Approval.ApprovalRequest | undefined
+      let wake: ((effect: Effect.Effect<Approval.ApprovalRequest>) => void) | undefined
+      const waiter: Waiter = (request) => {
+        if (wake === undefined) resolved = request
+        else wake(Effect.succeed(request))
       }
-      const registered = waiter
-      return Effect.flatMap(store.get(approvalId), (current) => {
-        if (current.status !== "pending") {
-          notify(current)
-          return Effect.succeed(current)
+      addWaiter(approvalId, waiter)
+      return Effect.matchEffect(store.get(approvalId), {
+        onFailure: (error) => {
+          removeWaiter(approvalId, waiter)
+          return Effect.fail(error)
+        },
+        onSuccess: (current) => {
+          if (current.status !== "pending") {
+            removeWaiter(approvalId, waiter)
+            return Effect.succeed(current)
+          }
+          if (resolved !== undefined) return Effect.succeed(resolved)
+          return Effect.interruptible(Effect.async<Approval.ApprovalRequest>((resume) => {
+            wake = resume
+            return Effect.suspend(() => {
+              removeWaiter(approvalId, waiter)
+              return onInterrupt === undefined ? Effect.void : onInterrupt(approvalId)
+            })
+          }))
         }
-        return EffectDeferred.await(registered)
       })
-    })
+    }))
+
+  const cancelQuietly = (approvalId: string): Effect.Effect<void> =>
+    Effect.flatMap(now, (at) => store.cancel(approvalId, at)).pipe(Effect.tap(notify), Effect.ignore)
+
+  /**
+   * Opens an approval for the action and parks until it is resolved, then
+   * completes. Opening and parking cannot be split by an interruption: a
+   * caller that gives up always cancels the approval it opened. (`record` is
+   * not captured by the parked continuation: a parked call stays small.)
+   */
+  const openAndPark = <A, E, R2>(
+    action: Action.Action,
+    record: DecisionRecord.DecisionRecord,
+    work: (action: Action.Action) => Effect.Effect<A, E, R2>
+  ) =>
+    Effect.flatMap(
+      Effect.uninterruptible(
+        Effect.flatMap(open(action, record), (request) => awaitResolution(request.id, cancelQuietly))
+      ),
+      (resolved) => complete(resolved, action, work)
+    )
 
   /** After resolution: still allowed, consumed once (for this very action), then the work. */
   const complete = <A, E, R2>(
@@ -597,20 +659,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       if (isBlocked(decision)) return runOverridden(final, record, work)
       return Effect.flatMap(now, (at) =>
         Effect.flatMap(store.findOverride(final, at), (override) =>
-          Option.isSome(override)
-            ? work(final)
-            : Effect.uninterruptibleMask((restore) =>
-              Effect.flatMap(open(final, record), (request) =>
-                restore(awaitResolution(request.id)).pipe(
-                  Effect.onInterrupt(() =>
-                    Effect.flatMap(now, (at) => store.cancel(request.id, at)).pipe(
-                      Effect.tap(notify),
-                      Effect.ignore
-                    )
-                  ),
-                  Effect.flatMap((resolved) => restore(complete(resolved, final, work)))
-                ))
-            )))
+          Option.isSome(override) ? work(final) : openAndPark(final, record, work)))
     })
 
   const submit = (action: Action.Action): Effect.Effect<Submission, TooManyTransforms | Approval.StoreError> =>
@@ -645,7 +694,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
           new Approval.ActionMismatch({ approvalId, expected: request.actionHash, actual: actionHash })
         )
       }
-      return Effect.flatMap(awaitResolution(approvalId), (resolved) => complete(resolved, action, work))
+      return Effect.flatMap(awaitResolution(approvalId, undefined), (resolved) => complete(resolved, action, work))
     })
 
   /** Whether the identity system says `principalId` is active and within `authority`. */

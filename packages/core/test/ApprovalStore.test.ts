@@ -1,4 +1,4 @@
 import { ApprovalStore } from "@gavel/core"
-import { ApprovalStoreSuite } from "@gavel/testing"
+import * as ApprovalStoreSuite from "@gavel/testing/ApprovalStoreSuite"
 
 ApprovalStoreSuite.run("ApprovalStore.layerMemory", ApprovalStore.layerMemory)
