@@ -156,27 +156,6 @@ export class OverrideNotAllowed extends Schema.TaggedError<OverrideNotAllowed>()
 }
 
 /**
- * Why `enforce` did not run the work (besides the work's own failures).
- *
- * @since 0.1.0
- * @category errors
- */
-export type EnforceError =
-  | Denied
-  | Escalated
-  | Deferred
-  | TooManyTransforms
-  | RevalidationFailed
-  | Approval.ApprovalNotFound
-  | Approval.ApprovalRejected
-  | Approval.ApprovalExpired
-  | Approval.AlreadyResolved
-  | Approval.AlreadyConsumed
-  | Approval.ActionMismatch
-  | Approval.ApprovalPending
-  | Approval.StoreError
-
-/**
  * Why `resume` did not run the work.
  *
  * @since 0.1.0
@@ -192,6 +171,15 @@ export type ResumeError =
   | Approval.ActionMismatch
   | Approval.ApprovalPending
   | Approval.StoreError
+
+/**
+ * Why `enforce` did not run the work (besides the work's own failures): the
+ * decision itself, or anything that stops a parked call from resuming.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type EnforceError = Denied | Escalated | Deferred | TooManyTransforms | ResumeError
 
 /**
  * Why a vote was not recorded.

@@ -103,6 +103,16 @@ const counter = Effect.map(Ref.make<ReadonlyArray<Action.Action>>([]), (runs) =>
 
 const big = { amount: 5000, currency: "EUR", to: "DE89" }
 
+/** Submits `action`, which must answer `Pending`, and has each of `approvers` approve it. */
+const submitApproved = (action: Action.Action, approvers: ReadonlyArray<Action.Principal>) =>
+  Effect.gen(function*() {
+    const governance = yield* Governance.Governance
+    const submitted = yield* governance.submit(action)
+    assertPending(submitted)
+    for (const approver of approvers) yield* governance.approve(submitted.approvalId, approver)
+    return submitted
+  })
+
 const parked = (action: Action.Action) =>
   Effect.gen(function*() {
     const governance = yield* Governance.Governance
@@ -296,10 +306,7 @@ describe("approvals", () => {
     Effect.gen(function*() {
       const governance = yield* Governance.Governance
       const { runs, work } = yield* counter
-      const action = payment(big)
-      const submitted = yield* governance.submit(action)
-      assertPending(submitted)
-      yield* governance.approve(submitted.approvalId, alice)
+      const submitted = yield* submitApproved(payment(big), [alice])
       const changed = payment({ ...big, amount: 50_000 })
       const mismatch = yield* Effect.flip(governance.resume(submitted.approvalId, changed, work))
       expect(mismatch._tag).toBe("ActionMismatch")
@@ -326,9 +333,7 @@ describe("approvals", () => {
       const governance = yield* Governance.Governance
       const { runs, work } = yield* counter
       const action = payment(big)
-      const submitted = yield* governance.submit(action)
-      assertPending(submitted)
-      yield* governance.approve(submitted.approvalId, alice)
+      const submitted = yield* submitApproved(action, [alice])
       const both = yield* Effect.all(
         [governance.resume(submitted.approvalId, action, work), governance.resume(submitted.approvalId, action, work)]
           .map(Effect.either),
@@ -345,9 +350,7 @@ describe("approvals", () => {
     Effect.gen(function*() {
       const governance = yield* Governance.Governance
       const { runs, work } = yield* counter
-      const submitted = yield* governance.submit(payment(big))
-      assertPending(submitted)
-      yield* governance.approve(submitted.approvalId, alice)
+      const submitted = yield* submitApproved(payment(big), [alice])
       for (
         const other of [
           payment(big, { tenant: "globex" }),
@@ -394,9 +397,7 @@ describe("approvals", () => {
       ]
       for (const requirement of stricter) {
         current.requirement = { quorum: 1, roles: ["finance", "cfo"], separationOfDuties: false }
-        const submitted = yield* governance.submit(payment(big))
-        assertPending(submitted)
-        yield* governance.approve(submitted.approvalId, alice)
+        const submitted = yield* submitApproved(payment(big), [alice])
         current.requirement = requirement
         const error = yield* Effect.flip(governance.resume(submitted.approvalId, submitted.action, work))
         expect(error._tag).toBe("RevalidationFailed")
@@ -407,10 +408,7 @@ describe("approvals", () => {
       expect(yield* Ref.get(runs)).toEqual([])
       // The same or a looser requirement still passes.
       current.requirement = { quorum: 2, roles: ["finance", "cfo"], separationOfDuties: false }
-      const submitted = yield* governance.submit(payment(big))
-      assertPending(submitted)
-      yield* governance.approve(submitted.approvalId, alice)
-      yield* governance.approve(submitted.approvalId, bob)
+      const submitted = yield* submitApproved(payment(big), [alice, bob])
       current.requirement = { quorum: 1, roles: ["finance", "cfo", "treasury"], separationOfDuties: false }
       yield* governance.resume(submitted.approvalId, submitted.action, work)
       expect(yield* Ref.get(runs)).toHaveLength(1)

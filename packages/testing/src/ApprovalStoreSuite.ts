@@ -153,6 +153,23 @@ const failure = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<E> =>
       ? Effect.succeed(result.left)
       : Effect.sync(() => expect.fail(`expected a failure, got a success: ${summarize(result.right)}`)))
 
+/**
+ * Creates one approval in each state that is no longer pending, with ids
+ * equal to their status: "approved", "rejected", "cancelled", "consumed".
+ */
+const resolvedApprovals = (store: ApprovalStore.Service) =>
+  Effect.gen(function*() {
+    yield* store.create(request({ id: "approved" }))
+    yield* store.vote("approved", ballot("bob"))
+    yield* store.create(request({ id: "rejected" }))
+    yield* store.vote("rejected", ballot("bob", "reject"))
+    yield* store.create(request({ id: "cancelled" }))
+    yield* store.cancel("cancelled", at(1_000))
+    yield* store.create(request({ id: "consumed" }))
+    yield* store.vote("consumed", ballot("bob"))
+    yield* store.consume("consumed", "hash_consumed", at(120_000))
+  })
+
 const summarize = (value: unknown): string =>
   typeof value === "object" && value !== null && "id" in value && "status" in value
     ? `approval "${String(value.id)}" (${String(value.status)})`
@@ -336,15 +353,7 @@ export const run = <E>(
 
       test("refuses a vote on a resolved approval with AlreadyResolved and its status", (store) =>
         Effect.gen(function*() {
-          yield* store.create(request({ id: "approved" }))
-          yield* store.vote("approved", ballot("bob"))
-          yield* store.create(request({ id: "rejected" }))
-          yield* store.vote("rejected", ballot("bob", "reject"))
-          yield* store.create(request({ id: "cancelled" }))
-          yield* store.cancel("cancelled", at(1_000))
-          yield* store.create(request({ id: "consumed" }))
-          yield* store.vote("consumed", ballot("bob"))
-          yield* store.consume("consumed", "hash_consumed", at(120_000))
+          yield* resolvedApprovals(store)
           for (const status of ["approved", "rejected", "cancelled", "consumed"] as const) {
             const before = yield* store.get(status)
             const error = yield* failure(store.vote(status, ballot("carol", "approve", 180_000)))
@@ -402,15 +411,7 @@ export const run = <E>(
 
       test("expireDue leaves approved, rejected, cancelled and consumed approvals alone", (store) =>
         Effect.gen(function*() {
-          yield* store.create(request({ id: "approved" }))
-          yield* store.vote("approved", ballot("bob"))
-          yield* store.create(request({ id: "rejected" }))
-          yield* store.vote("rejected", ballot("bob", "reject"))
-          yield* store.create(request({ id: "cancelled" }))
-          yield* store.cancel("cancelled", at(1_000))
-          yield* store.create(request({ id: "consumed" }))
-          yield* store.vote("consumed", ballot("bob"))
-          yield* store.consume("consumed", "hash_consumed", at(120_000))
+          yield* resolvedApprovals(store)
           yield* store.create(request({ id: "pending" }))
           const ids = ["approved", "rejected", "cancelled", "consumed"]
           const before = yield* Effect.forEach(ids, (id) => store.get(id))
