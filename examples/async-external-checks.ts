@@ -47,6 +47,7 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as http from "node:http"
+import { check, list, report, sameList } from "./support/checks.js"
 
 // =============================================================================
 // 1. External systems as ports (Layers)
@@ -276,23 +277,6 @@ const decide = (action: Action.Action): Effect.Effect<DecisionRecord.DecisionRec
 // printing and checking
 // -----------------------------------------------------------------------------
 
-let checks = 0
-let failures = 0
-
-const check = (label: string, ok: boolean, detail: string): void => {
-  checks++
-  if (!ok) {
-    failures++
-    process.exitCode = 1
-    console.error(`  FAILED ${label}: ${detail}`)
-  }
-}
-
-const list = (values: ReadonlyArray<string>): string => `[${values.join(", ")}]`
-
-const sameList = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): boolean =>
-  a.length === b.length && a.every((value, i) => value === b[i])
-
 const ms = (millis: number): string => `${Math.round(millis)} ms`
 
 /** A release of `artifact` to production by `actor`, under change ticket `ticket`. */
@@ -463,9 +447,4 @@ try {
   await stopServer()
 }
 
-console.log("")
-if (failures === 0) {
-  console.log(`All ${checks} checks passed.`)
-} else {
-  console.error(`${failures} of ${checks} checks failed.`)
-}
+report()

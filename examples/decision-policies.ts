@@ -27,6 +27,7 @@
  */
 import { Action, Decision, DecisionRecord, IdGenerator, Policy, PolicySet } from "@gavel/core"
 import * as Schema from "effect/Schema"
+import { check, list, report, sameList } from "./support/checks.js"
 
 // -----------------------------------------------------------------------------
 // printing and checking
@@ -37,23 +38,6 @@ const idGenerator = IdGenerator.sequential()
 
 const evaluate = (set: PolicySet.Sync, action: Action.Action): DecisionRecord.DecisionRecord =>
   PolicySet.evaluateSync(set, action, { idGenerator })
-
-let checks = 0
-let failures = 0
-
-const check = (label: string, ok: boolean, detail: string): void => {
-  checks++
-  if (!ok) {
-    failures++
-    process.exitCode = 1
-    console.error(`  FAILED ${label}: ${detail}`)
-  }
-}
-
-const list = (values: ReadonlyArray<string>): string => `[${values.join(", ")}]`
-
-const sameList = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): boolean =>
-  a.length === b.length && a.every((value, i) => value === b[i])
 
 /**
  * Prints one line per record (decision id, tag, whether the host may proceed,
@@ -466,9 +450,4 @@ compare(
 
 // -----------------------------------------------------------------------------
 
-console.log("")
-if (failures === 0) {
-  console.log(`All ${checks} checks passed.`)
-} else {
-  console.error(`${failures} of ${checks} checks failed.`)
-}
+report()

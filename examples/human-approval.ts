@@ -52,6 +52,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import { check, fail, report } from "./support/checks.js"
 
 // =============================================================================
 // 1. Wiring
@@ -145,18 +146,6 @@ const sendMoney = (label: string) => (action: Action.Action) =>
     const { amount, currency, to } = action.payload as Transfer
     return `${label}: sent ${amount.toLocaleString("en-US")} ${currency} to ${to}`
   })
-
-let checks = 0
-let failures = 0
-
-const check = (label: string, ok: boolean, detail: string): void => {
-  checks++
-  if (!ok) {
-    failures++
-    process.exitCode = 1
-    console.error(`  FAILED ${label}: ${detail}`)
-  }
-}
 
 /** The tag of what an effect ended with: `"success"` or the error's tag. */
 const tagOf = <A, E extends { readonly _tag: string }>(result: Either.Either<A, E>): string =>
@@ -326,14 +315,7 @@ const story = Effect.gen(function*() {
 say("1. Governance.layer over the payments policy set, an Identity directory and an in-memory ApprovalStore\n")
 const exit = await Effect.runPromiseExit(story.pipe(Effect.provide(GovernanceLive)))
 if (Exit.isFailure(exit)) {
-  failures++
-  process.exitCode = 1
-  console.error(`  FAILED the story stopped early: ${Cause.pretty(exit.cause)}`)
+  fail(`the story stopped early: ${Cause.pretty(exit.cause)}`)
 }
 
-console.log("")
-if (failures === 0) {
-  console.log(`All ${checks} checks passed.`)
-} else {
-  console.error(`${failures} of ${checks} checks failed.`)
-}
+report()
