@@ -615,58 +615,49 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       )
     })
 
-  const runOverridden = <A, E, R2>(
-    action: Action.Action,
-    record: DecisionRecord.DecisionRecord,
-    work: (action: Action.Action) => Effect.Effect<A, E, R2>
-  ) =>
-    Effect.flatMap(now, (at) =>
-      Effect.flatMap(store.findOverride(action, at), (override): Effect.Effect<
-        A,
-        E | Denied | Escalated | Deferred,
-        R2
-      > => {
-        if (Option.isSome(override)) return work(action)
-        switch (record.decision._tag) {
-          case "Escalate":
-            return Effect.fail(new Escalated({ record }))
-          case "Defer":
-            return Effect.fail(new Deferred({ record }))
-          default:
-            return Effect.fail(new Denied({ record }))
-        }
-      }))
+  /** The active override covering `action` now, if any. */
+  const overrideFor = (action: Action.Action) => Effect.flatMap(now, (at) => store.findOverride(action, at))
+
+  const blocked = (record: DecisionRecord.DecisionRecord): Denied | Escalated | Deferred => {
+    switch (record.decision._tag) {
+      case "Escalate":
+        return new Escalated({ record })
+      case "Defer":
+        return new Deferred({ record })
+      default:
+        return new Denied({ record })
+    }
+  }
 
   const enforce = <A, E, R2>(
     action: Action.Action,
     work: (action: Action.Action) => Effect.Effect<A, E, R2>
   ): Effect.Effect<A, E | EnforceError, R2> =>
     Effect.flatMap(decide(action), ({ action: final, record }): Effect.Effect<A, E | EnforceError, R2> => {
-      const decision = record.decision
-      if (Decision.canProceed(decision)) return work(final)
-      if (isBlocked(decision)) return runOverridden(final, record, work)
-      return Effect.flatMap(now, (at) =>
-        Effect.flatMap(store.findOverride(final, at), (override) =>
-          Option.isSome(override) ? work(final) : openAndPark(final, record, work)))
+      if (Decision.canProceed(record.decision)) return work(final)
+      return Effect.flatMap(overrideFor(final), (override): Effect.Effect<A, E | EnforceError, R2> => {
+        if (Option.isSome(override)) return work(final)
+        if (isBlocked(record.decision)) return Effect.fail(blocked(record))
+        return openAndPark(final, record, work)
+      })
     })
 
   const submit = (action: Action.Action): Effect.Effect<Submission, TooManyTransforms | Approval.StoreError> =>
     Effect.flatMap(decide(action), ({ action: final, record }): Effect.Effect<Submission, Approval.StoreError> => {
       if (Decision.canProceed(record.decision)) return Effect.succeed({ _tag: "Decided", record, action: final })
-      return Effect.flatMap(now, (at) =>
-        Effect.flatMap(store.findOverride(final, at), (override): Effect.Effect<Submission, Approval.StoreError> => {
-          if (Option.isSome(override)) {
-            return Effect.succeed({ _tag: "Overridden", override: override.value, record, action: final })
-          }
-          if (isBlocked(record.decision)) return Effect.succeed({ _tag: "Decided", record, action: final })
-          return Effect.map(open(final, record), (request) => ({
-            _tag: "Pending",
-            approvalId: request.id,
-            expiresAt: request.requirement.expiresAt,
-            record,
-            action: final
-          }))
+      return Effect.flatMap(overrideFor(final), (override): Effect.Effect<Submission, Approval.StoreError> => {
+        if (Option.isSome(override)) {
+          return Effect.succeed({ _tag: "Overridden", override: override.value, record, action: final })
+        }
+        if (isBlocked(record.decision)) return Effect.succeed({ _tag: "Decided", record, action: final })
+        return Effect.map(open(final, record), (request) => ({
+          _tag: "Pending",
+          approvalId: request.id,
+          expiresAt: request.requirement.expiresAt,
+          record,
+          action: final
         }))
+      })
     })
 
   const resume = <A, E, R2>(
