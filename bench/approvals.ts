@@ -19,7 +19,7 @@
  * heap snapshots before parking, when all are parked and when all are
  * consumed into dir (slow; for profiling).
  */
-import { Action, ApprovalStore, Decision, Governance, Identity, Policy, PolicySet } from "@gavel/core"
+import { Action, ApprovalStore, AuditSink, Decision, Governance, Identity, Policy, PolicySet } from "@gavel/core"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -81,6 +81,7 @@ const makeRuntime = () =>
   ManagedRuntime.make(
     Governance.layer({ policySet, sweepInterval: "5 seconds" }).pipe(
       Layer.provideMerge(ApprovalStore.layerMemory),
+      Layer.provideMerge(AuditSink.layerMemory),
       Layer.provide(IdentityLive)
     )
   )

@@ -36,6 +36,7 @@ import {
   Action,
   Approval,
   ApprovalStore,
+  AuditSink,
   Decision,
   Governance,
   IdGenerator,
@@ -110,6 +111,7 @@ const payments = PolicySet.unsafeMake({ id: "payments", version: "2025.06", poli
 // Sequential ids keep the output readable.
 const GovernanceLive = Governance.layer({ policySet: payments, sweepInterval: "50 millis" }).pipe(
   Layer.provideMerge(ApprovalStore.layerMemory),
+  Layer.provideMerge(AuditSink.layerMemory),
   Layer.provide(IdentityLive),
   Layer.provide(IdGenerator.layer(IdGenerator.sequential()))
 )

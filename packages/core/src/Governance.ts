@@ -17,13 +17,17 @@ import * as Schema from "effect/Schema"
 import * as Action from "./Action.js"
 import * as Approval from "./Approval.js"
 import { ApprovalStore } from "./ApprovalStore.js"
+import type * as Audit from "./Audit.js"
+import { AuditSink } from "./AuditSink.js"
 import * as Decision from "./Decision.js"
 import * as DecisionRecord from "./DecisionRecord.js"
 import { IdGenerator } from "./IdGenerator.js"
 import { Identity } from "./Identity.js"
 import type * as Override from "./Override.js"
+import * as entries from "./internal/auditEntries.js"
 import * as PolicySet from "./PolicySet.js"
 import type { ExternalCheckFailed } from "./PolicyError.js"
+import * as Redaction from "./Redaction.js"
 
 // -----------------------------------------------------------------------------
 // errors
@@ -356,6 +360,12 @@ export interface Options<R> {
   readonly pollInterval?: Duration.DurationInput | undefined
   /** How many times a `Transform` may be followed. Default 3. */
   readonly maxTransforms?: number | undefined
+  /**
+   * What is masked before records, approvals and audit events are written
+   * (`Redacted` values and credential-like keys always are). Records returned
+   * by the runtime are the written ones.
+   */
+  readonly redaction?: Redaction.Options | undefined
 }
 
 // -----------------------------------------------------------------------------
@@ -420,7 +430,9 @@ const stillSatisfied = (request: Approval.ApprovalRequest, decision: Decision.De
  */
 export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   const store = yield* ApprovalStore
+  const sink = yield* AuditSink
   const identity = yield* Identity
+  const redaction = options.redaction === undefined ? Redaction.defaults : yield* Redaction.make(options.redaction)
   const context = yield* Effect.context<R>()
   const approvalTimeout = yield* durationOf(
     options.approvalTimeout,
@@ -465,14 +477,63 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
 
   const now = Effect.map(Effect.clockWith((clock) => clock.currentTimeMillis), (ms) => new Date(ms))
 
-  const evaluateRaw = (action: Action.Action) => Effect.provide(PolicySet.evaluate(set, action), context)
+  const write = (entry: Audit.Entry): Effect.Effect<void, Approval.StoreError> => Effect.asVoid(sink.append(entry))
+
+  /** For steps that already happened (the work ran): a failed write is reported, not thrown at the caller. */
+  const writeAfter = (entry: Effect.Effect<Audit.Entry>): Effect.Effect<void> =>
+    Effect.flatMap(entry, write).pipe(
+      Effect.catchAll((error) => Effect.logError("gavel: writing an audit event failed", error))
+    )
+
+  /**
+   * Evaluates and writes `decision.evaluated`: the written (redacted) record,
+   * and the raw decision (a transform's replacement action unmasked). A caller
+   * that gives up during the evaluation leaves `evaluation.cancelled`.
+   */
+  const evaluateWritten = (action: Action.Action) =>
+    Effect.provide(PolicySet.evaluate(set, action), context).pipe(
+      Effect.onInterrupt(() => writeAfter(Effect.map(now, (at) => entries.cancelled(action, at)))),
+      Effect.flatMap((raw) => {
+        const written = Redaction.record(redaction, raw, action)
+        return Effect.as(write(entries.evaluated(written.record, written.payload)), {
+          decision: raw.decision,
+          record: written.record
+        })
+      })
+    )
 
   // Denials, escalations and deferrals are kept so that they can be
   // overridden; an approval requirement is answered by approving instead.
   const keepIfBlocked = (record: DecisionRecord.DecisionRecord) =>
     isBlocked(record.decision) ? Effect.as(store.saveDecision(record), record) : Effect.succeed(record)
 
-  const evaluate = (action: Action.Action) => Effect.flatMap(evaluateRaw(action), keepIfBlocked)
+  const evaluate = (action: Action.Action) =>
+    Effect.flatMap(evaluateWritten(action), ({ record }) => keepIfBlocked(record))
+
+  /**
+   * Runs the work between `execution.started` and `execution.succeeded` /
+   * `failed`. Call it uninterruptibly, with `restore` for the work alone: the
+   * start is written if and only if the work begins.
+   */
+  const runWork = <A, E, R2>(
+    of: entries.Execution,
+    action: Action.Action,
+    work: (action: Action.Action) => Effect.Effect<A, E, R2>,
+    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+  ): Effect.Effect<A, E | Approval.StoreError, R2> =>
+    Effect.zipRight(
+      Effect.flatMap(now, (at) => write(entries.started(of, at))),
+      Effect.onExit(
+        restore(work(action)),
+        (exit) => writeAfter(Effect.map(now, (at) => entries.ended(of, at, exit)))
+      )
+    )
+
+  const execute = <A, E, R2>(
+    of: entries.Execution,
+    action: Action.Action,
+    work: (action: Action.Action) => Effect.Effect<A, E, R2>
+  ) => Effect.uninterruptibleMask((restore) => runWork(of, action, work, restore))
 
   /** Evaluates, following transforms; returns the final action and its record. */
   const decide = (
@@ -488,10 +549,10 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       { readonly action: Action.Action; readonly record: DecisionRecord.DecisionRecord },
       TooManyTransforms | Approval.StoreError
     > =>
-      Effect.flatMap(evaluate(current), (record) => {
-        if (record.decision._tag !== "Transform") return Effect.succeed({ action: current, record })
+      Effect.flatMap(evaluateWritten(current), ({ decision, record }) => {
+        if (decision._tag !== "Transform") return Effect.as(keepIfBlocked(record), { action: current, record })
         if (depth >= maxTransforms) return Effect.fail(new TooManyTransforms({ limit: maxTransforms, record }))
-        return loop(record.decision.action, depth + 1)
+        return loop(decision.action, depth + 1)
       })
     return loop(action, 0)
   }
@@ -528,7 +589,9 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
         consumedAt: null,
         trace: record.trace
       }
-      yield* store.create(request)
+      yield* Effect.uninterruptible(
+        Effect.zipRight(store.create(request), write(entries.approval("approval.requested", request, createdAt, null)))
+      )
       return request
     })
 
@@ -572,7 +635,11 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     }))
 
   const cancelQuietly = (approvalId: string): Effect.Effect<void> =>
-    Effect.flatMap(now, (at) => store.cancel(approvalId, at)).pipe(Effect.tap(notify), Effect.ignore)
+    Effect.flatMap(now, (at) =>
+      store.cancel(approvalId, at).pipe(
+        Effect.tap(notify),
+        Effect.flatMap((cancelled) => write(entries.approval("approval.cancelled", cancelled, at, null)))
+      )).pipe(Effect.ignore)
 
   /**
    * Opens an approval for the action and parks until it is resolved, then
@@ -601,17 +668,19 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     Effect.gen(function*() {
       const failure = Approval.failure(request)
       if (Option.isSome(failure)) return yield* failure.value
-      const record = yield* evaluateRaw(action)
-      if (!stillSatisfied(request, record.decision)) {
+      const { decision, record } = yield* evaluateWritten(action)
+      if (!stillSatisfied(request, decision)) {
         return yield* new RevalidationFailed({ approvalId: request.id, record })
       }
+      const of: entries.Execution = { record, approvalId: request.id, overrideId: null }
       // Once consumed, the work starts: an interruption cannot fall between the two.
       return yield* Effect.uninterruptibleMask((restore) =>
-        Effect.zipRight(
+        Effect.flatMap(now, (at) =>
           // The store refuses another action (ActionMismatch) atomically with the consume.
-          Effect.flatMap(now, (at) => store.consume(request.id, Action.hash(action), at)),
-          restore(work(action))
-        )
+          store.consume(request.id, Action.hash(action), at).pipe(
+            Effect.flatMap((consumed) => write(entries.approval("approval.consumed", consumed, at, null))),
+            Effect.zipRight(runWork(of, action, work, restore))
+          ))
       )
     })
 
@@ -634,9 +703,13 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     work: (action: Action.Action) => Effect.Effect<A, E, R2>
   ): Effect.Effect<A, E | EnforceError, R2> =>
     Effect.flatMap(decide(action), ({ action: final, record }): Effect.Effect<A, E | EnforceError, R2> => {
-      if (Decision.canProceed(record.decision)) return work(final)
+      if (Decision.canProceed(record.decision)) {
+        return execute({ record, approvalId: null, overrideId: null }, final, work)
+      }
       return Effect.flatMap(overrideFor(final), (override): Effect.Effect<A, E | EnforceError, R2> => {
-        if (Option.isSome(override)) return work(final)
+        if (Option.isSome(override)) {
+          return execute({ record, approvalId: null, overrideId: override.value.id }, final, work)
+        }
         if (isBlocked(record.decision)) return Effect.fail(blocked(record))
         return openAndPark(final, record, work)
       })
@@ -724,9 +797,18 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       )
       const revoked = checks.filter((id): id is string => id !== undefined)
       const at = yield* now
-      const next = yield* store.vote(approvalId, { approver: voter.id, verdict, note: note ?? null, at }, { revoked })
-      notify(next)
-      return next
+      return yield* Effect.uninterruptible(
+        Effect.tap(
+          store.vote(approvalId, { approver: voter.id, verdict, note: note ?? null, at }, { revoked }),
+          (next) => {
+            notify(next)
+            const voted = write(entries.approval("approval.voted", next, at, voter.id))
+            return next.status === "pending"
+              ? voted
+              : Effect.zipRight(voted, write(entries.approval("approval.resolved", next, at, voter.id)))
+          }
+        )
+      )
     })
 
   const override = (decisionId: string, options: OverrideOptions) =>
@@ -761,14 +843,19 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
         grantedAt,
         expiresAt: new Date(grantedAt.getTime() + Duration.toMillis(duration.value))
       }
-      yield* store.saveOverride(granted)
+      yield* Effect.uninterruptible(
+        Effect.zipRight(store.saveOverride(granted), write(entries.overrideGranted(granted, record)))
+      )
       return granted
     })
 
   const expireDue = Effect.flatMap(now, (at) =>
-    Effect.tap(store.expireDue(at), (expired) => {
+    Effect.uninterruptible(Effect.tap(store.expireDue(at), (expired) => {
       for (const request of expired) notify(request)
-    }))
+      return Effect.forEach(expired, (request) => write(entries.approval("approval.expired", request, at, null)), {
+        discard: true
+      })
+    })))
 
   if (store.shared) {
     // Resolutions written by other processes reach this one by polling.
@@ -818,7 +905,11 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
  */
 export const layer = <R>(
   options: Options<R>
-): Layer.Layer<Governance, ConfigError.ConfigError, R | ApprovalStore | Identity> =>
+): Layer.Layer<
+  Governance,
+  ConfigError.ConfigError | Redaction.InvalidRedaction,
+  R | ApprovalStore | AuditSink | Identity
+> =>
   Layer.scoped(
     Governance,
     Effect.gen(function*() {

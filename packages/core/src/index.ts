@@ -57,7 +57,37 @@ export * as Quota from "./Quota.js"
  * @since 0.1.0
  */
 export * as Ticketing from "./Ticketing.js"
+/**
+ * @since 0.1.0
+ */
 export * as Approval from "./Approval.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as ApprovalStore from "./ApprovalStore.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Audit from "./Audit.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as AuditSink from "./AuditSink.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Override from "./Override.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Governance from "./Governance.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Redaction from "./Redaction.js"

@@ -1,6 +1,7 @@
 import {
   Action,
   ApprovalStore,
+  AuditSink,
   Decision,
   Governance,
   IdGenerator,
@@ -89,6 +90,7 @@ const testLayer = <R>(
     })
   }).pipe(
     Layer.provideMerge(ApprovalStore.layerMemory),
+    Layer.provideMerge(AuditSink.layerMemory),
     Layer.provideMerge(IdGenerator.layerSequential),
     Layer.provideMerge(
       Fakes.layer({ identity: options.identity ?? { principals }, quota: { limits: { payments: 10_000 } } })
@@ -685,6 +687,7 @@ describe("overrides", () => {
     }).pipe(Effect.provide(
       Governance.layer({ policySet: PolicySet.unsafeMake({ id: "p", version: "1", policy: paymentsPolicy(1) }) }).pipe(
         Layer.provideMerge(ApprovalStore.layerMemory),
+        Layer.provideMerge(AuditSink.layerMemory),
         Layer.provideMerge(Fakes.layer({ identity: { principals } }))
       )
     )))
@@ -700,6 +703,7 @@ describe("configuration", () => {
   const layerFor = (entries: ReadonlyArray<readonly [string, string]>) =>
     Governance.layer({ policySet: PolicySet.unsafeMake({ id: "p", version: "1", policy: noTimeout }) }).pipe(
       Layer.provideMerge(ApprovalStore.layerMemory),
+      Layer.provideMerge(AuditSink.layerMemory),
       Layer.provideMerge(Fakes.layer({ identity: { principals } })),
       Layer.provide(withConfig(entries))
     )
@@ -752,6 +756,7 @@ describe("shared stores", () => {
         pollInterval: "2 seconds"
       }).pipe(
         Layer.provideMerge(SharedStore),
+        Layer.provideMerge(AuditSink.layerMemory),
         Layer.provideMerge(Fakes.layer({ identity: { principals } }))
       )
     )))

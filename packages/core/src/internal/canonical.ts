@@ -1,5 +1,8 @@
+import * as Redacted from "effect/Redacted"
+
 /**
- * Canonical JSON and SHA-256, with no dependency beyond the language.
+ * Canonical JSON and SHA-256, with no dependency beyond the language (and
+ * `effect`, to recognize `Redacted` values).
  *
  * `@gavel/core` runs wherever `effect` runs, so it cannot use `node:crypto`,
  * and WebCrypto's digest is asynchronous while `Action.hash` must stay usable
@@ -29,6 +32,11 @@ const encode = (value: unknown): string | undefined => {
       return undefined
   }
   if (value === null) return "null"
+  if (Redacted.isRedacted(value)) {
+    // Bound to the secret (a changed secret is a changed action) without
+    // writing it: its own digest stands in for it.
+    return `{"<redacted>":"${sha256Hex(encode(Redacted.value(value)) ?? "null")}"}`
+  }
   const withJson = value as { toJSON?: () => unknown }
   if (typeof withJson.toJSON === "function") return encode(withJson.toJSON())
   if (Array.isArray(value)) {
@@ -51,7 +59,7 @@ const encode = (value: unknown): string | undefined => {
 /**
  * Canonical JSON: object keys sorted by code unit, strings and keys in Unicode
  * NFC, no insignificant whitespace, `undefined` members omitted, `toJSON`
- * honoured, non-finite numbers as `null` (as `JSON.stringify` does).
+ * honoured, a `Redacted` value as the SHA-256 of its canonical JSON, non-finite numbers as `null` (as `JSON.stringify` does).
  *
  * @internal
  */
