@@ -216,7 +216,7 @@ const walk = (
  * @example
  * ```ts
  * import { Redaction } from "@gavel/core"
- * import { Redacted } from "effect"
+ * import { Either, Redacted } from "effect"
  *
  * const config = Redaction.make({ paths: ["payload.card.number"] }).pipe(Either.getOrThrow)
  * Redaction.apply(config, "payload", { card: { number: "4111…", cvc: Redacted.make("123") } })
