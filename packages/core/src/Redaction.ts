@@ -22,6 +22,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Action from "./Action.js"
 import type * as DecisionRecord from "./DecisionRecord.js"
+import type * as Explain from "./Explain.js"
 
 /**
  * What a masked value is written as.
@@ -231,11 +232,14 @@ export const apply = (
   self: Redaction,
   root: string,
   value: unknown
-): { readonly value: unknown; readonly omitted: ReadonlyArray<string> } => {
+): { readonly value: unknown; readonly omitted: ReadonlyArray<string> } => applyAt(self, root, root, value)
+
+/** Matches the configured paths from `root`, and reports masked paths under `reportAs`. */
+const applyAt = (self: Redaction, root: string, reportAs: string, value: unknown) => {
   const { hit, rest } = descend(self.paths, root)
-  if (hit) return { value: mask, omitted: [root] }
+  if (hit) return { value: mask as unknown, omitted: [reportAs] }
   const omitted: Array<string> = []
-  return { value: walk(self, value, root, rest, omitted), omitted }
+  return { value: walk(self, value, reportAs, rest, omitted), omitted }
 }
 
 /**
@@ -249,7 +253,15 @@ export const applyStrings = (
   self: Redaction,
   root: string,
   value: Readonly<Record<string, string>>
-): { readonly value: Readonly<Record<string, string>>; readonly omitted: ReadonlyArray<string> } => {
+): { readonly value: Readonly<Record<string, string>>; readonly omitted: ReadonlyArray<string> } =>
+  applyStringsAt(self, root, root, value)
+
+const applyStringsAt = (
+  self: Redaction,
+  root: string,
+  reportAs: string,
+  value: Readonly<Record<string, string>>
+) => {
   let out: Record<string, string> | undefined
   const omitted: Array<string> = []
   const { hit, rest } = descend(self.paths, root)
@@ -257,7 +269,7 @@ export const applyStrings = (
     if (hit || descend(rest, key).hit || isSensitiveKey(self, key)) {
       out ??= { ...value }
       out[key] = mask
-      omitted.push(`${root}.${key}`)
+      omitted.push(`${reportAs}.${key}`)
     }
   }
   return { value: out ?? value, omitted }
@@ -270,7 +282,8 @@ const maskAction = (
   omitted: Array<string>
 ): Action.Action => {
   const { payload, ...rest } = action
-  const metadata = applyStrings(self, `${root}.metadata`, action.metadata)
+  // A replacement is an action too: configured paths apply from its root.
+  const metadata = applyStringsAt(self, "metadata", `${root}.metadata`, action.metadata)
   omitted.push(...metadata.omitted)
   const out: { -readonly [K in keyof Action.Action]: Action.Action[K] } = {
     ...rest,
@@ -280,7 +293,7 @@ const maskAction = (
   if (Object.keys(action.actor.attributes).length > 0) omitted.push(`${root}.actor.attributes`)
   if (payload !== undefined) {
     if (self.payload === "include") {
-      const masked = apply(self, `${root}.payload`, payload)
+      const masked = applyAt(self, "payload", `${root}.payload`, payload)
       omitted.push(...masked.omitted)
       out.payload = masked.value
     } else {
@@ -317,17 +330,25 @@ export const record = (
   }
   const metadata = applyStrings(self, "metadata", record.inputs.metadata)
   omitted.push(...metadata.omitted)
+  // A transform carries a whole replacement action: in the decision, and in
+  // the explain entry of the policy that proposed it.
   const decision = record.decision._tag === "Transform"
     ? { ...record.decision, action: maskAction(self, "decision.action", record.decision.action, omitted) }
     : record.decision
-  if (omitted.length === record.redaction.omitted.length && metadata.omitted.length === 0 && decision === record.decision) {
-    return { record, payload }
+  let explain = record.explain
+  for (let i = 0; i < explain.length; i++) {
+    const result = explain[i]!.result
+    if (result._tag !== "Transform") continue
+    if (explain === record.explain) explain = explain.slice()
+    const masked = maskAction(self, `explain.${i}.result.action`, result.action, omitted)
+    ;(explain as Array<Explain.Entry>)[i] = { ...explain[i]!, result: { ...result, action: masked } }
   }
   return {
     record: {
       ...record,
       inputs: { ...record.inputs, metadata: metadata.value },
       decision,
+      explain,
       redaction: { omitted: Array.from(new Set(omitted)).sort() }
     },
     payload

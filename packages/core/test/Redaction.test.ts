@@ -77,9 +77,14 @@ describe("Redaction.record", () => {
       "decision.action.actor.attributes",
       "decision.action.metadata.authorization",
       "decision.action.payload",
+      "explain.0.result.action.actor.attributes",
+      "explain.0.result.action.metadata.authorization",
+      "explain.0.result.action.payload",
       "metadata.authorization",
       "payload"
     ])
+    const entry = record.explain[0]!.result
+    expect(entry._tag === "Transform" && entry.action.payload).toBeUndefined()
     const replacement = record.decision._tag === "Transform" ? record.decision.action : undefined
     expect(replacement?.payload).toBeUndefined()
     expect(replacement?.actor.attributes).toEqual({})
@@ -95,6 +100,9 @@ describe("Redaction.record", () => {
     )
     expect(payload).toEqual({ card: { number: "<redacted>" }, amount: 5 })
     expect(record.redaction.omitted).toContain("payload.card.number")
+    // Configured paths apply to a replacement action from its own root.
+    expect(record.decision._tag === "Transform" && record.decision.action.payload).toEqual(payload)
+    expect(record.redaction.omitted).toContain("decision.action.payload.card.number")
     expect(record.redaction.omitted).not.toContain("payload")
   })
 })
