@@ -14,6 +14,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Tracer from "effect/Tracer"
 import * as Action from "./Action.js"
 import * as Approval from "./Approval.js"
 import { ApprovalStore } from "./ApprovalStore.js"
@@ -590,7 +591,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
         trace: record.trace
       }
       yield* Effect.uninterruptible(
-        Effect.zipRight(store.create(request), write(entries.approval("approval.requested", request, createdAt, null)))
+        Effect.zipRight(store.create(request), write(entries.approval("approval.requested", request, createdAt, request.requester)))
       )
       return request
     })
@@ -681,6 +682,16 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
             Effect.flatMap((consumed) => write(entries.approval("approval.consumed", consumed, at, null))),
             Effect.zipRight(runWork(of, action, work, restore))
           ))
+      ).pipe(
+        // The resumed work runs in its own span, linked to the request that asked for it.
+        Effect.withSpan("gavel.execute", {
+          attributes: { "gavel.approval_id": request.id, "gavel.decision_id": record.decisionId },
+          links: request.trace === null ? [] : [{
+            _tag: "SpanLink",
+            span: Tracer.externalSpan(request.trace),
+            attributes: { "gavel.link": "approval.requested" }
+          }]
+        })
       )
     })
 
