@@ -1,5 +1,6 @@
 import * as AuditFile from "@gavel/adapters/AuditFile"
 import { Audit, AuditSink } from "@gavel/core"
+import * as AuditSinkSuite from "@gavel/testing/AuditSinkSuite"
 import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -25,6 +26,11 @@ const entry = (n: number): Audit.Entry => ({
 
 const sinkAt = (file: string) =>
   AuditFile.layer({ path: file }).pipe(Layer.provide(NodeFileSystem.layer))
+
+AuditSinkSuite.run(
+  "AuditFile",
+  Layer.unwrapEffect(Effect.sync(() => sinkAt(tempFile())))
+)
 
 const appendAll = (entries: ReadonlyArray<Audit.Entry>) =>
   Effect.flatMap(AuditSink.AuditSink, (sink) => Effect.forEach(entries, sink.append))

@@ -46,12 +46,17 @@ export const EventType = Schema.Literal(
 export type EventType = typeof EventType.Type
 
 /**
- * A JSON object: what an event carries in `data`.
+ * A JSON object: what an event carries in `data`. Decoding keeps the object
+ * as it was parsed — every member, including one named `__proto__` — so the
+ * hash of a decoded event is the hash that was written.
  *
  * @since 0.1.0
  * @category models
  */
-export const Data = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+export const Data: Schema.Schema<Readonly<Record<string, unknown>>> = Schema.declare(
+  (u: unknown): u is Readonly<Record<string, unknown>> => typeof u === "object" && u !== null && !Array.isArray(u),
+  { identifier: "AuditData", description: "a JSON object" }
+)
 
 /**
  * One audit event.

@@ -26,6 +26,7 @@ import { IdGenerator } from "./IdGenerator.js"
 import { Identity } from "./Identity.js"
 import type * as Override from "./Override.js"
 import * as entries from "./internal/auditEntries.js"
+import * as Metrics from "./Metrics.js"
 import * as PolicySet from "./PolicySet.js"
 import type { ExternalCheckFailed } from "./PolicyError.js"
 import * as Redaction from "./Redaction.js"
@@ -591,7 +592,10 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
         trace: record.trace
       }
       yield* Effect.uninterruptible(
-        Effect.zipRight(store.create(request), write(entries.approval("approval.requested", request, createdAt, request.requester)))
+        store.create(request).pipe(
+          Effect.zipRight(write(entries.approval("approval.requested", request, createdAt, request.requester))),
+          Effect.zipRight(Metrics.adjustApprovalsPending(1))
+        )
       )
       return request
     })
@@ -639,6 +643,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     Effect.flatMap(now, (at) =>
       store.cancel(approvalId, at).pipe(
         Effect.tap(notify),
+        Effect.tap(() => Metrics.adjustApprovalsPending(-1)),
         Effect.flatMap((cancelled) => write(entries.approval("approval.cancelled", cancelled, at, null)))
       )).pipe(Effect.ignore)
 
@@ -683,6 +688,9 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
             Effect.zipRight(runWork(of, action, work, restore))
           ))
       ).pipe(
+        // The span records the outcome, never the work's error (its message may quote inputs).
+        Effect.exit,
+        Effect.tap((exit) => Effect.annotateCurrentSpan("gavel.execution.outcome", exit._tag === "Success" ? "succeeded" : "failed")),
         // The resumed work runs in its own span, linked to the request that asked for it.
         Effect.withSpan("gavel.execute", {
           attributes: { "gavel.approval_id": request.id, "gavel.decision_id": record.decisionId },
@@ -691,7 +699,8 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
             span: Tracer.externalSpan(request.trace),
             attributes: { "gavel.link": "approval.requested" }
           }]
-        })
+        }),
+        Effect.flatten
       )
     })
 
@@ -814,9 +823,10 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
           (next) => {
             notify(next)
             const voted = write(entries.approval("approval.voted", next, at, voter.id))
-            return next.status === "pending"
-              ? voted
-              : Effect.zipRight(voted, write(entries.approval("approval.resolved", next, at, voter.id)))
+            return next.status === "pending" ? voted : voted.pipe(
+              Effect.zipRight(Metrics.adjustApprovalsPending(-1)),
+              Effect.zipRight(write(entries.approval("approval.resolved", next, at, voter.id)))
+            )
           }
         )
       )
@@ -863,9 +873,12 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   const expireDue = Effect.flatMap(now, (at) =>
     Effect.uninterruptible(Effect.tap(store.expireDue(at), (expired) => {
       for (const request of expired) notify(request)
-      return Effect.forEach(expired, (request) => write(entries.approval("approval.expired", request, at, null)), {
-        discard: true
-      })
+      return Effect.zipRight(
+        Metrics.adjustApprovalsPending(-expired.length),
+        Effect.forEach(expired, (request) => write(entries.approval("approval.expired", request, at, null)), {
+          discard: true
+        })
+      )
     })))
 
   if (store.shared) {

@@ -179,7 +179,8 @@ const walk = (
     })
   }
   if (isPlainObject(value)) {
-    const out: Record<string, unknown> = {}
+    // No prototype: a member named `__proto__` stays a member.
+    const out: Record<string, unknown> = Object.create(null)
     for (const key of Object.keys(value)) {
       const { hit, rest } = descend(paths, key)
       const path = `${at}.${key}`

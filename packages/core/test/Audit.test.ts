@@ -7,6 +7,7 @@ import {
   Decision,
   Governance,
   IdGenerator,
+  Metrics,
   Policy,
   PolicySet
 } from "@gavel/core"
@@ -16,6 +17,7 @@ import * as Effect from "effect/Effect"
 import * as FastCheck from "effect/FastCheck"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
@@ -66,6 +68,13 @@ describe("Audit.verify", () => {
       const result = Audit.verify(decoded, { anchor: headOf(events) })
       expect(result).toEqual({ _tag: "Intact", count: events.length, head: headOf(events) })
     })))
+
+  it("a member named __proto__ survives the round trip (the hash still matches)", () => {
+    const data = JSON.parse("{\"__proto__\":{\"admin\":true},\"n\":1}") as Record<string, unknown>
+    const event = Audit.seal({ ...FastCheck.sample(entryArb, { numRuns: 1, seed: 1 })[0]!, data }, null)
+    const decoded = Schema.decodeUnknownSync(Audit.AuditEvent)(JSON.parse(JSON.stringify(Audit.encode(event))))
+    expect(Audit.verify([decoded])._tag).toBe("Intact")
+  })
 
   it("an edited event is named, whether or not its hash was recomputed", () =>
     FastCheck.assert(FastCheck.property(trailAndIndex, FastCheck.boolean(), ({ events, i }, rehash) => {
@@ -242,13 +251,17 @@ describe("Governance audit trail", () => {
       expect(resolved.votes.map((v) => v.approver)).toEqual(["alice", "bob"])
     }).pipe(Effect.provide(TestLive)))
 
-  it.effect("expiry, cancellation and rejection are written", () =>
+  it.effect("expiry, cancellation and rejection are written, and the pending gauge follows them", () =>
     Effect.gen(function*() {
       const governance = yield* Governance.Governance
+      const pending = Effect.map(Metric.value(Metrics.approvalsPending), (state) => state.value)
+      const before = yield* pending
       // expiry
       const expiring = yield* Effect.fork(Effect.exit(governance.enforce(action(5000), () => Effect.void)))
       const first = yield* Approvals.awaitPending()
+      expect(yield* pending).toBe(before + 1)
       yield* Approvals.advanceToExpiry(first.id)
+      expect(yield* pending).toBe(before)
       yield* Fiber.join(expiring)
       // interrupted caller
       const abandoned = yield* Effect.fork(governance.enforce(action(6000), () => Effect.void))
@@ -257,8 +270,10 @@ describe("Governance audit trail", () => {
       // rejection
       const rejected = yield* Effect.fork(Effect.exit(governance.enforce(action(7000), () => Effect.void)))
       const third = yield* Approvals.awaitPending()
+      expect(yield* pending).toBe(before + 1)
       yield* governance.reject(third.id, alice, "no")
       yield* Fiber.join(rejected)
+      expect(yield* pending).toBe(before)
       const kinds = (yield* types).filter((t) => t.startsWith("approval."))
       expect(kinds).toEqual([
         "approval.requested",

@@ -18,6 +18,7 @@ export * as Fakes from "./Fakes.js"
  */
 export * as Approvals from "./Approvals.js"
 
-// `ApprovalStoreSuite` registers vitest tests, so it is not re-exported here
-// (importing the barrel outside vitest must work): import it from
-// "@gavel/testing/ApprovalStoreSuite".
+// `ApprovalStoreSuite` and `AuditSinkSuite` register vitest tests, so they
+// are not re-exported here (importing the barrel outside vitest must work):
+// import them from "@gavel/testing/ApprovalStoreSuite" and
+// "@gavel/testing/AuditSinkSuite".

@@ -1,0 +1,579 @@
+// Module by module rather than the barrel: a host that only persists
+// approvals does not load the policy engine.
+import * as Action from "@gavel/core/Action"
+import * as Approval from "@gavel/core/Approval"
+import * as ApprovalStore from "@gavel/core/ApprovalStore"
+import * as Audit from "@gavel/core/Audit"
+import * as AuditSink from "@gavel/core/AuditSink"
+import * as DecisionRecord from "@gavel/core/DecisionRecord"
+import * as Override from "@gavel/core/Override"
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import type * as Statement from "@effect/sql/Statement"
+import * as Cause from "effect/Cause"
+import * as Either from "effect/Either"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+
+// -----------------------------------------------------------------------------
+// constants
+// -----------------------------------------------------------------------------
+
+/** `PRAGMA application_id` of a gavel database: "GAVL" in ASCII. */
+export const applicationId = 0x4741564c
+
+/** The table @effect/sql's Migrator records gavel's migrations in. */
+export const migrationsTable = "gavel_migrations"
+
+// -----------------------------------------------------------------------------
+// errors
+// -----------------------------------------------------------------------------
+
+/** The SQLite result code behind a failed statement (`SQLITE_BUSY`…), if any. */
+export const sqliteCode = (error: unknown): string | undefined => {
+  const cause = Predicate.hasProperty(error, "cause") ? error.cause : error
+  return Predicate.hasProperty(cause, "code") && typeof cause.code === "string" ? cause.code : undefined
+}
+
+/** A one-line description of a failure, with the SQLite code and message when there is one. */
+export const describe = (error: unknown): string => {
+  const cause = Predicate.hasProperty(error, "cause") ? error.cause : undefined
+  const outer = error instanceof Error ? error.message : String(error)
+  if (cause instanceof Error) {
+    const code = sqliteCode(error)
+    return `${outer}: ${code === undefined ? "" : `${code}: `}${cause.message}`
+  }
+  return outer
+}
+
+const storeError = (operation: string) => (error: SqlError): Approval.StoreError =>
+  new Approval.StoreError({ operation, detail: describe(error), cause: error })
+
+const unreadable = (operation: string, what: string) => (error: ParseResult.ParseError): Approval.StoreError =>
+  new Approval.StoreError({ operation, detail: `${what} is unreadable: ${error.message}`, cause: error })
+
+const unstorable = (operation: string, what: string) => (error: ParseResult.ParseError): Approval.StoreError =>
+  new Approval.StoreError({ operation, detail: `${what} cannot be stored: ${error.message}`, cause: error })
+
+// -----------------------------------------------------------------------------
+// transactions
+// -----------------------------------------------------------------------------
+
+/**
+ * Runs `effect` in one `BEGIN IMMEDIATE` transaction: the write lock is
+ * taken before the first read, so that a read-modify-write never races a
+ * writer in another process (a deferred `BEGIN` would fail with
+ * `SQLITE_BUSY` when upgrading its read to a write instead of waiting for
+ * the busy timeout). Commits on success, rolls back on failure; a failure to
+ * begin or commit goes through `onError`.
+ *
+ * Inside a transaction the caller opened on the same client, `effect` runs
+ * as part of it: that transaction already holds the connection (taking it
+ * again would wait forever), and commits or rolls back everything at once.
+ */
+export const immediate = <E2>(sql: SqlClient.SqlClient, onError: (error: SqlError) => E2) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | E2, R> =>
+  Effect.flatMap(
+    Effect.serviceOption(SqlClient.TransactionConnection),
+    (enclosing): Effect.Effect<A, E | E2, R> =>
+      Option.isSome(enclosing)
+        ? effect
+        : Effect.uninterruptibleMask((restore) =>
+          Effect.scoped(Effect.gen(function*() {
+            const conn = yield* Effect.mapError(restore(sql.reserve), onError)
+            yield* Effect.mapError(conn.execute("BEGIN IMMEDIATE", [], undefined), onError)
+            const exit = yield* Effect.exit(
+              restore(effect).pipe(Effect.provideService(SqlClient.TransactionConnection, [conn, 0] as const))
+            )
+            if (Exit.isSuccess(exit)) {
+              const committed = yield* Effect.exit(conn.execute("COMMIT", [], undefined))
+              if (Exit.isSuccess(committed)) return exit.value
+              yield* Effect.ignore(conn.execute("ROLLBACK", [], undefined))
+              return yield* Effect.failCause(Cause.map(committed.cause, onError))
+            }
+            yield* Effect.ignore(conn.execute("ROLLBACK", [], undefined))
+            return yield* Effect.failCause(exit.cause)
+          }))
+        )
+  )
+
+/** The number of rows a write changed, from better-sqlite3's run result. */
+const changes = (result: unknown): number =>
+  Predicate.hasProperty(result, "changes") && typeof result.changes === "number" ? result.changes : -1
+
+// -----------------------------------------------------------------------------
+// migrations
+// -----------------------------------------------------------------------------
+
+const statements = (...ddl: ReadonlyArray<string>): Effect.Effect<void, SqlError, SqlClient.SqlClient> =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => Effect.forEach(ddl, (s) => sql.unsafe(s), { discard: true }))
+
+/**
+ * gavel's schema, one migration per key (`<id>_<name>`), run by
+ * @effect/sql's Migrator. Never edit a released migration: add one.
+ */
+export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> = {
+  "1_gavel_tables": statements(
+    `CREATE TABLE gavel_approvals (
+  id TEXT PRIMARY KEY NOT NULL,
+  kind TEXT NOT NULL,
+  status TEXT NOT NULL,
+  requester TEXT NOT NULL,
+  tenant TEXT,
+  decision_id TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  correlation_id TEXT NOT NULL,
+  action_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  resolved_at INTEGER,
+  consumed_at INTEGER,
+  version INTEGER NOT NULL,
+  request TEXT NOT NULL
+) STRICT`,
+    `CREATE INDEX gavel_approvals_pending ON gavel_approvals (created_at) WHERE status = 'pending'`,
+    `CREATE INDEX gavel_approvals_due ON gavel_approvals (expires_at) WHERE status = 'pending'`,
+    `CREATE INDEX gavel_approvals_decision ON gavel_approvals (decision_id)`,
+    `CREATE TABLE gavel_decisions (
+  decision_id TEXT PRIMARY KEY NOT NULL,
+  request_id TEXT NOT NULL,
+  correlation_id TEXT NOT NULL,
+  policy_id TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  evaluated_at INTEGER NOT NULL,
+  record TEXT NOT NULL
+) STRICT`,
+    `CREATE TABLE gavel_overrides (
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL,
+  overrides TEXT NOT NULL,
+  policy_id TEXT NOT NULL,
+  granted_by TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  tenant TEXT,
+  coverage TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  granted_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  override TEXT NOT NULL
+) STRICT`,
+    `CREATE INDEX gavel_overrides_scope ON gavel_overrides (kind, name, expires_at)`,
+    `CREATE TABLE gavel_audit_events (
+  sequence INTEGER PRIMARY KEY,
+  type TEXT NOT NULL,
+  at TEXT NOT NULL,
+  decision_id TEXT,
+  approval_id TEXT,
+  request_id TEXT,
+  correlation_id TEXT,
+  actor TEXT,
+  trace TEXT,
+  data TEXT NOT NULL,
+  previous_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+) STRICT`,
+    `CREATE INDEX gavel_audit_events_approval ON gavel_audit_events (approval_id) WHERE approval_id IS NOT NULL`,
+    `CREATE INDEX gavel_audit_events_decision ON gavel_audit_events (decision_id) WHERE decision_id IS NOT NULL`
+  )
+}
+
+/** The id of the newest migration this code knows. */
+export const latestMigration: number = Math.max(...Object.keys(migrations).map((key) => Number.parseInt(key, 10)))
+
+/** Runs the migrations not yet recorded in {@link migrationsTable}. */
+export const migrate = Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: migrationsTable })
+
+/** What a database holds before gavel touches it. */
+export interface Inspection {
+  readonly applicationId: number
+  /** Tables, indexes, views and triggers, SQLite's own excluded. */
+  readonly objects: ReadonlyArray<string>
+  /** The newest migration recorded, if the migrations table exists. */
+  readonly migration: number | null
+}
+
+/** Reads the application id, the schema objects and the newest migration; writes nothing. */
+export const inspect = (sql: SqlClient.SqlClient): Effect.Effect<Inspection, SqlError> =>
+  Effect.gen(function*() {
+    const [id] = yield* sql<{ readonly application_id: number }>`PRAGMA application_id`
+    const objects = yield* sql<{ readonly name: string }>`SELECT name FROM sqlite_master
+      WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!' ORDER BY name`
+    const names = objects.map((o) => o.name)
+    let migration: number | null = null
+    if (names.includes(migrationsTable)) {
+      const [latest] = yield* sql<{ readonly id: number | null }>`SELECT max(migration_id) AS id FROM ${
+        sql(migrationsTable)
+      }`
+      migration = latest?.id ?? null
+    }
+    return { applicationId: id?.application_id ?? 0, objects: names, migration }
+  })
+
+// -----------------------------------------------------------------------------
+// codecs
+// -----------------------------------------------------------------------------
+
+const ApprovalJson = Schema.parseJson(Approval.ApprovalRequest)
+const encodeApproval = Schema.encode(ApprovalJson)
+const decodeApproval = Schema.decode(ApprovalJson)
+const DecisionJson = Schema.parseJson(DecisionRecord.DecisionRecord)
+const encodeDecision = Schema.encode(DecisionJson)
+const decodeDecision = Schema.decode(DecisionJson)
+const OverrideJson = Schema.parseJson(Override.Override)
+const encodeOverride = Schema.encode(OverrideJson)
+const decodeOverride = Schema.decode(OverrideJson)
+
+const millis = (date: Date | null): number | null => (date === null ? null : date.getTime())
+
+// -----------------------------------------------------------------------------
+// approval store
+// -----------------------------------------------------------------------------
+
+interface ApprovalRow {
+  readonly version: number
+  readonly request: string
+}
+
+/** The approval store over `sql`; the tables must exist. */
+export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Service => {
+  const sql = client.withoutTransforms()
+  const transaction = (operation: string) => immediate(sql, storeError(operation))
+
+  const decodeRow = (operation: string, approvalId: string) => (text: string) =>
+    Effect.mapError(decodeApproval(text), unreadable(operation, `stored approval "${approvalId}"`))
+
+  const load = (
+    operation: string,
+    approvalId: string
+  ): Effect.Effect<readonly [number, Approval.ApprovalRequest], Approval.ApprovalNotFound | Approval.StoreError> =>
+    Effect.flatMap(
+      Effect.mapError(
+        sql<ApprovalRow>`SELECT version, request FROM gavel_approvals WHERE id = ${approvalId}`,
+        storeError(operation)
+      ),
+      ([row]): Effect.Effect<
+        readonly [number, Approval.ApprovalRequest],
+        Approval.ApprovalNotFound | Approval.StoreError
+      > =>
+        row === undefined
+          ? Effect.fail(new Approval.ApprovalNotFound({ approvalId }))
+          : Effect.map(decodeRow(operation, approvalId)(row.request), (request) => [row.version, request] as const)
+    )
+
+  const write = (operation: string, version: number, next: Approval.ApprovalRequest) =>
+    Effect.gen(function*() {
+      const text = yield* Effect.mapError(encodeApproval(next), unstorable(operation, `approval "${next.id}"`))
+      const result = yield* Effect.mapError(
+        sql`UPDATE gavel_approvals SET status = ${next.status}, resolved_at = ${millis(next.resolvedAt)},
+          consumed_at = ${millis(next.consumedAt)}, version = ${version + 1}, request = ${text}
+          WHERE id = ${next.id} AND version = ${version}`.raw,
+        storeError(operation)
+      )
+      if (changes(result) !== 1) {
+        return yield* new Approval.StoreError({
+          operation,
+          detail: `approval "${next.id}" changed while it was being written`
+        })
+      }
+      return next
+    })
+
+  const transition = <E>(
+    operation: string,
+    approvalId: string,
+    f: (request: Approval.ApprovalRequest) => Either.Either<Approval.ApprovalRequest, E>
+  ) =>
+    transaction(operation)(Effect.gen(function*() {
+      const [version, current] = yield* load(operation, approvalId)
+      const next = yield* f(current)
+      return yield* write(operation, version, next)
+    }))
+
+  return ApprovalStore.ApprovalStore.of({
+    shared: true,
+    create: (request) =>
+      Effect.gen(function*() {
+        if (request.status !== "pending") {
+          return yield* new Approval.StoreError({ operation: "create", detail: "a new approval must be pending" })
+        }
+        const text = yield* Effect.mapError(encodeApproval(request), unstorable("create", `approval "${request.id}"`))
+        yield* sql`INSERT INTO gavel_approvals (id, kind, status, requester, tenant, decision_id, request_id,
+          correlation_id, action_hash, created_at, expires_at, resolved_at, consumed_at, version, request)
+          VALUES (${request.id}, ${request.kind}, ${request.status}, ${request.requester},
+          ${request.summary.actor.tenant ?? null}, ${request.decisionId}, ${request.requestId},
+          ${request.correlationId}, ${request.actionHash}, ${request.createdAt.getTime()},
+          ${request.requirement.expiresAt.getTime()}, ${millis(request.resolvedAt)}, ${millis(request.consumedAt)},
+          1, ${text})`.pipe(
+          Effect.mapError((error) =>
+            sqliteCode(error) === "SQLITE_CONSTRAINT_PRIMARYKEY"
+              ? new Approval.StoreError({
+                operation: "create",
+                detail: `approval "${request.id}" already exists`,
+                cause: error
+              })
+              : storeError("create")(error)
+          )
+        )
+      }),
+    get: (approvalId) => Effect.map(load("get", approvalId), ([, request]) => request),
+    vote: (approvalId, vote, options) => transition("vote", approvalId, (r) => Approval.vote(r, vote, options)),
+    consume: (approvalId, actionHash, now) =>
+      transition("consume", approvalId, (r) => Approval.consume(r, actionHash, now)),
+    cancel: (approvalId, now) => transition("cancel", approvalId, (r) => Approval.cancel(r, now)),
+    expireDue: (now) =>
+      transaction("expireDue")(Effect.gen(function*() {
+        const rows = yield* Effect.mapError(
+          sql<ApprovalRow & { readonly id: string }>`SELECT id, version, request
+            FROM gavel_approvals WHERE status = 'pending' AND expires_at <= ${now.getTime()}
+            ORDER BY created_at, rowid`,
+          storeError("expireDue")
+        )
+        const expired: Array<Approval.ApprovalRequest> = []
+        for (const row of rows) {
+          const request = yield* decodeRow("expireDue", row.id)(row.request)
+          const next = Approval.expire(request, now)
+          if (Option.isSome(next)) expired.push(yield* write("expireDue", row.version, next.value))
+        }
+        return expired
+      })),
+    listPending: (filter) =>
+      Effect.gen(function*() {
+        const limit = filter?.limit
+        // As the memory store: a limit of 0 or less lists nothing, a fractional one rounds up.
+        if (limit !== undefined && limit <= 0) return []
+        const conditions: Array<Statement.Fragment> = [sql`status = 'pending'`]
+        if (filter?.kind !== undefined) conditions.push(sql`kind = ${filter.kind}`)
+        if (filter?.requester !== undefined) conditions.push(sql`requester = ${filter.requester}`)
+        if (filter?.tenant !== undefined) conditions.push(sql`tenant = ${filter.tenant}`)
+        const bounded = limit !== undefined && Number.isFinite(limit)
+        const rows = yield* Effect.mapError(
+          sql<ApprovalRow & { readonly id: string }>`SELECT id, version, request FROM gavel_approvals
+            WHERE ${sql.and(conditions)} ORDER BY created_at, rowid ${
+            bounded ? sql`LIMIT ${Math.ceil(limit)}` : sql``
+          }`,
+          storeError("listPending")
+        )
+        return yield* Effect.forEach(rows, (row) => decodeRow("listPending", row.id)(row.request))
+      }),
+    saveDecision: (record) =>
+      Effect.gen(function*() {
+        const text = yield* Effect.mapError(
+          encodeDecision(record),
+          unstorable("saveDecision", `decision "${record.decisionId}"`)
+        )
+        yield* Effect.mapError(
+          sql`INSERT INTO gavel_decisions (decision_id, request_id, correlation_id, policy_id, outcome, evaluated_at,
+            record) VALUES (${record.decisionId}, ${record.requestId}, ${record.correlationId}, ${record.policyId},
+            ${record.decision._tag}, ${record.evaluatedAt.getTime()}, ${text})
+            ON CONFLICT (decision_id) DO UPDATE SET request_id = excluded.request_id,
+            correlation_id = excluded.correlation_id, policy_id = excluded.policy_id, outcome = excluded.outcome,
+            evaluated_at = excluded.evaluated_at, record = excluded.record`,
+          storeError("saveDecision")
+        )
+      }),
+    getDecision: (decisionId) =>
+      Effect.gen(function*() {
+        const [row] = yield* Effect.mapError(
+          sql<{ readonly record: string }>`SELECT record FROM gavel_decisions WHERE decision_id = ${decisionId}`,
+          storeError("getDecision")
+        )
+        if (row === undefined) return Option.none()
+        return Option.some(
+          yield* Effect.mapError(decodeDecision(row.record), unreadable("getDecision", `decision "${decisionId}"`))
+        )
+      }),
+    saveOverride: (override) =>
+      Effect.gen(function*() {
+        const text = yield* Effect.mapError(
+          encodeOverride(override),
+          unstorable("saveOverride", `override "${override.id}"`)
+        )
+        yield* Effect.mapError(
+          sql`INSERT INTO gavel_overrides (id, overrides, policy_id, granted_by, kind, name, tenant, coverage, actor,
+            granted_at, expires_at, override) VALUES (${override.id}, ${override.overrides}, ${override.policyId},
+            ${override.grantedBy}, ${override.scope.kind}, ${override.scope.name}, ${override.scope.tenant},
+            ${override.coverage}, ${override.actor}, ${override.grantedAt.getTime()},
+            ${override.expiresAt.getTime()}, ${text})`,
+          storeError("saveOverride")
+        )
+      }),
+    findOverride: (action, now) =>
+      Effect.gen(function*() {
+        const at = now.getTime()
+        // The columns narrow the candidates; `Override.covers` decides, newest first.
+        const rows = yield* Effect.mapError(
+          sql<{ readonly seq: number; readonly override: string }>`SELECT seq, override FROM gavel_overrides
+            WHERE kind = ${action.kind} AND name = ${action.name} AND tenant IS ${action.actor.tenant ?? null}
+            AND expires_at > ${at} ORDER BY seq DESC`,
+          storeError("findOverride")
+        )
+        for (const row of rows) {
+          const override = yield* Effect.mapError(
+            decodeOverride(row.override),
+            unreadable("findOverride", `override #${row.seq}`)
+          )
+          if (Override.covers(override, action, at)) return Option.some(override)
+        }
+        return Option.none()
+      })
+  })
+}
+
+// -----------------------------------------------------------------------------
+// audit sink
+// -----------------------------------------------------------------------------
+
+interface AuditRow {
+  readonly sequence: number
+  readonly type: unknown
+  readonly at: unknown
+  readonly decision_id: unknown
+  readonly approval_id: unknown
+  readonly request_id: unknown
+  readonly correlation_id: unknown
+  readonly actor: unknown
+  readonly trace: unknown
+  readonly data: unknown
+  readonly previous_hash: unknown
+  readonly hash: unknown
+}
+
+const Entry = Audit.AuditEvent.pipe(Schema.omit("sequence", "previousHash", "hash"))
+const validateEntry = Schema.validateEither(Entry)
+const encodeTrace = Schema.encodeSync(Action.TraceContext)
+const decodeTrace = Schema.decodeUnknownEither(Action.TraceContext)
+const isEventType = Schema.is(Audit.EventType)
+const isData = Schema.is(Audit.Data)
+
+const parseJson = (text: string): Either.Either<unknown, unknown> => Either.try(() => JSON.parse(text) as unknown)
+
+/**
+ * The entry as it will read back: the fields an event has and no others,
+ * `trace` by its schema and `data` through JSON, so that the hash sealed now
+ * is the hash of what {@link readEvent} returns later.
+ */
+const normalize = (entry: Audit.Entry): Either.Either<Audit.Entry, string> =>
+  Either.gen(function*() {
+    const valid = yield* Either.mapLeft(validateEntry(entry), (error) => `invalid audit entry: ${error.message}`)
+    const data = yield* Either.mapLeft(
+      Either.try(() => JSON.parse(JSON.stringify(valid.data)) as unknown),
+      (error) => `audit data is not JSON: ${describe(error)}`
+    )
+    if (!isData(data) || Array.isArray(data)) return yield* Either.left("audit data is not a JSON object")
+    if (Number.isNaN(valid.at.getTime())) return yield* Either.left("audit entry has an invalid date")
+    return {
+      type: valid.type,
+      at: valid.at,
+      decisionId: valid.decisionId,
+      approvalId: valid.approvalId,
+      requestId: valid.requestId,
+      correlationId: valid.correlationId,
+      actor: valid.actor,
+      trace: valid.trace === null ? null : encodeTrace(valid.trace),
+      data
+    }
+  })
+
+const text = (u: unknown): string | null => (typeof u === "string" ? u : null)
+
+/**
+ * An event exactly as stored, never re-sealed. A column that does not read
+ * back as its field is replaced by a neutral value and its raw content goes
+ * to `data.$unreadable` (column name → stored value), so the event no longer
+ * matches its hash and `Audit.verify` reports it as `edited` instead of the
+ * whole read failing.
+ */
+export const readEvent = (row: AuditRow): Audit.AuditEvent => {
+  const bad: Record<string, unknown> = {}
+  const field = <A>(column: keyof AuditRow, read: (u: unknown) => A | undefined, fallback: A): A => {
+    const value = read(row[column])
+    if (value !== undefined) return value
+    bad[column] = row[column]
+    return fallback
+  }
+  const optionalText = (u: unknown) => (u === null ? null : typeof u === "string" ? u : undefined)
+  const type = field("type", (u) => (isEventType(u) ? u : undefined), "decision.evaluated" as Audit.EventType)
+  const at = field("at", (u) => {
+    if (typeof u !== "string") return undefined
+    const date = new Date(u)
+    return Number.isNaN(date.getTime()) || date.toISOString() !== u ? undefined : date
+  }, new Date(0))
+  const trace = field("trace", (u) => {
+    if (u === null) return null
+    if (typeof u !== "string") return undefined
+    const parsed = Either.flatMap(parseJson(u), decodeTrace)
+    return Either.isRight(parsed) ? parsed.right : undefined
+  }, null)
+  const data = field("data", (u) => {
+    if (typeof u !== "string") return undefined
+    const parsed = parseJson(u)
+    return Either.isRight(parsed) && isData(parsed.right) && !Array.isArray(parsed.right) ? parsed.right : undefined
+  }, {})
+  const event: Audit.AuditEvent = {
+    sequence: row.sequence,
+    type,
+    at,
+    decisionId: field("decision_id", optionalText, null),
+    approvalId: field("approval_id", optionalText, null),
+    requestId: field("request_id", optionalText, null),
+    correlationId: field("correlation_id", optionalText, null),
+    actor: field("actor", optionalText, null),
+    trace,
+    data,
+    previousHash: field("previous_hash", (u) => text(u) ?? undefined, ""),
+    hash: field("hash", (u) => text(u) ?? undefined, "")
+  }
+  return Object.keys(bad).length === 0 ? event : { ...event, data: { $unreadable: bad } }
+}
+
+const headOf = (sql: SqlClient.SqlClient) =>
+  Effect.map(
+    sql<{ readonly sequence: number; readonly hash: string }>`SELECT sequence, hash FROM gavel_audit_events
+      ORDER BY sequence DESC LIMIT 1`,
+    ([row]): Audit.Anchor | null => (row === undefined ? null : { sequence: row.sequence, hash: row.hash })
+  )
+
+/** The audit sink over `sql`; the tables must exist. */
+export const makeAuditSink = (client: SqlClient.SqlClient): AuditSink.Service => {
+  const sql = client.withoutTransforms()
+  const transaction = immediate(sql, storeError("append"))
+  return AuditSink.AuditSink.of({
+    append: (entry) =>
+      Effect.gen(function*() {
+        const normalized = normalize(entry)
+        if (Either.isLeft(normalized)) {
+          return yield* new Approval.StoreError({ operation: "append", detail: normalized.left })
+        }
+        return yield* transaction(Effect.gen(function*() {
+          const event = Audit.seal(normalized.right, yield* headOf(sql))
+          const trace = event.trace === null ? null : JSON.stringify(event.trace)
+          yield* sql`INSERT INTO gavel_audit_events (sequence, type, at, decision_id, approval_id, request_id,
+            correlation_id, actor, trace, data, previous_hash, hash) VALUES (${event.sequence}, ${event.type},
+            ${event.at.toISOString()}, ${event.decisionId}, ${event.approvalId}, ${event.requestId},
+            ${event.correlationId}, ${event.actor}, ${trace}, ${JSON.stringify(event.data)},
+            ${event.previousHash}, ${event.hash})`
+          return event
+        }).pipe(Effect.mapError(storeError("append"))))
+      }),
+    read: (options) => {
+      // As the memory sink's slice: from the whole sequence number at or below `fromSequence`.
+      const from = options?.fromSequence
+      const first = from === undefined || Number.isNaN(from) ? 1 : Math.max(1, Math.trunc(from - 1) + 1)
+      return Effect.map(
+        Effect.mapError(
+          sql<AuditRow>`SELECT sequence, type, at, decision_id, approval_id, request_id, correlation_id, actor, trace,
+            data, previous_hash, hash FROM gavel_audit_events WHERE sequence >= ${first} ORDER BY sequence`,
+          storeError("read")
+        ),
+        (rows) => rows.map(readEvent)
+      )
+    },
+    head: Effect.map(Effect.mapError(headOf(sql), storeError("head")), Option.fromNullable)
+  })
+}

@@ -1,0 +1,414 @@
+import * as Sqlite from "@gavel/adapters/Sqlite"
+import { Approval, ApprovalStore, Audit, AuditSink } from "@gavel/core"
+import * as ApprovalStoreSuite from "@gavel/testing/ApprovalStoreSuite"
+import * as AuditSinkSuite from "@gavel/testing/AuditSinkSuite"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { request, tempDir } from "./fixtures/sqlite.js"
+
+/** A store and sink on a new database file in a new temporary directory, per build. */
+const fresh = Layer.unwrapScoped(Effect.map(tempDir, (dir) => Sqlite.layer({ filename: path.join(dir, "gavel.db") })))
+
+// Every test of the suites opens a new file: the model-based property opens 100.
+ApprovalStoreSuite.run("Sqlite ApprovalStore", fresh, { timeout: 60_000 })
+AuditSinkSuite.run("Sqlite AuditSink", fresh, { timeout: 60_000 })
+
+// -----------------------------------------------------------------------------
+// helpers
+// -----------------------------------------------------------------------------
+
+/** Runs `effect` with the database at `filename` open, closing it afterwards. */
+const withDatabase = <A, E>(
+  filename: string,
+  effect: Effect.Effect<A, E, ApprovalStore.ApprovalStore | AuditSink.AuditSink | SqlClient.SqlClient>,
+  options: Omit<Sqlite.Options, "filename"> = {}
+) => Effect.provide(effect, Sqlite.layer({ filename, ...options }))
+
+/** Runs `f` on a raw better-sqlite3 connection to `filename`: what someone tampering with the file does. */
+const raw = <A>(filename: string, f: (db: Database.Database) => A): Effect.Effect<A> =>
+  Effect.sync(() => {
+    const db = new Database(filename)
+    try {
+      return f(db)
+    } finally {
+      db.close()
+    }
+  })
+
+/** The error the layer fails with when opening `filename`. */
+const openError = (filename: string) => Effect.flip(withDatabase(filename, Effect.void))
+
+const snapshot = (dir: string) =>
+  Object.fromEntries(fs.readdirSync(dir).sort().map((name) => [name, fs.readFileSync(path.join(dir, name))]))
+
+const entry = (n: number): Audit.Entry => AuditSinkSuite.entry(n)
+
+/** A trail of `n` events, and what `read` returns after `tamper` ran on the raw file. */
+const tampered = (n: number, tamper: (db: Database.Database) => void) =>
+  Effect.gen(function*() {
+    const filename = path.join(yield* tempDir, "gavel.db")
+    const head = yield* withDatabase(
+      filename,
+      Effect.gen(function*() {
+        const sink = yield* AuditSink.AuditSink
+        for (let i = 1; i <= n; i++) yield* sink.append(entry(i))
+        expect(Audit.verify(yield* sink.read())._tag).toBe("Intact")
+        return Option.getOrThrow(yield* sink.head)
+      })
+    )
+    yield* raw(filename, tamper)
+    const events = yield* withDatabase(filename, Effect.flatMap(AuditSink.AuditSink, (sink) => sink.read()))
+    return { events, head }
+  })
+
+const broken = (verification: Audit.Verification) => {
+  if (verification._tag !== "Broken") return expect.fail("the trail verified as intact")
+  return { sequence: verification.sequence, problem: verification.problem }
+}
+
+// -----------------------------------------------------------------------------
+// opening
+// -----------------------------------------------------------------------------
+
+describe("Sqlite.layer", () => {
+  it.scoped("creates a WAL database with gavel's application id, synchronous FULL and a 5 s busy timeout", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      const pragmas = yield* withDatabase(
+        filename,
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const one = (name: string) => Effect.map(sql.unsafe<Record<string, unknown>>(`PRAGMA ${name}`), (r) => r[0])
+          return {
+            journal: yield* one("journal_mode"),
+            synchronous: yield* one("synchronous"),
+            timeout: yield* one("busy_timeout"),
+            application: yield* one("application_id"),
+            migrations: yield* sql`SELECT migration_id, name FROM gavel_migrations`,
+            shared: (yield* ApprovalStore.ApprovalStore).shared
+          }
+        })
+      )
+      expect(pragmas).toEqual({
+        journal: { journal_mode: "wal" },
+        synchronous: { synchronous: 2 },
+        timeout: { timeout: 5_000 },
+        application: { application_id: Sqlite.applicationId },
+        migrations: [{ migration_id: 1, name: "gavel_tables" }],
+        shared: true
+      })
+      expect(Sqlite.schemaVersion).toBe(1)
+    }))
+
+  it.scoped("takes synchronous NORMAL and another busy timeout", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      const found = yield* withDatabase(
+        filename,
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          Effect.all([sql`PRAGMA synchronous`, sql`PRAGMA busy_timeout`])),
+        { synchronous: "NORMAL", busyTimeout: "250 millis" }
+      )
+      expect(found).toEqual([[{ synchronous: 1 }], [{ timeout: 250 }]])
+    }))
+
+  it.scoped("reads sqlite.filename and sqlite.synchronous from Config", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      const provider = ConfigProvider.fromMap(new Map([["sqlite.filename", filename], ["sqlite.synchronous", "NORMAL"]]))
+      const found = yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`PRAGMA synchronous`).pipe(
+        Effect.provide(Sqlite.layerConfig),
+        Effect.withConfigProvider(provider)
+      )
+      expect(found).toEqual([{ synchronous: 1 }])
+      expect(fs.existsSync(filename)).toBe(true)
+    }))
+
+  it.scoped("keeps approvals, decisions' absence, and the trail across reopenings", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      const now = new Date(Date.UTC(2026, 0, 1, 9))
+      const created = request("apr_1", { quorum: 2, now })
+      const [voted, event] = yield* withDatabase(
+        filename,
+        Effect.gen(function*() {
+          const store = yield* ApprovalStore.ApprovalStore
+          yield* store.create(created)
+          const voted = yield* store.vote("apr_1", { approver: "bob", verdict: "approve", note: "ok", at: now })
+          const event = yield* (yield* AuditSink.AuditSink).append(entry(1))
+          return [voted, event] as const
+        })
+      )
+      const [stored, events] = yield* withDatabase(
+        filename,
+        Effect.all([
+          Effect.flatMap(ApprovalStore.ApprovalStore, (store) => store.get("apr_1")),
+          Effect.flatMap(AuditSink.AuditSink, (sink) => sink.read())
+        ])
+      )
+      expect(stored).toEqual(voted)
+      expect(events).toEqual([event])
+    }))
+
+  it.scoped("opens an existing empty file as a new database", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      fs.writeFileSync(filename, "")
+      const pending = yield* withDatabase(
+        filename,
+        Effect.flatMap(ApprovalStore.ApprovalStore, (store) => store.listPending())
+      )
+      expect(pending).toEqual([])
+    }))
+
+  it.scoped("opens while another connection writes; a write waits for the busy timeout, then fails with StoreError", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      const now = new Date(Date.UTC(2026, 0, 1, 9))
+      yield* withDatabase(filename, Effect.flatMap(ApprovalStore.ApprovalStore, (s) => s.create(request("a", { quorum: 1, now }))))
+      const other = new Database(filename)
+      yield* Effect.addFinalizer(() => Effect.sync(() => other.close()))
+      other.exec("BEGIN IMMEDIATE")
+      // Opening a database that is already migrated takes no lock; writing does.
+      const [error, waited, stored] = yield* withDatabase(
+        filename,
+        Effect.gen(function*() {
+          const store = yield* ApprovalStore.ApprovalStore
+          const start = performance.now()
+          const error = yield* Effect.flip(store.vote("a", { approver: "bob", verdict: "approve", note: null, at: now }))
+          const waited = performance.now() - start
+          other.exec("ROLLBACK")
+          return [error, waited, yield* store.get("a")] as const
+        }),
+        { busyTimeout: "200 millis" }
+      )
+      expect(error).toMatchObject({ _tag: "StoreError", operation: "vote" })
+      expect(error.message).toContain("SQLITE_BUSY")
+      expect(waited).toBeGreaterThanOrEqual(150)
+      expect(stored.status).toBe("pending")
+    }))
+
+  it.scoped("fails with StoreError naming the approval when its stored JSON is unreadable", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      const now = new Date(Date.UTC(2026, 0, 1, 9))
+      yield* withDatabase(filename, Effect.flatMap(ApprovalStore.ApprovalStore, (s) => s.create(request("a", { quorum: 1, now }))))
+      yield* raw(filename, (db) => db.prepare("UPDATE gavel_approvals SET request = '{\"id\":' WHERE id = 'a'").run())
+      const error = yield* withDatabase(
+        filename,
+        Effect.flip(Effect.flatMap(ApprovalStore.ApprovalStore, (s) => s.get("a")))
+      )
+      expect(error).toMatchObject({ _tag: "StoreError", operation: "get" })
+      expect(error.message).toContain(`stored approval "a" is unreadable`)
+    }))
+})
+
+// -----------------------------------------------------------------------------
+// refusals
+// -----------------------------------------------------------------------------
+
+describe("Sqlite.layer refuses, without writing to the file,", () => {
+  it.scoped("a file that is not a SQLite database", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "notes.txt")
+      fs.writeFileSync(filename, "These are my notes, not a database.\n".repeat(200))
+      const before = snapshot(dir)
+      const error = yield* openError(filename)
+      expect(error).toBeInstanceOf(Sqlite.SqliteOpenError)
+      expect(error).toMatchObject({ _tag: "SqliteOpenError", filename, reason: "NotADatabase" })
+      expect(error.message).toContain(`"${filename}" is not a SQLite database`)
+      expect(snapshot(dir)).toEqual(before)
+    }))
+
+  it.scoped("a SQLite database of another application", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "crm.db")
+      yield* raw(filename, (db) => {
+        db.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        db.prepare("INSERT INTO customers (name) VALUES (?)").run("Ada")
+      })
+      const before = snapshot(dir)
+      const error = yield* openError(filename)
+      expect(error).toMatchObject({ _tag: "SqliteOpenError", filename, reason: "NotAGavelDatabase" })
+      expect(error.message).toContain("customers")
+      expect(snapshot(dir)).toEqual(before)
+    }))
+
+  it.scoped("a database marked with another application id, even without tables", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "other.db")
+      yield* raw(filename, (db) => db.pragma("application_id = 42"))
+      const before = snapshot(dir)
+      const error = yield* openError(filename)
+      expect(error).toMatchObject({ reason: "NotAGavelDatabase" })
+      expect(error.message).toContain("0x2a")
+      expect(snapshot(dir)).toEqual(before)
+    }))
+
+  it.scoped("a gavel database migrated by a newer gavel", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "gavel.db")
+      yield* withDatabase(filename, Effect.flatMap(AuditSink.AuditSink, (sink) => sink.append(entry(1))))
+      yield* raw(filename, (db) => {
+        db.prepare("INSERT INTO gavel_migrations (migration_id, name) VALUES (?, ?)").run(
+          Sqlite.schemaVersion + 1,
+          "from_the_future"
+        )
+      })
+      const before = snapshot(dir)
+      expect(Object.keys(before)).toEqual(["gavel.db"])
+      const error = yield* openError(filename)
+      expect(error).toMatchObject({ _tag: "SqliteOpenError", filename, reason: "NewerSchema" })
+      expect(error.message).toContain(`schema version is ${Sqlite.schemaVersion + 1}`)
+      expect(snapshot(dir)).toEqual(before)
+    }))
+
+  it.scoped("a file in a directory that does not exist, as Unavailable", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "missing", "gavel.db")
+      const error = yield* openError(filename)
+      expect(error).toMatchObject({ _tag: "SqliteOpenError", filename, reason: "Unavailable" })
+      expect(fs.readdirSync(dir)).toEqual([])
+    }))
+})
+
+// -----------------------------------------------------------------------------
+// tampering
+// -----------------------------------------------------------------------------
+
+describe("a tampered SQLite trail", () => {
+  it.scoped("reads back as stored: an edited event fails verification at its sequence", () =>
+    Effect.gen(function*() {
+      const { events } = yield* tampered(6, (db) => {
+        db.prepare("UPDATE gavel_audit_events SET data = ? WHERE sequence = 4").run(JSON.stringify({ n: 999 }))
+      })
+      expect(events.length).toBe(6)
+      expect(events[3]!.data).toEqual({ n: 999 })
+      expect(broken(Audit.verify(events))).toEqual({ sequence: 4, problem: "edited" })
+    }))
+
+  it.scoped("an edited event that was re-hashed is caught by the next event's link", () =>
+    Effect.gen(function*() {
+      const { events } = yield* tampered(6, (db) => {
+        const row = db.prepare("SELECT * FROM gavel_audit_events WHERE sequence = 3").get() as Record<string, unknown>
+        const forged = Audit.seal(
+          { ...entry(3), data: { n: 3, vote: { verdict: "reject", note: null } } },
+          { sequence: 2, hash: String(row["previous_hash"]) }
+        )
+        db.prepare("UPDATE gavel_audit_events SET data = ?, hash = ? WHERE sequence = 3").run(
+          JSON.stringify(forged.data),
+          forged.hash
+        )
+      })
+      expect(broken(Audit.verify(events))).toEqual({ sequence: 3, problem: "edited" })
+    }))
+
+  it.scoped("a row that no longer reads as an event comes back with its raw columns and fails as edited", () =>
+    Effect.gen(function*() {
+      const { events } = yield* tampered(6, (db) => {
+        db.prepare("UPDATE gavel_audit_events SET data = 'not json {' WHERE sequence = 2").run()
+        db.prepare("UPDATE gavel_audit_events SET type = 'approval.bribed', at = 'yesterday' WHERE sequence = 5").run()
+      })
+      expect(events.map((e) => e.sequence)).toEqual([1, 2, 3, 4, 5, 6])
+      expect(events[1]!.data).toEqual({ $unreadable: { data: "not json {" } })
+      expect(events[4]!.data).toEqual({ $unreadable: { type: "approval.bribed", at: "yesterday" } })
+      expect(broken(Audit.verify(events))).toEqual({ sequence: 2, problem: "edited" })
+      expect(broken(Audit.verify(events.slice(2).map((e) => ({ ...e, sequence: e.sequence - 2 }))))).toMatchObject({
+        problem: "edited"
+      })
+    }))
+
+  it.scoped("a deleted event is missing", () =>
+    Effect.gen(function*() {
+      const { events } = yield* tampered(6, (db) => db.prepare("DELETE FROM gavel_audit_events WHERE sequence = 3").run())
+      expect(events.map((e) => e.sequence)).toEqual([1, 2, 4, 5, 6])
+      expect(broken(Audit.verify(events))).toEqual({ sequence: 3, problem: "missing" })
+    }))
+
+  it.scoped("two events that swapped sequence numbers break the chain where they meet", () =>
+    Effect.gen(function*() {
+      const { events } = yield* tampered(6, (db) => {
+        db.exec(`UPDATE gavel_audit_events SET sequence = 1000 WHERE sequence = 3;
+          UPDATE gavel_audit_events SET sequence = 3 WHERE sequence = 4;
+          UPDATE gavel_audit_events SET sequence = 4 WHERE sequence = 1000;`)
+      })
+      expect(events.map((e) => e.sequence)).toEqual([1, 2, 3, 4, 5, 6])
+      const found = broken(Audit.verify(events))
+      expect(["edited", "reordered"]).toContain(found.problem)
+      expect([2, 3]).toContain(found.sequence)
+    }))
+
+  it.scoped("a trail cut short is truncated against an anchor, and intact without one", () =>
+    Effect.gen(function*() {
+      const { events, head } = yield* tampered(6, (db) => db.prepare("DELETE FROM gavel_audit_events WHERE sequence > 4").run())
+      expect(head.sequence).toBe(6)
+      expect(Audit.verify(events)._tag).toBe("Intact")
+      expect(broken(Audit.verify(events, { anchor: head }))).toEqual({ sequence: 5, problem: "truncated" })
+    }))
+
+  it.scoped("appends after a tampered row keep chaining to the stored head", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "gavel.db")
+      yield* withDatabase(filename, Effect.flatMap(AuditSink.AuditSink, (sink) => sink.append(entry(1))))
+      yield* raw(filename, (db) => db.prepare("UPDATE gavel_audit_events SET actor = 'mallory'").run())
+      const events = yield* withDatabase(
+        filename,
+        Effect.gen(function*() {
+          const sink = yield* AuditSink.AuditSink
+          const second = yield* sink.append(entry(2))
+          expect(second.sequence).toBe(2)
+          return yield* sink.read()
+        })
+      )
+      expect(events[1]!.previousHash).toBe(events[0]!.hash)
+      expect(broken(Audit.verify(events))).toEqual({ sequence: 1, problem: "edited" })
+    }))
+})
+
+describe("Sqlite AuditSink append", () => {
+  it.scoped("refuses an entry that cannot be stored as JSON, and writes nothing", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      const [error, events] = yield* withDatabase(
+        filename,
+        Effect.gen(function*() {
+          const sink = yield* AuditSink.AuditSink
+          const error = yield* Effect.flip(sink.append({ ...entry(1), data: { amount: 10n } }))
+          return [error, yield* sink.read()] as const
+        })
+      )
+      expect(error).toBeInstanceOf(Approval.StoreError)
+      expect(error).toMatchObject({ operation: "append" })
+      expect(events).toEqual([])
+    }))
+
+  it.scoped("stores data as the JSON it reads back as, so the stored chain verifies", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      const at = new Date(Date.UTC(2026, 0, 2))
+      const events = yield* withDatabase(
+        filename,
+        Effect.gen(function*() {
+          const sink = yield* AuditSink.AuditSink
+          const appended = yield* sink.append({ ...entry(1), data: { when: at, skipped: undefined, list: [1, undefined] } })
+          expect(appended.data).toEqual({ when: at.toISOString(), list: [1, null] })
+          return yield* sink.read()
+        })
+      )
+      expect(events[0]!.data).toEqual({ when: at.toISOString(), list: [1, null] })
+      expect(Audit.verify(events)._tag).toBe("Intact")
+    }))
+})
