@@ -15,6 +15,7 @@ import { Decision, Policy, PolicySet } from "@gavel/core"
 import * as Effect from "effect/Effect"
 import { measureApprovals } from "./approvals.js"
 import { measureAsync } from "./async.js"
+import { measureSqlite } from "./sqlite.js"
 import { actions, expected, makeSet, plainLoop, policy, requests } from "./tools20.js"
 
 const ROUNDS = Number(process.env.GAVEL_BENCH_ROUNDS ?? 300)
@@ -100,4 +101,5 @@ console.log("")
 console.log("async: identity + ticketing + compliance checks against immediate fakes, one record per decision, one runPromise per decision (µs)")
 for (const row of asyncRows) console.log(`${row.name.padEnd(44)}${row.microsPerDecision.toFixed(2).padStart(10)}`)
 if (!(await measureApprovals())) failed = true
+if (!(await measureSqlite())) failed = true
 if (failed) process.exitCode = 1

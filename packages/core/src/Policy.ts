@@ -158,6 +158,10 @@ export const make = (id: string, evaluate: (action: Action.Action) => Decision.R
  * `PolicyCancelled`, which is why that error is always in the type. Caller
  * cancellation is interruption: no decision is produced.
  *
+ * Each run's duration is recorded in `gavel_external_check_duration_ms`
+ * under `id`, and, with a tracer installed, each run is a `gavel.policy`
+ * span (see `Metrics` and docs/observability.md).
+ *
  * @example
  * ```ts
  * import { Decision, Policy } from "@gavel/core"
@@ -359,7 +363,8 @@ export const evaluate: {
  * Bounds an effectful policy: it fails with `PolicyTimeout` (and is
  * interrupted) when it has not answered within the smaller of `duration` and
  * what remains of the enclosing {@link budget}. A synchronous policy is a
- * plain call and is returned as it is.
+ * plain call and is returned as it is. Each cut counts in
+ * `gavel_policy_timeouts_total` under the policy's id.
  *
  * @since 0.1.0
  * @category time
@@ -377,7 +382,8 @@ export const timeout: {
  * An overall evaluation budget: every effectful check inside gets the smaller
  * of its own timeout and what remains of the budget when it starts, and fails
  * with `PolicyTimeout` (`budget: true`) when the budget runs out. Nested
- * budgets keep the earliest deadline.
+ * budgets keep the earliest deadline. Each cut counts in
+ * `gavel_policy_timeouts_total` under the id of the check it cut.
  *
  * @example
  * ```ts

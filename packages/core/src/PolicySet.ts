@@ -5,12 +5,19 @@
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
+import type * as Metric from "effect/Metric"
+import type * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import * as Schema from "effect/Schema"
+import * as Tracer from "effect/Tracer"
 import type * as Action from "./Action.js"
 import * as Decision from "./Decision.js"
 import type * as DecisionRecord from "./DecisionRecord.js"
@@ -18,6 +25,7 @@ import type * as Explain from "./Explain.js"
 import * as IdGenerator from "./IdGenerator.js"
 import { canonicalJson, sha256Hex } from "./internal/canonical.js"
 import * as internal from "./internal/policy.js"
+import * as Metrics from "./Metrics.js"
 import type * as Policy from "./Policy.js"
 
 /**
@@ -284,7 +292,8 @@ const finish = (
   result: Decision.Result,
   trail: ReadonlyArray<Explain.Entry>,
   now: number,
-  ids: IdGenerator.Service
+  ids: IdGenerator.Service,
+  trace: Action.TraceContext | null
 ): DecisionRecord.DecisionRecord => {
   const action = ctx.action
   const defaulted = result._tag === "NotApplicable"
@@ -349,7 +358,7 @@ const finish = (
     evidenceRefs: evidenceOf(reasons),
     redaction: { omitted: omitted(action) },
     reviewPath: decision._tag === "Escalate" ? decision.reviewPaths : noStrings,
-    trace: action.trace ?? null,
+    trace,
     defaulted,
     explain: trail
   }
@@ -406,7 +415,67 @@ export const evaluateSync = (
   const trail: Array<Explain.Entry> = []
   const ctx = internal.makeContext(action, trail, self.explain === "timed" ? clock : undefined)
   const result = (self.policy as unknown as internal.Node).evalSync(ctx)
-  return finish(self, ctx, result, trail, clock.unsafeCurrentTimeMillis(), options?.idGenerator ?? defaultIds)
+  return finish(
+    self,
+    ctx,
+    result,
+    trail,
+    clock.unsafeCurrentTimeMillis(),
+    options?.idGenerator ?? defaultIds,
+    action.trace ?? null
+  )
+}
+
+/** Effect's built-in tracer: when it is the one installed, no span would go anywhere. */
+const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
+/** The caller's span as Effect would propagate it: skipping spans made under `DisablePropagation`. */
+const propagated = (span: Tracer.AnySpan | undefined): Tracer.AnySpan | undefined => {
+  while (span !== undefined && Context.get(span.context, Tracer.DisablePropagation)) {
+    span = span._tag === "Span" ? Option.getOrUndefined(span.parent) : undefined
+  }
+  return span
+}
+
+/** The counters of `gavel_decisions_total`, one per outcome, built once. */
+const decisionCounters: Record<Decision.Decision["_tag"], Metric.Metric.Counter<number>> = {
+  Allow: Metrics.decisions("Allow"),
+  Warn: Metrics.decisions("Warn"),
+  Transform: Metrics.decisions("Transform"),
+  RequireAcknowledgment: Metrics.decisions("RequireAcknowledgment"),
+  RequireApproval: Metrics.decisions("RequireApproval"),
+  Escalate: Metrics.decisions("Escalate"),
+  Defer: Metrics.decisions("Defer"),
+  Deny: Metrics.decisions("Deny")
+}
+
+const run = <R>(
+  self: PolicySet<R>,
+  action: Action.Action,
+  clock: Clock.Clock,
+  ids: IdGenerator.Service,
+  labels: ReadonlyArray<MetricLabel.MetricLabel>,
+  traceContext: Action.TraceContext | null,
+  trace: internal.Trace | undefined
+): Effect.Effect<DecisionRecord.DecisionRecord, never, R> => {
+  const trail: Array<Explain.Entry> = []
+  const ctx = internal.makeContext(action, trail, self.explain === "timed" ? clock : undefined, trace)
+  const node = self.policy as unknown as internal.Node
+  const decide = (result: Decision.Result): DecisionRecord.DecisionRecord => {
+    const record = finish(self, ctx, result, trail, clock.unsafeCurrentTimeMillis(), ids, traceContext)
+    decisionCounters[record.decision._tag].unsafeUpdate(1, labels)
+    if (trace !== undefined) {
+      internal.flushTrace(trace)
+      trace.span.attribute("gavel.decision", record.decision._tag)
+      trace.span.attribute("gavel.reason_codes", record.reasonCodes)
+      trace.span.attribute("gavel.decision_id", record.decisionId)
+    }
+    return record
+  }
+  // A synchronous tree is plain calls, run as the effect starts.
+  return node.isSync
+    ? Effect.succeed(decide(node.evalSync(ctx)))
+    : Effect.map(node.evalEffect(ctx) as Effect.Effect<Decision.Result, never, R>, decide)
 }
 
 /**
@@ -415,6 +484,13 @@ export const evaluateSync = (
  * fail: every failure was given a meaning when the set was built. Interrupting
  * it (caller cancellation) interrupts every check in flight and produces no
  * record.
+ *
+ * When a tracer is installed (`@effect/opentelemetry`, `Layer.setTracer`),
+ * the evaluation is a `gavel.evaluate` span with one `gavel.policy` child per
+ * policy in the explain trail; span attributes are ids, result tags and
+ * reason codes only, never values. The record's `trace` is the action's own,
+ * or else the ids of the caller's current span. Each decision counts in
+ * `gavel_decisions_total` (see `Metrics`).
  *
  * @since 0.1.0
  * @category evaluation
@@ -425,18 +501,45 @@ export const evaluate: {
 } = dual(
   2,
   <R>(self: PolicySet<R>, action: Action.Action): Effect.Effect<DecisionRecord.DecisionRecord, never, R> =>
-    Effect.clockWith((clock) =>
-      Effect.flatMap(IdGenerator.IdGenerator, (ids) => {
-        const trail: Array<Explain.Entry> = []
-        const ctx = internal.makeContext(action, trail, self.explain === "timed" ? clock : undefined)
-        const node = self.policy as unknown as internal.Node
-        const evaluation = node.isSync
-          ? Effect.sync(() => node.evalSync(ctx))
-          : (node.evalEffect(ctx) as Effect.Effect<Decision.Result, never, R>)
-        return Effect.map(
-          evaluation,
-          (result) => finish(self, ctx, result, trail, clock.unsafeCurrentTimeMillis(), ids)
-        )
-      })
-    )
+    Effect.withFiberRuntime((fiber) => {
+      const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+      const ids = Context.get(fiber.currentContext, IdGenerator.IdGenerator)
+      const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
+      let traceContext = action.trace ?? null
+      if (traceContext === null) {
+        const caller = propagated(fiber.currentSpan)
+        if (caller !== undefined) traceContext = { traceId: caller.traceId, spanId: caller.spanId }
+      }
+      const tracer = fiber.currentTracer
+      // Without a tracer of the host's, spans would cost without going
+      // anywhere: none are made.
+      if (tracer === nativeTracer || !fiber.getFiberRef(FiberRef.currentTracerEnabled)) {
+        return run(self, action, clock, ids, labels, traceContext, undefined)
+      }
+      return Effect.useSpan(
+        internal.evaluateSpanName,
+        {
+          kind: "internal",
+          captureStackTrace: false,
+          attributes: { "gavel.policy_set.id": self.id, "gavel.policy_set.version": self.version }
+        },
+        (span) => {
+          const trace = internal.makeTrace(
+            tracer,
+            clock,
+            fiber.getFiberRef(FiberRef.currentTracerTimingEnabled),
+            span
+          )
+          const evaluation = run(self, action, clock, ids, labels, traceContext, trace)
+          // A synchronous tree has already run, and made its spans, by now.
+          if (self.isSync) return evaluation
+          // Spans the checks make are children of this one; spans of checks
+          // interrupted with the evaluation still end.
+          return evaluation.pipe(
+            Effect.withParentSpan(span),
+            Effect.onInterrupt(() => Effect.sync(() => internal.flushTrace(trace)))
+          )
+        }
+      )
+    })
 )

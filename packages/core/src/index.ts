@@ -26,6 +26,11 @@ export * as IdGenerator from "./IdGenerator.js"
 /**
  * @since 0.1.0
  */
+export * as Metrics from "./Metrics.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Policy from "./Policy.js"
 
 /**

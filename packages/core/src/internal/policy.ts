@@ -1,12 +1,21 @@
 import * as Cause from "effect/Cause"
-import type * as Clock from "effect/Clock"
+import * as Clock from "effect/Clock"
+import * as EffectContext from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
+import type * as Metric from "effect/Metric"
+import type * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
 import type * as Schedule from "effect/Schedule"
+import type * as Tracer from "effect/Tracer"
 import { pipeArguments } from "effect/Pipeable"
 import type * as Action from "../Action.js"
 import * as Decision from "../Decision.js"
 import type * as Explain from "../Explain.js"
+import * as Metrics from "../Metrics.js"
 import type { DecisionPolicy } from "../Policy.js"
 import { ExternalCheckFailed, PolicyCancelled, PolicyTimeout } from "../PolicyError.js"
 
@@ -22,19 +31,236 @@ export interface Context {
   readonly clock: Clock.Clock | undefined
   /** Absolute deadline (Clock millis) of the evaluation budget, if any. */
   readonly deadline: number | undefined
+  /** Set when a tracer is installed: every policy then gets a span. */
+  readonly trace: Trace | undefined
+  /**
+   * Under a `Policy.timeout`: the checks in flight, measured by the timeout
+   * if it cuts them (a cut check is interrupted and cannot measure itself).
+   */
+  readonly running: Running | undefined
 }
 
 /**
+ * What a timeout calls, with the time of the cut, for each check in flight
+ * under it (a nested timeout registers its own cut).
+ *
+ * @internal
+ */
+export type Running = Set<(endNanos: bigint) => void>
+
+/**
  * The context an evaluation starts with: no budget yet (`Policy.budget` sets
- * one), sync leaves timed only when `clock` is given.
+ * one), sync leaves timed only when `clock` is given, spans only when `trace`
+ * is.
  *
  * @internal
  */
 export const makeContext = (
   action: Action.Action,
   trail: Array<Explain.Entry> | undefined,
-  clock: Clock.Clock | undefined
-): Context => ({ action, trail, clock, deadline: undefined })
+  clock: Clock.Clock | undefined,
+  trace?: Trace | undefined
+): Context => ({ action, trail, clock, deadline: undefined, trace, running: undefined })
+
+// -----------------------------------------------------------------------------
+// tracing
+// -----------------------------------------------------------------------------
+
+/**
+ * The span of a policy evaluation; children are named {@link policySpanName}.
+ *
+ * @internal
+ */
+export const evaluateSpanName = "gavel.evaluate"
+
+/** @internal */
+export const policySpanName = "gavel.policy"
+
+/**
+ * The tracing state of one evaluation. Span attributes are only ever ids,
+ * result tags, failure kinds and reason codes: never a payload, metadata or
+ * actor attribute value, never a reason message (which may quote them).
+ *
+ * @internal
+ */
+export interface Trace {
+  readonly tracer: Tracer.Tracer
+  readonly clock: Clock.Clock
+  /** False under `Effect.withTracerTiming(false)`: spans then carry no times, as Effect's own do. */
+  readonly timing: boolean
+  /** The `gavel.evaluate` span, parent of every policy span. */
+  readonly span: Tracer.Span
+  /**
+   * Spans of checks that failed or were interrupted, left open until the
+   * failure is given a meaning (`Policy.failClosed`, `Policy.onFailure`), so
+   * that the span carries the result recorded in the explain trail. Whatever
+   * is left when the evaluation ends is ended as it stands.
+   */
+  readonly unsettled: Array<Unsettled>
+}
+
+interface Unsettled {
+  readonly policyId: string
+  readonly span: Tracer.Span
+  readonly endTime: bigint
+  readonly exit: Exit.Exit<unknown, unknown>
+}
+
+/** @internal */
+export const makeTrace = (tracer: Tracer.Tracer, clock: Clock.Clock, timing: boolean, span: Tracer.Span): Trace => ({
+  tracer,
+  clock,
+  timing,
+  span,
+  unsettled: []
+})
+
+const noLinks: ReadonlyArray<Tracer.SpanLink> = []
+const zeroNanos = BigInt(0)
+
+const spanTime = (trace: Trace, nanos: bigint): bigint => (trace.timing ? nanos : zeroNanos)
+
+const startPolicySpan = (trace: Trace, policyId: string, startNanos: bigint): Tracer.Span => {
+  const span = trace.tracer.span(
+    policySpanName,
+    Option.some(trace.span),
+    EffectContext.empty(),
+    noLinks,
+    spanTime(trace, startNanos),
+    "internal"
+  )
+  span.attribute("gavel.policy.id", policyId)
+  return span
+}
+
+const annotateResult = (span: Tracer.Span, result: Decision.Result): void => {
+  span.attribute("gavel.policy.result", result._tag)
+  span.attribute("gavel.policy.reason_codes", Decision.reasonCodes(result))
+}
+
+/** A span for a synchronous call, measured by the caller with the trace's clock. */
+const tracePolicy = (
+  trace: Trace,
+  policyId: string,
+  result: Decision.Result,
+  startNanos: bigint,
+  endNanos: bigint
+): void => {
+  const span = startPolicySpan(trace, policyId, startNanos)
+  annotateResult(span, result)
+  span.end(spanTime(trace, endNanos), Exit.void)
+}
+
+/**
+ * What a failed check's span ends with. Not the error itself: its message
+ * and fields may quote what the check saw (an `ExternalCheckFailed` detail,
+ * a host error), and the tracer would export them with the span.
+ */
+class PolicyCheckFailed extends Error {
+  constructor(policyId: string, kind: string) {
+    super(`Policy "${policyId}" failed: ${kind}`)
+    this.name = "PolicyCheckFailed"
+    // No captured stack: it would only show gavel's internals.
+    this.stack = `${this.name}: ${this.message}`
+  }
+}
+
+const failedExit = (policyId: string, kind: string): Exit.Exit<unknown, unknown> =>
+  Exit.fail(new PolicyCheckFailed(policyId, kind))
+
+/** The kind of a failure: a gavel failure kind, `failed` for any other error, `interrupted`. */
+const causeKind = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.failureOption(cause)
+  if (failure._tag === "Some") return failureKind(failure.value) ?? "failed"
+  return Cause.isInterruptedOnly(cause) ? "interrupted" : "failed"
+}
+
+/**
+ * Wraps the run of an effectful leaf in its span: created where interruption
+ * cannot separate it from its end, the parent of whatever spans the check
+ * makes, ended with the result on success; on failure or interruption kept
+ * for {@link settle}.
+ */
+const traceCheck = <A extends Decision.Result, E, R>(
+  trace: Trace,
+  policyId: string,
+  startNanos: bigint,
+  run: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.uninterruptibleMask((restore) => {
+    const span = startPolicySpan(trace, policyId, startNanos)
+    return Effect.onExit(restore(Effect.withParentSpan(run, span)), (exit) =>
+      Effect.sync(() => {
+        const endNanos = trace.clock.unsafeCurrentTimeNanos()
+        if (exit._tag === "Success") {
+          annotateResult(span, exit.value)
+          span.end(spanTime(trace, endNanos), Exit.void)
+        } else {
+          const kind = causeKind(exit.cause)
+          span.attribute("gavel.policy.failure", kind)
+          trace.unsettled.push({
+            policyId,
+            span,
+            endTime: spanTime(trace, endNanos),
+            // An interruption carries fiber ids only; anything else is replaced.
+            exit: Cause.isInterruptedOnly(exit.cause) ? exit : failedExit(policyId, kind)
+          })
+        }
+      }))
+  })
+
+/**
+ * Ends the span of the check whose failure became `result` (the latest
+ * unsettled one with that id), or, when no check span has that id (a
+ * combinator's timeout), a span of its own from `startNanos`.
+ */
+const settle = (
+  trace: Trace,
+  policyId: string,
+  kind: string,
+  result: Decision.Result,
+  startNanos: bigint,
+  endNanos: bigint
+): void => {
+  let span: Tracer.Span | undefined
+  let endTime = spanTime(trace, endNanos)
+  for (let i = trace.unsettled.length - 1; i >= 0; i--) {
+    const unsettled = trace.unsettled[i]!
+    if (unsettled.policyId === policyId) {
+      span = unsettled.span
+      endTime = unsettled.endTime
+      trace.unsettled.splice(i, 1)
+      break
+    }
+  }
+  span ??= startPolicySpan(trace, policyId, startNanos)
+  span.attribute("gavel.policy.failure", kind)
+  annotateResult(span, result)
+  span.end(endTime, failedExit(policyId, kind))
+}
+
+/**
+ * Ends the spans no failure handler claimed: retried attempts, checks
+ * interrupted by `firstDenial` or by the caller.
+ *
+ * @internal
+ */
+export const flushTrace = (trace: Trace): void => {
+  for (const { endTime, exit, span } of trace.unsettled) span.end(endTime, exit)
+  trace.unsettled.length = 0
+}
+
+// -----------------------------------------------------------------------------
+// metrics
+// -----------------------------------------------------------------------------
+
+/** @internal */
+export const fiberClock = <A, E>(fiber: Fiber.RuntimeFiber<A, E>): Clock.Clock =>
+  EffectContext.get(fiber.currentDefaultServices, Clock.Clock)
+
+/** The labels of `Effect.tagMetrics`, added to a metric's own tags as `Metric.update` does. */
+const fiberLabels = <A, E>(fiber: Fiber.RuntimeFiber<A, E>): ReadonlyArray<MetricLabel.MetricLabel> =>
+  fiber.getFiberRef(FiberRef.currentMetricLabels)
 
 /** @internal */
 export type Description =
@@ -156,9 +382,6 @@ export const checkResult = (policyId: string, value: unknown): Decision.Result =
     ? Decision.withPolicyId(value, policyId)
     : defect(policyId, "returned a value that is not a well-formed decision (build decisions with the Decision constructors)")
 
-const elapsedMillis = (clock: Clock.Clock, start: bigint): number =>
-  Number(clock.unsafeCurrentTimeNanos() - start) / 1_000_000
-
 const record = (ctx: Context, policyId: string, result: Decision.Result, durationMillis: number | null): void => {
   if (ctx.trail !== undefined) ctx.trail.push({ policyId, result, durationMillis })
 }
@@ -179,16 +402,23 @@ export const leaf = (id: string, f: (action: Action.Action) => Decision.Result):
   // reused, so abstaining costs no allocation on the hot path.
   let lastResult: Decision.Result | undefined
   let lastEntry: Explain.Entry | undefined
-  const evalTimed = (ctx: Context, clock: Clock.Clock): Decision.Result => {
+  // Timed explain entries and spans read the same clock (the `Clock`
+  // service) once before and once after the call.
+  const evalMeasured = (ctx: Context): Decision.Result => {
+    const trace = ctx.trace
+    const clock = ctx.clock ?? trace!.clock
     const start = clock.unsafeCurrentTimeNanos()
     const result = call(ctx.action)
-    record(ctx, id, result, elapsedMillis(clock, start))
+    const end = clock.unsafeCurrentTimeNanos()
+    record(ctx, id, result, ctx.clock === undefined ? null : Number(end - start) / 1_000_000)
+    if (trace !== undefined) tracePolicy(trace, id, result, start, end)
     return result
   }
   // The per-policy cost of the sync fast path: kept small, with the timed
-  // path out of line, so that V8 inlines it into the combinator loop.
+  // and traced path out of line, so that V8 inlines it into the combinator
+  // loop.
   const evalSync = (ctx: Context): Decision.Result => {
-    if (ctx.clock !== undefined) return evalTimed(ctx, ctx.clock)
+    if (ctx.clock !== undefined || ctx.trace !== undefined) return evalMeasured(ctx)
     const result = call(ctx.action)
     if (ctx.trail !== undefined) {
       if (result !== lastResult) {
@@ -216,7 +446,8 @@ const internallyInterrupted = (policyId: string) =>
 /**
  * Bounds `effect` by the smaller of `own` and what remains of the evaluation
  * budget, failing with `PolicyTimeout` (and interrupting `effect`) when the
- * bound is reached.
+ * bound is reached. A cut counts in `gavel_policy_timeouts_total`, and
+ * `onCut` is told.
  *
  * @internal
  */
@@ -225,14 +456,21 @@ export const limit = <A, E, R>(
   policyId: string,
   own: Duration.Duration | undefined,
   ctx: Context,
-  clock: Clock.Clock
+  clock: Clock.Clock,
+  timeouts: Metric.Metric.Counter<number>,
+  labels: ReadonlyArray<MetricLabel.MetricLabel>,
+  onCut?: () => void
 ): Effect.Effect<A, E | PolicyTimeout, R> => {
   const remaining = ctx.deadline === undefined ? Infinity : ctx.deadline - clock.unsafeCurrentTimeMillis()
   const ownMillis = own === undefined ? Infinity : Duration.toMillis(own)
   const bound = Math.max(0, Math.min(remaining, ownMillis))
   if (bound === Infinity) return effect
   // Built only when needed: a tagged error captures a stack trace.
-  const timeout = () => new PolicyTimeout({ policyId, limit: Duration.millis(bound), budget: remaining < ownMillis })
+  const timeout = () => {
+    timeouts.unsafeUpdate(1, labels)
+    onCut?.()
+    return new PolicyTimeout({ policyId, limit: Duration.millis(bound), budget: remaining < ownMillis })
+  }
   if (bound === 0) return Effect.fail(timeout())
   return Effect.timeoutFail(effect, { duration: Duration.millis(bound), onTimeout: timeout })
 }
@@ -242,23 +480,45 @@ export const effectLeaf = (
   id: string,
   f: (action: Action.Action) => Effect.Effect<Decision.Result, unknown, unknown>
 ): Node => {
+  const durations = Metrics.externalCheckDurationOf(id)
+  const timeouts = Metrics.policyTimeoutsOf(id)
   const self: Node = makeNode({
     id,
     isSync: false,
     evalSync: notSync,
     evalEffect: (ctx) =>
-      Effect.clockWith((clock) => {
+      Effect.withFiberRuntime((fiber) => {
+        const clock = fiberClock(fiber)
+        const labels = fiberLabels(fiber)
         const start = clock.unsafeCurrentTimeNanos()
+        // A run is measured when it completes, whatever the outcome, or when
+        // a timeout cuts it; not when firstDenial or the caller interrupts it.
+        // (An `onExit` would see every end, at a cost the async path feels.)
+        let measured = false
+        const measure = (end: bigint) => {
+          if (measured) return
+          measured = true
+          durations.unsafeUpdate(Number(end - start) / 1_000_000, labels)
+        }
+        const running = ctx.running
+        running?.add(measure)
+        const complete = (): number => {
+          running?.delete(measure)
+          const end = clock.unsafeCurrentTimeNanos()
+          measure(end)
+          return Number(end - start) / 1_000_000
+        }
         const done = (result: Decision.Result) => {
-          record(ctx, id, result, elapsedMillis(clock, start))
+          record(ctx, id, result, complete())
           return Effect.succeed(result)
         }
-        return limit(Effect.suspend(() => f(ctx.action)), id, undefined, ctx, clock).pipe(
+        const run = limit(Effect.suspend(() => f(ctx.action)), id, undefined, ctx, clock, timeouts, labels).pipe(
           Effect.matchCauseEffect({
             onSuccess: (value) => done(checkResult(id, value)),
             onFailure: (cause) => {
               const died = Cause.dieOption(cause)
               if (died._tag === "Some") return done(defect(id, `died (${describeThrown(died.value)})`))
+              complete()
               // An interruption that reaches here as a failure did not come
               // from the caller (whose interruption cannot be caught): the
               // check aborted itself.
@@ -267,6 +527,7 @@ export const effectLeaf = (
             }
           })
         )
+        return ctx.trace === undefined ? run : traceCheck(ctx.trace, id, start, run)
       }),
     describe: () => ({ op: "Leaf", id, sync: false }),
     named: () => [self]
@@ -281,7 +542,16 @@ export const effectLeaf = (
 const allNamed = (children: ReadonlyArray<Node>) => () => children.flatMap((c) => c.named())
 
 const subContext = (ctx: Context): Context =>
-  ctx.trail === undefined ? ctx : { action: ctx.action, trail: [], clock: ctx.clock, deadline: ctx.deadline }
+  ctx.trail === undefined
+    ? ctx
+    : {
+      action: ctx.action,
+      trail: [],
+      clock: ctx.clock,
+      deadline: ctx.deadline,
+      trace: ctx.trace,
+      running: ctx.running
+    }
 
 const appendTrail = (ctx: Context, sub: Context | undefined): void => {
   if (sub !== undefined && ctx.trail !== undefined && sub.trail !== ctx.trail) {
@@ -502,14 +772,22 @@ export const applyDecisionPolicy = (
   decision: Decision.Decision,
   results: ReadonlyArray<Explain.Entry>
 ): Decision.Result => {
-  const start = ctx.clock?.unsafeCurrentTimeNanos()
+  const trace = ctx.trace
+  const clock = ctx.clock ?? trace?.clock
+  const start = clock?.unsafeCurrentTimeNanos()
   let narrowed: Decision.Result
   try {
     narrowed = checkResult(id, f({ action: ctx.action, decision, results }))
   } catch (error) {
     narrowed = defect(id, describeThrown(error))
   }
-  record(ctx, id, narrowed, start === undefined ? null : elapsedMillis(ctx.clock!, start))
+  if (start === undefined) {
+    record(ctx, id, narrowed, null)
+  } else {
+    const end = clock!.unsafeCurrentTimeNanos()
+    record(ctx, id, narrowed, ctx.clock === undefined ? null : Number(end - start) / 1_000_000)
+    if (trace !== undefined) tracePolicy(trace, id, narrowed, start, end)
+  }
   return Decision.combine(decision, narrowed)
 }
 
@@ -598,12 +876,35 @@ const wrap = (
   })
 
 /** @internal */
-export const timeout = (self: Node, duration: Duration.Duration): Node =>
-  wrap(
+export const timeout = (self: Node, duration: Duration.Duration): Node => {
+  const timeouts = Metrics.policyTimeoutsOf(self.id)
+  return wrap(
     self,
     () => ({ op: "Timeout", millis: Duration.toMillis(duration), child: self.describe() }),
-    (ctx) => Effect.clockWith((clock) => limit(self.evalEffect(ctx), self.id, duration, ctx, clock))
+    (ctx) =>
+      Effect.withFiberRuntime((fiber) => {
+        const clock = fiberClock(fiber)
+        // The checks in flight under this timeout, to measure if it cuts
+        // them; an enclosing timeout's cut reaches them through this one.
+        const running: Running = new Set()
+        const cut = (end: bigint) => {
+          for (const measure of running) measure(end)
+          running.clear()
+        }
+        ctx.running?.add(cut)
+        return limit(
+          self.evalEffect({ ...ctx, running }),
+          self.id,
+          duration,
+          ctx,
+          clock,
+          timeouts,
+          fiberLabels(fiber),
+          () => cut(clock.unsafeCurrentTimeNanos())
+        )
+      })
   )
+}
 
 /** @internal */
 export const budget = (self: Node, duration: Duration.Duration): Node =>
@@ -732,7 +1033,9 @@ export const onFailure = (
             result = defect(policyId, `failure handler ${describeThrown(thrown)}`)
           }
           // The time until the failure: for a timeout, the limit that was hit.
-          record(ctx, policyId, result, elapsedMillis(clock, start))
+          const end = clock.unsafeCurrentTimeNanos()
+          record(ctx, policyId, result, Number(end - start) / 1_000_000)
+          if (ctx.trace !== undefined) settle(ctx.trace, policyId, kind ?? "failed", result, start, end)
           return Effect.succeed(result)
         })
       })
