@@ -18,6 +18,7 @@
  */
 import * as Sqlite from "@gavel/adapters/Sqlite"
 import { Approval, ApprovalStore } from "@gavel/core"
+import * as Fixtures from "@gavel/testing/Fixtures"
 import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
@@ -43,41 +44,12 @@ interface Row {
 // fixtures
 // -----------------------------------------------------------------------------
 
-const createdAt = new Date(Date.UTC(2026, 0, 1, 9))
+const createdAt = new Date(Fixtures.epochMillis)
 const expiresAt = new Date(createdAt.getTime() + 3_600_000)
 const votedAt = new Date(createdAt.getTime() + 60_000)
 const consumedAt = new Date(createdAt.getTime() + 120_000)
 
-const requestFor = (id: string): Approval.ApprovalRequest => ({
-  id,
-  kind: "approval",
-  decisionId: `dec_${id}`,
-  requestId: `req_${id}`,
-  correlationId: `corr_${id}`,
-  policyId: "payments",
-  actionHash: `hash_${id}`,
-  summary: {
-    actor: { id: "agent-7", kind: "agent", roles: ["operator"], tenant: "acme" },
-    kind: "tool",
-    name: "payments.transfer",
-    resource: { type: "account", id: "acc-1" },
-    metadata: { region: "eu-west" }
-  },
-  requester: "agent-7",
-  reasons: [{ code: "payment.large", message: "Payments need finance approval", outcome: "RequireApproval" }],
-  requirement: {
-    quorum: 1,
-    authority: { roles: ["finance"], principals: [] },
-    separationOfDuties: true,
-    expiresAt
-  },
-  votes: [],
-  status: "pending",
-  createdAt,
-  resolvedAt: null,
-  consumedAt: null,
-  trace: null
-})
+const requestFor = (id: string): Approval.ApprovalRequest => Fixtures.request({ id, createdAt, expiresAt })
 
 const vote: Approval.VoteInput = { approver: "approver-1", verdict: "approve", note: null, at: votedAt }
 

@@ -11,7 +11,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { request, tempDir } from "./fixtures/sqlite.js"
+import { request } from "@gavel/testing/Fixtures"
+import { tempDir } from "./fixtures/sqlite.js"
 
 /** A store and sink on a new database file in a new temporary directory, per build. */
 const fresh = Layer.unwrapScoped(Effect.map(tempDir, (dir) => Sqlite.layer({ filename: path.join(dir, "gavel.db") })))
@@ -135,7 +136,7 @@ describe("Sqlite.layer", () => {
     Effect.gen(function*() {
       const filename = path.join(yield* tempDir, "gavel.db")
       const now = new Date(Date.UTC(2026, 0, 1, 9))
-      const created = request("apr_1", { quorum: 2, now })
+      const created = request({ id: "apr_1", quorum: 2, createdAt: now })
       const [voted, event] = yield* withDatabase(
         filename,
         Effect.gen(function*() {
@@ -172,7 +173,7 @@ describe("Sqlite.layer", () => {
     Effect.gen(function*() {
       const filename = path.join(yield* tempDir, "gavel.db")
       const now = new Date(Date.UTC(2026, 0, 1, 9))
-      yield* withDatabase(filename, Effect.flatMap(ApprovalStore.ApprovalStore, (s) => s.create(request("a", { quorum: 1, now }))))
+      yield* withDatabase(filename, Effect.flatMap(ApprovalStore.ApprovalStore, (s) => s.create(request({ id: "a", quorum: 1, createdAt: now }))))
       const other = new Database(filename)
       yield* Effect.addFinalizer(() => Effect.sync(() => other.close()))
       other.exec("BEGIN IMMEDIATE")
@@ -199,7 +200,7 @@ describe("Sqlite.layer", () => {
     Effect.gen(function*() {
       const filename = path.join(yield* tempDir, "gavel.db")
       const now = new Date(Date.UTC(2026, 0, 1, 9))
-      yield* withDatabase(filename, Effect.flatMap(ApprovalStore.ApprovalStore, (s) => s.create(request("a", { quorum: 1, now }))))
+      yield* withDatabase(filename, Effect.flatMap(ApprovalStore.ApprovalStore, (s) => s.create(request({ id: "a", quorum: 1, createdAt: now }))))
       yield* raw(filename, (db) => db.prepare("UPDATE gavel_approvals SET request = '{\"id\":' WHERE id = 'a'").run())
       const error = yield* withDatabase(
         filename,

@@ -14,7 +14,8 @@ import * as Option from "effect/Option"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { request, seeded, spawnWorker, type Worker } from "./fixtures/sqlite.js"
+import { request } from "@gavel/testing/Fixtures"
+import { seeded, spawnWorker, type Worker } from "./fixtures/sqlite.js"
 
 /** Kill rounds of the durability test. */
 const ROUNDS = 15
@@ -151,7 +152,7 @@ describe("SQLite across processes", () => {
           const store = yield* ApprovalStore.ApprovalStore
           const sink = yield* AuditSink.AuditSink
           for (const id of ids) {
-            const created = request(id, { quorum: 1, now })
+            const created = request({ id, quorum: 1, createdAt: now })
             yield* store.create(created)
             yield* sink.append({
               type: "approval.requested",

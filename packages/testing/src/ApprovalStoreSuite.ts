@@ -27,112 +27,34 @@ import * as fc from "effect/FastCheck"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
+import { epochMillis, request, type RequestOptions } from "./Fixtures.js"
 
 // -----------------------------------------------------------------------------
 // fixtures
 // -----------------------------------------------------------------------------
 
-/**
- * The instant fixtures are created at (2026-01-01T09:00:00Z), in
- * milliseconds. {@link request} expires one hour later by default.
- *
- * @since 0.1.0
- * @category fixtures
- */
-export const epochMillis: number = Date.UTC(2026, 0, 1, 9, 0, 0)
+export {
+  /**
+   * @since 0.1.0
+   * @category fixtures
+   */
+  epochMillis,
+  /**
+   * @since 0.1.0
+   * @category fixtures
+   */
+  request,
+  /**
+   * @since 0.1.0
+   * @category fixtures
+   */
+  type RequestOptions
+} from "./Fixtures.js"
 
 const HOUR = 3_600_000
 
 /** A `Date` at `millis` after {@link epochMillis}; stores only ever see `Date`s. */
 const at = (millis: number): Date => new Date(epochMillis + millis)
-
-/**
- * What {@link request} lets a test choose; everything else gets a valid
- * default.
- *
- * @since 0.1.0
- * @category fixtures
- */
-export interface RequestOptions {
-  readonly id?: string | undefined
-  readonly kind?: Approval.Kind | undefined
-  /** The requesting actor's id (also `summary.actor.id`). Default `"alice"`. */
-  readonly requester?: string | undefined
-  /** The requesting actor's tenant (`summary.actor.tenant`). Default `"acme"`. */
-  readonly tenant?: string | null | undefined
-  readonly actionHash?: string | undefined
-  /** Default 1. */
-  readonly quorum?: number | undefined
-  /** Default true. */
-  readonly separationOfDuties?: boolean | undefined
-  /** Default {@link epochMillis}. */
-  readonly createdAt?: Date | undefined
-  /** Default one hour after `createdAt`. */
-  readonly expiresAt?: Date | undefined
-}
-
-/**
- * A valid pending {@link Approval.ApprovalRequest} with no votes, for store
- * tests. Spread the result to set fields {@link RequestOptions} does not
- * cover.
- *
- * @example
- * ```ts
- * import { ApprovalStoreSuite } from "@gavel/testing"
- *
- * const pending = ApprovalStoreSuite.request({ id: "apr_1", quorum: 2 })
- * ```
- *
- * @since 0.1.0
- * @category fixtures
- */
-export const request = (options: RequestOptions = {}): Approval.ApprovalRequest => {
-  const id = options.id ?? "apr_1"
-  const requester = options.requester ?? "alice"
-  const createdAt = options.createdAt ?? new Date(epochMillis)
-  return {
-    id,
-    kind: options.kind ?? "approval",
-    decisionId: `dec_${id}`,
-    requestId: `req_${id}`,
-    correlationId: `corr_${id}`,
-    policyId: "payments",
-    actionHash: options.actionHash ?? `hash_${id}`,
-    summary: {
-      actor: {
-        id: requester,
-        kind: "agent",
-        roles: ["operator"],
-        tenant: options.tenant === undefined ? "acme" : options.tenant
-      },
-      kind: "tool",
-      name: "payments.transfer",
-      resource: { type: "account", id: "acct-9" },
-      metadata: { region: "eu-west" }
-    },
-    requester,
-    reasons: [{
-      code: "payment.large",
-      message: "Payments over 10k need approval",
-      outcome: "RequireApproval",
-      policyId: "large-payments",
-      ruleId: "r1",
-      evidenceRefs: ["ticket:CHG-1"]
-    }],
-    requirement: {
-      quorum: options.quorum ?? 1,
-      authority: { roles: ["finance-approver"], principals: ["bob"] },
-      separationOfDuties: options.separationOfDuties ?? true,
-      expiresAt: options.expiresAt ?? new Date(createdAt.getTime() + HOUR)
-    },
-    votes: [],
-    status: "pending",
-    createdAt,
-    resolvedAt: null,
-    consumedAt: null,
-    trace: { traceId: "t".repeat(32), spanId: "s".repeat(16) }
-  }
-}
 
 /** A vote cast `millis` after the epoch (one minute by default). */
 const ballot = (

@@ -23,19 +23,12 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { epochMillis } from "./Fixtures.js"
 
 // -----------------------------------------------------------------------------
 // fixtures
 // -----------------------------------------------------------------------------
 
-/**
- * The instant {@link entry} happens at by default (2026-01-01T09:00:00Z), in
- * milliseconds.
- *
- * @since 0.1.0
- * @category fixtures
- */
-export const epochMillis: number = Date.UTC(2026, 0, 1, 9, 0, 0)
 
 /**
  * A valid audit entry, `approval.voted` on `apr_<n>` at `n` seconds after

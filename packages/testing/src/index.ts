@@ -18,6 +18,11 @@ export * as Fakes from "./Fakes.js"
  */
 export * as Approvals from "./Approvals.js"
 
+/**
+ * @since 0.1.0
+ */
+export * as Fixtures from "./Fixtures.js"
+
 // `ApprovalStoreSuite` and `AuditSinkSuite` register vitest tests, so they
 // are not re-exported here (importing the barrel outside vitest must work):
 // import them from "@gavel/testing/ApprovalStoreSuite" and
