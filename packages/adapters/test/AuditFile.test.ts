@@ -2,7 +2,7 @@ import * as AuditFile from "@gavel/adapters/AuditFile"
 import { Audit, AuditSink } from "@gavel/core"
 import * as AuditSinkSuite from "@gavel/testing/AuditSinkSuite"
 import { NodeFileSystem } from "@effect/platform-node"
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -10,7 +10,11 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 
-const tempFile = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), "gavel-audit-")), "audit.jsonl")
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "gavel-audit-"))
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
+
+let files = 0
+const tempFile = () => path.join(root, `audit-${++files}.jsonl`)
 
 const entry = (n: number): Audit.Entry => ({
   type: "decision.evaluated",

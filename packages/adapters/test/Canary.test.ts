@@ -75,7 +75,8 @@ const policy = Policy.firstApplicable([
 
 const run = (redaction: Redaction.Options) =>
   Effect.gen(function*() {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "gavel-canary-")), "audit.jsonl")
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gavel-canary-"))
+    const file = path.join(dir, "audit.jsonl")
     const logs: Array<string> = []
     // The SDK's in-memory exporter forgets its spans when the layer shuts it down: keep them.
     const finished: Array<ReadableSpan> = []
@@ -161,9 +162,11 @@ const run = (redaction: Redaction.Options) =>
       links: span.links,
       status: span.status
     }))
+    const written = fs.readFileSync(file, "utf8")
+    fs.rmSync(dir, { recursive: true, force: true })
     return {
       events,
-      file: fs.readFileSync(file, "utf8"),
+      file: written,
       logs: logs.join("\n"),
       spans: JSON.stringify(spans),
       spanCount: spans.length,
