@@ -17,7 +17,7 @@ const isPlainRecord = (u: unknown): u is Record<string, unknown> =>
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
 /** ASCII text is already in NFC: only other text needs normalizing. */
-const ascii = /^[\x00-\x7f]*$/
+const ascii = /^[^\u0080-\uffff]*$/
 
 /** Printable ASCII but `"` and `\\`: quoted as it is. */
 const plain = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
