@@ -690,9 +690,12 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       ).pipe(
         // The span records the outcome, never the work's error (its message may quote inputs).
         Effect.exit,
-        Effect.tap((exit) => Effect.annotateCurrentSpan("gavel.execution.outcome", exit._tag === "Success" ? "succeeded" : "failed")),
+        Effect.tap((exit) =>
+          Effect.annotateCurrentSpan("gavel.execution.outcome", exit._tag === "Success" ? "succeeded" : "failed")
+        ),
         // The resumed work runs in its own span, linked to the request that asked for it.
         Effect.withSpan("gavel.execute", {
+          captureStackTrace: false,
           attributes: { "gavel.approval_id": request.id, "gavel.decision_id": record.decisionId },
           links: request.trace === null ? [] : [{
             _tag: "SpanLink",
