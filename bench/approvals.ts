@@ -12,6 +12,11 @@
  *   per parked call counts), then the time from `approve` to the protected
  *   work starting, for every call, approved in a seeded random order.
  *
+ * Every step is audited through a sink that seals each event (canonical JSON
+ * and SHA-256, the CPU a persistent sink spends) and keeps only the chain's
+ * head: `AuditSink.layerMemory` keeps every event, so its retained trail
+ * would be measured as the runtime's heap and GC time.
+ *
  * GAVEL_BENCH_APPROVAL_CYCLES sets the number of timed cycles (default
  * 20,000), GAVEL_BENCH_PARKED the numbers of parked calls (default
  * "10000,100000"). With GAVEL_BENCH_ROUNDS below 50 (the CI quick mode) the
@@ -19,7 +24,7 @@
  * heap snapshots before parking, when all are parked and when all are
  * consumed into dir (slow; for profiling).
  */
-import { Action, ApprovalStore, AuditSink, Decision, Governance, Identity, Policy, PolicySet } from "@gavel/core"
+import { Action, ApprovalStore, Audit, AuditSink, Decision, Governance, Identity, Policy, PolicySet } from "@gavel/core"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -76,12 +81,27 @@ const policySet = PolicySet.unsafeMake({
       : Decision.notApplicable)
 })
 
+/** Seals every event like a persistent sink and keeps only the head (see the header). */
+const SealingSink = Layer.sync(AuditSink.AuditSink, () => {
+  let head: Audit.Anchor | null = null
+  return AuditSink.AuditSink.of({
+    append: (entry) =>
+      Effect.sync(() => {
+        const event = Audit.seal(entry, head)
+        head = { sequence: event.sequence, hash: event.hash }
+        return event
+      }),
+    read: () => Effect.succeed([]),
+    head: Effect.sync(() => Option.fromNullable(head))
+  })
+})
+
 /** One fresh runtime (and store) per scenario. The sweeper runs at its default interval, as in production. */
 const makeRuntime = () =>
   ManagedRuntime.make(
     Governance.layer({ policySet, sweepInterval: "5 seconds" }).pipe(
       Layer.provideMerge(ApprovalStore.layerMemory),
-      Layer.provideMerge(AuditSink.layerMemory),
+      Layer.provideMerge(SealingSink),
       Layer.provide(IdentityLive)
     )
   )
