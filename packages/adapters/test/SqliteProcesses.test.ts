@@ -168,7 +168,8 @@ describe("SQLite across processes", () => {
           }
         })
       )
-      workers.push(spawnWorker(["race", filename, "bob", "1"]), spawnWorker(["race", filename, "carol", "2"]))
+      workers.push(spawnWorker(["race", filename, "bob", "1", String(ids.length)]),
+        spawnWorker(["race", filename, "carol", "2", String(ids.length)]))
       await Promise.all(workers.map((w) => w.waitForLine((line) => line === "loaded", 60_000)))
       await Promise.all(workers.map((w) => w.start()))
       interface Summary {
