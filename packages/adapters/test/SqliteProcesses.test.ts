@@ -126,10 +126,12 @@ describe("SQLite across processes", () => {
         const exit = await worker.exited
         expect(exit.signal, `round ${round} exited by itself: ${worker.stderr()}`).toBe("SIGKILL")
         const after = await run(filename, checkInvariants(before.head))
-        // Each worker completed at least its first cycle, and everything committed before stays.
+        // Each worker completed at least its first cycle (4 events: requested,
+        // voted, resolved, consumed), and everything committed before stays.
+        // How much more it did before the kill depends on the machine's load.
         expect(after.approvals).toBeGreaterThan(before.approvals)
         expect(after.consumed).toBeGreaterThan(before.consumed)
-        expect(after.events).toBeGreaterThanOrEqual(before.events + 5)
+        expect(after.events).toBeGreaterThanOrEqual(before.events + 4)
         before = after
       }
     } finally {
