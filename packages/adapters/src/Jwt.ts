@@ -167,8 +167,9 @@ export const make = (options: Options): Effect.Effect<Verifier, InvalidToken> =>
       key = new TextEncoder().encode(secret)
       algorithms = [...(options.algorithms ?? ["HS256"])]
     } else {
+      const jwks = options.key.url
       const url = yield* Effect.try({
-        try: () => new URL(options.key._tag === "Jwks" ? options.key.url : ""),
+        try: () => new URL(jwks),
         catch: () => invalid("keys_unavailable", "the JWKS URL is not a URL")
       })
       key = jose.createRemoteJWKSet(url)
