@@ -257,8 +257,9 @@ export class ApprovalRejected extends Schema.TaggedError<ApprovalRejected>()("Ap
 
 /**
  * The principal may not vote on this approval: unknown to the identity
- * system, not active, outside the approval's authority, or refused by the
- * identity system's `canApprove`.
+ * system, not active, of another tenant than the action's (when the identity
+ * system gives the principal a tenant), outside the approval's authority, or
+ * refused by the identity system's `canApprove`.
  *
  * @since 0.1.0
  * @category errors
@@ -266,7 +267,7 @@ export class ApprovalRejected extends Schema.TaggedError<ApprovalRejected>()("Ap
 export class NotAnApprover extends Schema.TaggedError<NotAnApprover>()("NotAnApprover", {
   approvalId: Schema.String,
   principalId: Schema.String,
-  reason: Schema.Literal("unknown_principal", "inactive", "outside_authority", "refused")
+  reason: Schema.Literal("unknown_principal", "inactive", "other_tenant", "outside_authority", "refused")
 }) {
   /** @since 0.1.0 */
   override get message(): string {

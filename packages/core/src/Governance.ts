@@ -135,7 +135,7 @@ export class DecisionNotFound extends Schema.TaggedError<DecisionNotFound>()("De
 
 /**
  * The principal may not override this decision: the policy set has no
- * override policy, the principal is unknown, inactive or outside its
+ * override policy, the principal is unknown, inactive, of another tenant or outside its
  * authority, or they are the actor of the decision; or the override has no
  * reason or no positive duration.
  *
@@ -149,6 +149,7 @@ export class OverrideNotAllowed extends Schema.TaggedError<OverrideNotAllowed>()
     "no_override_policy",
     "unknown_principal",
     "inactive",
+    "other_tenant",
     "outside_authority",
     "own_decision",
     "missing_reason",
@@ -772,13 +773,19 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       return Effect.flatMap(awaitResolution(approvalId, undefined), (resolved) => complete(resolved, action, work))
     })
 
-  /** Whether the identity system says `principalId` is active and within `authority`. */
-  const withinAuthority = (principalId: string, authority: Decision.Authority) =>
+  /**
+   * Whether the identity system says `principalId` is active, of the
+   * decision's tenant (when both have one) and within `authority`.
+   */
+  const withinAuthority = (principalId: string, authority: Decision.Authority, tenant: string | null) =>
     Effect.map(
       identity.resolve(principalId),
-      (resolved): "ok" | "unknown_principal" | "inactive" | "outside_authority" => {
+      (resolved): "ok" | "unknown_principal" | "inactive" | "other_tenant" | "outside_authority" => {
         if (Option.isNone(resolved)) return "unknown_principal"
         if (resolved.value.status !== "active") return "inactive"
+        if (tenant !== null && resolved.value.tenant !== undefined && resolved.value.tenant !== tenant) {
+          return "other_tenant"
+        }
         return authority.principals.includes(principalId) ||
             resolved.value.roles.some((role) => authority.roles.includes(role))
           ? "ok"
@@ -787,7 +794,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     )
 
   const eligibility = (principalId: string, request: Approval.ApprovalRequest) =>
-    Effect.flatMap(withinAuthority(principalId, request.requirement.authority), (verdict) =>
+    Effect.flatMap(withinAuthority(principalId, request.requirement.authority, request.summary.actor.tenant), (verdict) =>
       verdict === "ok"
         ? Effect.map(identity.canApprove(principalId, request), (ok) => ok ? verdict : "refused" as const)
         : Effect.succeed(verdict))
@@ -850,7 +857,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       }
       if (record.overridePolicy === null) return yield* refuse("no_override_policy")
       if (principalId === record.inputs.actor.id) return yield* refuse("own_decision")
-      const verdict = yield* withinAuthority(principalId, record.overridePolicy.authority)
+      const verdict = yield* withinAuthority(principalId, record.overridePolicy.authority, record.inputs.actor.tenant)
       if (verdict !== "ok") return yield* refuse(verdict)
       const ids = yield* Effect.provide(IdGenerator, context)
       const grantedAt = yield* now

@@ -547,6 +547,30 @@ describe("approval lifecycle", () => {
       expect(yield* Ref.get(runs)).toEqual([])
     }).pipe(Effect.provide(testLayer(paymentsPolicy(2)))))
 
+  it.effect("an approver the identity system places in another tenant may neither vote nor override", () =>
+    Effect.gen(function*() {
+      const { fiber, governance, request } = yield* parked(payment(big))
+      const vote = yield* Effect.flip(governance.approve(request.id, human("gina")))
+      expect(vote._tag === "NotAnApprover" && vote.reason).toBe("other_tenant")
+      expect((yield* governance.approve(request.id, alice)).votes.map((v) => v.approver)).toEqual(["alice"])
+      yield* Fiber.interrupt(fiber)
+      const denied = yield* governance.evaluate(payment(big, { name: "shell.exec" }))
+      expect(denied.decision._tag).toBe("Deny")
+      const refused = yield* Effect.flip(
+        governance.override(denied.decisionId, { authority: human("olga"), reason: "vendor", duration: "1 hour" })
+      )
+      expect(refused._tag === "OverrideNotAllowed" && refused.reason).toBe("other_tenant")
+    }).pipe(Effect.provide(testLayer(paymentsPolicy(2), {
+      identity: {
+        principals: {
+          ...principals,
+          alice: { roles: ["finance"], tenant: "acme" },
+          gina: { roles: ["finance"], tenant: "globex" },
+          olga: { roles: ["cfo"], tenant: "globex" }
+        }
+      }
+    }))))
+
   it.effect("only active principals within the authority may vote, as the identity system says", () =>
     Effect.gen(function*() {
       const { fiber, governance, request } = yield* parked(payment(big))
