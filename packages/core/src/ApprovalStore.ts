@@ -67,7 +67,11 @@ export interface Service {
   >
   /** Expires every pending request whose expiry is at or before `now`; returns them. */
   readonly expireDue: (now: Date) => Effect.Effect<ReadonlyArray<Approval.ApprovalRequest>, Approval.StoreError>
-  /** Pending requests, oldest first. */
+  /** Requests of any status (or only those of `status`), oldest first. */
+  readonly list: (
+    filter?: ListFilter & { readonly status?: Approval.Status | undefined }
+  ) => Effect.Effect<ReadonlyArray<Approval.ApprovalRequest>, Approval.StoreError>
+  /** Pending requests, oldest first: `list` with status `pending`, for the sweeper and waiters. */
   readonly listPending: (
     filter?: ListFilter
   ) => Effect.Effect<ReadonlyArray<Approval.ApprovalRequest>, Approval.StoreError>
@@ -126,6 +130,24 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
     return next
   }
 
+  const select = (
+    ids: Iterable<string>,
+    filter: (ListFilter & { readonly status?: Approval.Status | undefined }) | undefined
+  ) => {
+    const out: Array<Approval.ApprovalRequest> = []
+    const limit = filter?.limit ?? Infinity
+    for (const id of ids) {
+      if (out.length >= limit) break
+      const r = requests.get(id)!
+      if (filter?.status !== undefined && r.status !== filter.status) continue
+      if (filter?.kind !== undefined && r.kind !== filter.kind) continue
+      if (filter?.requester !== undefined && r.requester !== filter.requester) continue
+      if (filter?.tenant !== undefined && r.summary.actor.tenant !== filter.tenant) continue
+      out.push(r)
+    }
+    return out
+  }
+
   const transition = <E>(
     approvalId: string,
     f: (request: Approval.ApprovalRequest) => Either.Either<Approval.ApprovalRequest, E>
@@ -160,20 +182,8 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
         }
         return expired
       }),
-    listPending: (filter) =>
-      Effect.sync(() => {
-        const out: Array<Approval.ApprovalRequest> = []
-        const limit = filter?.limit ?? Infinity
-        for (const id of pending) {
-          if (out.length >= limit) break
-          const r = requests.get(id)!
-          if (filter?.kind !== undefined && r.kind !== filter.kind) continue
-          if (filter?.requester !== undefined && r.requester !== filter.requester) continue
-          if (filter?.tenant !== undefined && r.summary.actor.tenant !== filter.tenant) continue
-          out.push(r)
-        }
-        return out
-      }),
+    list: (filter) => Effect.sync(() => select(requests.keys(), filter)),
+    listPending: (filter) => Effect.sync(() => select(pending, filter)),
     saveDecision: (record) =>
       Effect.sync(() => {
         decisions.set(record.decisionId, record)

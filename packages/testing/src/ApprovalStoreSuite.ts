@@ -512,6 +512,19 @@ export const run = <E>(
           expect(ids(yield* store.listPending({}))).toEqual(["r1", "r2", "r3", "r6"])
         }))
 
+      test("list: every status or one, oldest first, with the same filters", (store) =>
+        Effect.gen(function*() {
+          yield* seed(store)
+          expect(ids(yield* store.list())).toEqual(["r1", "r2", "r3", "r4", "r5", "r6"])
+          expect(ids(yield* store.list({ status: "pending" }))).toEqual(ids(yield* store.listPending()))
+          expect(ids(yield* store.list({ status: "approved" }))).toEqual(["r4"])
+          expect(ids(yield* store.list({ status: "cancelled", tenant: "acme" }))).toEqual(["r5"])
+          expect(ids(yield* store.list({ status: "cancelled", tenant: "globex" }))).toEqual([])
+          expect(ids(yield* store.list({ requester: "alice", limit: 2 }))).toEqual(["r1", "r3"])
+          expect(ids(yield* store.list({ status: "expired" }))).toEqual([])
+          for (const r of yield* store.list()) expect(r).toEqual(yield* store.get(r.id))
+        }))
+
       test("filters by kind, requester and tenant, and limits after filtering", (store) =>
         Effect.gen(function*() {
           yield* seed(store)

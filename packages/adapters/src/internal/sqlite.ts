@@ -295,7 +295,7 @@ export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Se
       return yield* write(operation, version, next)
     }))
 
-  return ApprovalStore.ApprovalStore.of({
+  const service: ApprovalStore.Service = ApprovalStore.ApprovalStore.of({
     shared: true,
     create: (request) =>
       Effect.gen(function*() {
@@ -342,12 +342,13 @@ export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Se
         }
         return expired
       })),
-    listPending: (filter) =>
+    list: (filter) =>
       Effect.gen(function*() {
         const limit = filter?.limit
         // As the memory store: a limit of 0 or less lists nothing, a fractional one rounds up.
         if (limit !== undefined && limit <= 0) return []
-        const conditions: Array<Statement.Fragment> = [sql`status = 'pending'`]
+        const conditions: Array<Statement.Fragment> = []
+        if (filter?.status !== undefined) conditions.push(sql`status = ${filter.status}`)
         if (filter?.kind !== undefined) conditions.push(sql`kind = ${filter.kind}`)
         if (filter?.requester !== undefined) conditions.push(sql`requester = ${filter.requester}`)
         if (filter?.tenant !== undefined) conditions.push(sql`tenant = ${filter.tenant}`)
@@ -357,10 +358,11 @@ export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Se
             WHERE ${sql.and(conditions)} ORDER BY created_at, rowid ${
             bounded ? sql`LIMIT ${Math.ceil(limit)}` : sql``
           }`,
-          storeError("listPending")
+          storeError("list")
         )
-        return yield* Effect.forEach(rows, (row) => decodeRow("listPending", row.id)(row.request))
+        return yield* Effect.forEach(rows, (row) => decodeRow("list", row.id)(row.request))
       }),
+    listPending: (filter) => service.list({ ...filter, status: "pending" }),
     saveDecision: (record) =>
       Effect.gen(function*() {
         const text = yield* Effect.mapError(
@@ -423,6 +425,7 @@ export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Se
         return Option.none()
       })
   })
+  return service
 }
 
 // -----------------------------------------------------------------------------
