@@ -1,0 +1,639 @@
+/**
+ * Enforcement at the HTTP edge, for `@effect/platform` servers:
+ *
+ * - {@link enforcement}: a middleware for route handlers. It authenticates
+ *   the caller, builds the action, asks gavel, and answers 401, 403, 202,
+ *   409 or 425 — or runs the handler.
+ * - {@link ApprovalsApi}: an `HttpApi` for approvers (list, show, approve,
+ *   reject, acknowledge, override), served with its OpenAPI document by
+ *   {@link layerApprovals}. The approver is always the authenticated
+ *   principal, never a field of the body.
+ *
+ * Identity comes from an {@link Authenticator} (bearer tokens; see
+ * {@link layerJwt}).
+ *
+ * @since 0.1.0
+ */
+import { type Action, Approval, ApprovalStore, type DecisionRecord, Governance, Override } from "@gavel/core"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiError from "@effect/platform/HttpApiError"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as OpenApi from "@effect/platform/OpenApi"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Jwt from "./Jwt.js"
+
+// -----------------------------------------------------------------------------
+// identity
+// -----------------------------------------------------------------------------
+
+/**
+ * The request carries no usable identity (401). `reason` is the stable
+ * reason of the refusal (`missing`, `expired`, `bad_signature`, …).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
+  "Unauthorized",
+  { reason: Schema.String },
+  HttpApiSchema.annotations({ status: 401, description: "No bearer token, or one that does not verify" })
+) {}
+
+/**
+ * Turns a bearer token into the principal gavel governs and approvals are
+ * cast by.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Authenticator extends Context.Tag("@gavel/adapters/Http/Authenticator")<Authenticator, {
+  readonly authenticate: (token: Redacted.Redacted<string>) => Effect.Effect<Action.Principal, Unauthorized>
+}>() {}
+
+/**
+ * An {@link Authenticator} verifying JWTs with {@link Jwt.make}. Refuses to
+ * start (`InvalidToken`, `keys_unavailable`) on an unusable key
+ * configuration.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerJwt = (options: Jwt.Options): Layer.Layer<Authenticator, Jwt.InvalidToken> =>
+  Layer.effect(
+    Authenticator,
+    Effect.map(Jwt.make(options), (verifier) =>
+      Authenticator.of({
+        authenticate: (token) => {
+          const value = Redacted.value(token).trim()
+          return value === ""
+            ? Effect.fail(new Unauthorized({ reason: "missing" }))
+            : Effect.mapError(verifier.verify(value), (error) => new Unauthorized({ reason: error.reason }))
+        }
+      }))
+  )
+
+/**
+ * The authenticated principal of the current request.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class CurrentPrincipal extends Context.Tag("@gavel/adapters/Http/CurrentPrincipal")<
+  CurrentPrincipal,
+  Action.Principal
+>() {}
+
+/**
+ * The approvals API's bearer authentication.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("@gavel/adapters/Http/Authentication", {
+  failure: Unauthorized,
+  provides: CurrentPrincipal,
+  security: { bearer: HttpApiSecurity.bearer }
+}) {}
+
+const bearerOf = (request: HttpServerRequest.HttpServerRequest): Redacted.Redacted<string> => {
+  const header = request.headers.authorization ?? ""
+  return Redacted.make(/^Bearer\s/i.test(header) ? header.slice(7) : "")
+}
+
+// -----------------------------------------------------------------------------
+// enforcement middleware
+// -----------------------------------------------------------------------------
+
+/**
+ * What the governed handler runs with: the action gavel let through (the
+ * replacement, when a policy transformed it), its record, and the override
+ * that let it through, if any.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Governed extends Context.Tag("@gavel/adapters/Http/Governed")<Governed, {
+  readonly action: Action.Action
+  readonly record: DecisionRecord.DecisionRecord
+  readonly override: Override.Override | null
+}>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface EnforcementOptions<E, R> {
+  /**
+   * Builds the action from the request and the authenticated principal (the
+   * actor must be that principal). A failure is the host's: it is answered
+   * like any error of the handler.
+   */
+  readonly action: (
+    request: HttpServerRequest.HttpServerRequest,
+    principal: Action.Principal
+  ) => Effect.Effect<Action.Action, E, R>
+  /** Where a client follows a pending approval. Default `/approvals/{id}`, the approvals API's show. */
+  readonly statusUrl?: ((approvalId: string) => string) | undefined
+}
+
+/**
+ * Wraps a route handler: the handler runs only when gavel lets the action
+ * through.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Enforcement<E, R> {
+  <E2, R2>(
+    handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E2, R2>
+  ): Effect.Effect<
+    HttpServerResponse.HttpServerResponse,
+    E | E2,
+    R | Exclude<R2, Governed> | HttpServerRequest.HttpServerRequest
+  >
+}
+
+const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  HttpServerResponse.unsafeJson(body, { status, headers: { "cache-control": "no-store", ...headers } })
+
+const outcomeOf = (cause: Cause.Cause<unknown>): string =>
+  Option.match(Cause.failureOption(cause), {
+    onNone: () => Cause.isInterruptedOnly(cause) ? "interrupted" : "defect",
+    onSome: (error) =>
+      typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
+        ? error._tag
+        : "failure"
+  })
+
+const reasonCodes = (record: DecisionRecord.DecisionRecord) => record.reasonCodes
+
+/**
+ * Builds the enforcement middleware. Each request:
+ *
+ * | gavel says | answer |
+ * | --- | --- |
+ * | no or invalid bearer token | 401 `{ _tag: "Unauthorized", reason }` |
+ * | `Allow`, `Warn`, or an active override | the handler's response (`Gavel-Warning` lists a warning's codes) |
+ * | `Deny` | 403 `{ _tag: "Denied", decisionId, reasonCodes }` |
+ * | `RequireApproval`, `RequireAcknowledgment` | 202 `{ _tag: "Pending", approvalId, expiresAt, statusUrl, decisionId, reasonCodes }`, `Location: statusUrl`; the handler runs once approved |
+ * | `Escalate` | 409 `{ _tag: "Escalated", decisionId, reasonCodes, reviewPaths }` |
+ * | `Defer` | 425 `{ _tag: "Deferred", decisionId, reasonCodes }` |
+ * | the approval store is unreachable | 503 `{ _tag: "Unavailable" }` |
+ *
+ * Every answer carries `Gavel-Decision-Id`. Bodies never carry reason
+ * messages, payloads or errors of failed checks: the decision id leads to the
+ * audit trail.
+ *
+ * A pending request's handler runs later, in the background, when the
+ * approval is granted (at most once; never when it is rejected or expires):
+ * its response is discarded, the audit trail records its outcome. It sees
+ * the request it was parked with; the body was read before the 202, so
+ * `request.text` and `request.json` still answer. Parked handlers live in
+ * the scope the middleware was built in.
+ *
+ * @example
+ * ```ts
+ * import * as Http from "@gavel/adapters/Http"
+ * import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
+ * import { Effect } from "effect"
+ *
+ * const Payments = HttpLayerRouter.use(Effect.fnUntraced(function*(router) {
+ *   const governed = yield* Http.enforcement({
+ *     action: (request, actor) =>
+ *       Effect.map(request.json, (body) => Action.make({ actor, kind: "payment", name: "payments.send", payload: body }))
+ *   })
+ *   yield* router.add("POST", "/payments", governed(HttpServerResponse.text("sent")))
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const enforcement = <E, R>(
+  options: EnforcementOptions<E, R>
+): Effect.Effect<Enforcement<E, R>, never, Governance.Governance | Authenticator | Scope.Scope> =>
+  Effect.gen(function*() {
+    const governance = yield* Governance.Governance
+    const authenticator = yield* Authenticator
+    const parked = yield* FiberSet.make()
+    const statusUrl = options.statusUrl ?? ((id: string) => `/approvals/${encodeURIComponent(id)}`)
+
+    return <E2, R2>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E2, R2>) =>
+      Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const principal = yield* Effect.either(authenticator.authenticate(bearerOf(request)))
+        if (principal._tag === "Left") {
+          return json(401, { _tag: "Unauthorized", reason: principal.left.reason }, {
+            "www-authenticate": `Bearer error="invalid_token"`
+          })
+        }
+        const action = yield* options.action(request, principal.right)
+        const submitted = yield* Effect.either(governance.submit(action))
+        if (submitted._tag === "Left") {
+          const error = submitted.left
+          return error._tag === "StoreError"
+            ? json(503, { _tag: "Unavailable" }, { "retry-after": "5" })
+            : json(500, { _tag: "TooManyTransforms", decisionId: error.record.decisionId }, {
+              "gavel-decision-id": error.record.decisionId
+            })
+        }
+        const submission = submitted.right
+        const record = submission.record
+        const headers = { "gavel-decision-id": record.decisionId }
+        const run = (override: Override.Override | null) =>
+          Effect.provideService(
+            handler as Effect.Effect<HttpServerResponse.HttpServerResponse, E2, Exclude<R2, Governed>>,
+            Governed,
+            { action: submission.action, record, override }
+          )
+        switch (submission._tag) {
+          case "Overridden":
+            return HttpServerResponse.setHeaders(yield* run(submission.override), {
+              ...headers,
+              "gavel-override-id": submission.override.id
+            })
+          case "Pending": {
+            // The body is read now: the client's connection ends with the 202.
+            yield* Effect.ignore(request.text)
+            const context = yield* Effect.context<Exclude<R2, Governed>>()
+            const { approvalId } = submission
+            yield* FiberSet.run(
+              parked,
+              governance.resume(approvalId, submission.action, (approved) =>
+                Effect.provideService(
+                  handler as Effect.Effect<HttpServerResponse.HttpServerResponse, E2, Exclude<R2, Governed>>,
+                  Governed,
+                  { action: approved, record, override: null }
+                )).pipe(
+                  Effect.provide(context),
+                  Effect.catchAllCause((cause) => {
+                    // The outcome is in the audit trail; the log names the error's tag, never its message.
+                    const outcome = outcomeOf(cause)
+                    const log = outcome === "ApprovalRejected" || outcome === "ApprovalExpired"
+                      ? Effect.logInfo("gavel: a parked request was not approved")
+                      : Effect.logWarning("gavel: a parked request did not complete")
+                    return Effect.annotateLogs(log, { approvalId, outcome })
+                  })
+                )
+            )
+            const url = statusUrl(approvalId)
+            return json(202, {
+              _tag: "Pending",
+              approvalId,
+              expiresAt: submission.expiresAt.toISOString(),
+              statusUrl: url,
+              decisionId: record.decisionId,
+              reasonCodes: reasonCodes(record)
+            }, { ...headers, location: url })
+          }
+          case "Decided": {
+            const decision = record.decision
+            switch (decision._tag) {
+              case "Deny":
+                return json(403, { _tag: "Denied", decisionId: record.decisionId, reasonCodes: reasonCodes(record) }, headers)
+              case "Escalate":
+                return json(409, {
+                  _tag: "Escalated",
+                  decisionId: record.decisionId,
+                  reasonCodes: reasonCodes(record),
+                  reviewPaths: decision.reviewPaths
+                }, headers)
+              case "Defer":
+                return json(425, { _tag: "Deferred", decisionId: record.decisionId, reasonCodes: reasonCodes(record) }, headers)
+              case "Warn":
+                return HttpServerResponse.setHeaders(yield* run(null), {
+                  ...headers,
+                  "gavel-warning": reasonCodes(record).join(", ")
+                })
+              case "Allow":
+                return HttpServerResponse.setHeaders(yield* run(null), headers)
+              default:
+                // Transforms are followed and approvals answer Pending: anything else is refused.
+                return json(403, { _tag: "Denied", decisionId: record.decisionId, reasonCodes: reasonCodes(record) }, headers)
+            }
+          }
+        }
+      })
+  })
+
+// -----------------------------------------------------------------------------
+// approvals API
+// -----------------------------------------------------------------------------
+
+/**
+ * The request body is larger than the API accepts (413).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
+  "PayloadTooLarge",
+  { limit: Schema.Number },
+  HttpApiSchema.annotations({ status: 413, description: "The request body exceeds the limit (bytes)" })
+) {}
+
+/**
+ * The approval store or the identity system could not be reached (503).
+ * Nothing was written.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Unavailable extends Schema.TaggedError<Unavailable>()(
+  "Unavailable",
+  {},
+  HttpApiSchema.annotations({ status: 503, description: "A system gavel needs could not be reached; retry later" })
+) {}
+
+/**
+ * Reads and parses the body of a request before the API decodes it, so that
+ * an oversized body is a 413 and malformed JSON a 400 with a decode error
+ * (the platform would otherwise answer both with a 500).
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export class BodyGuard extends HttpApiMiddleware.Tag<BodyGuard>()("@gavel/adapters/Http/BodyGuard", {
+  failure: Schema.Union(PayloadTooLarge, HttpApiError.HttpApiDecodeError)
+}) {}
+
+const malformed = (message: string) =>
+  new HttpApiError.HttpApiDecodeError({ issues: [{ _tag: "Type", path: [], message }], message })
+
+const layerBodyGuard = (limit: number) =>
+  Layer.succeed(
+    BodyGuard,
+    Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      if (request.method === "GET" || request.method === "HEAD") return
+      const declared = Number(request.headers["content-length"] ?? "0")
+      if (declared > limit) return yield* new PayloadTooLarge({ limit })
+      const text = yield* request.text.pipe(
+        HttpIncomingMessage.withMaxBodySize(Option.some(limit)),
+        Effect.mapError((error) =>
+          error.cause instanceof Error && error.cause.message === "maxBytes exceeded"
+            ? new PayloadTooLarge({ limit })
+            : malformed("The request body could not be read")
+        )
+      )
+      if (text === "") return yield* malformed("A JSON body is required")
+      yield* Effect.try({
+        try: () => JSON.parse(text) as unknown,
+        catch: (error) => malformed(`Malformed JSON: ${error instanceof SyntaxError ? error.message : "unreadable"}`)
+      })
+    })
+  )
+
+const statusCodes = {
+  ApprovalNotFound: 404,
+  DecisionNotFound: 404,
+  AlreadyResolved: 409,
+  DuplicateVote: 409,
+  WrongKind: 409,
+  ApprovalExpired: 410,
+  NotAnApprover: 403,
+  SelfApprovalForbidden: 403,
+  OverrideNotAllowed: 403
+} as const
+
+const Note = Schema.String.pipe(Schema.maxLength(2000))
+
+/**
+ * What an approver sends with a vote: an optional note. Anything else in the
+ * body — an `approver` field in particular — is ignored: the approver is the
+ * authenticated principal.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const VoteBody = Schema.Struct({ note: Schema.optional(Note) }).annotations({ identifier: "VoteBody" })
+
+/**
+ * What an override carries. The overrider is the authenticated principal.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const OverrideBody = Schema.Struct({
+  reason: Schema.NonEmptyTrimmedString.pipe(Schema.maxLength(2000)),
+  durationSeconds: Schema.Int.pipe(Schema.between(1, 31 * 24 * 3600)),
+  scope: Schema.optional(Override.Coverage),
+  compensatingControls: Schema.optional(Schema.Array(Schema.String.pipe(Schema.maxLength(500))))
+}).annotations({ identifier: "OverrideBody" })
+
+const IdPath = Schema.Struct({ id: Schema.String })
+
+const vote = <const Name extends "approve" | "reject" | "acknowledge">(name: Name) =>
+  HttpApiEndpoint.post(name, `/approvals/:id/${name}`)
+    .setPath(IdPath)
+    .setPayload(VoteBody)
+    .addSuccess(Approval.ApprovalRequest)
+    .addError(Approval.ApprovalNotFound, { status: statusCodes.ApprovalNotFound })
+    .addError(Approval.AlreadyResolved, { status: statusCodes.AlreadyResolved })
+    .addError(Approval.DuplicateVote, { status: statusCodes.DuplicateVote })
+    .addError(Approval.WrongKind, { status: statusCodes.WrongKind })
+    .addError(Approval.ApprovalExpired, { status: statusCodes.ApprovalExpired })
+    .addError(Approval.NotAnApprover, { status: statusCodes.NotAnApprover })
+    .addError(Approval.SelfApprovalForbidden, { status: statusCodes.SelfApprovalForbidden })
+    .addError(Unavailable)
+
+/**
+ * The approvals endpoints.
+ *
+ * @since 0.1.0
+ * @category api
+ */
+export class ApprovalsGroup extends HttpApiGroup.make("approvals")
+  .add(
+    HttpApiEndpoint.get("list", "/approvals")
+      .setUrlParams(Schema.Struct({
+        status: Schema.optional(Approval.Status),
+        kind: Schema.optional(Approval.Kind),
+        limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000)))
+      }))
+      .addSuccess(Schema.Array(Approval.ApprovalRequest))
+      .addError(Unavailable)
+  )
+  .add(
+    HttpApiEndpoint.get("show", "/approvals/:id")
+      .setPath(IdPath)
+      .addSuccess(Approval.ApprovalRequest)
+      .addError(Approval.ApprovalNotFound, { status: statusCodes.ApprovalNotFound })
+      .addError(Unavailable)
+  )
+  .add(vote("approve"))
+  .add(vote("reject"))
+  .add(vote("acknowledge"))
+  .add(
+    HttpApiEndpoint.post("override", "/decisions/:id/override")
+      .setPath(IdPath)
+      .setPayload(OverrideBody)
+      .addSuccess(Override.Override, { status: 201 })
+      .addError(Governance.DecisionNotFound, { status: statusCodes.DecisionNotFound })
+      .addError(Governance.OverrideNotAllowed, { status: statusCodes.OverrideNotAllowed })
+      .addError(Unavailable)
+  )
+  .middleware(BodyGuard)
+  .middleware(Authentication)
+{}
+
+/**
+ * The approvals API: an `HttpApi` with one group, `approvals`. Derive a
+ * typed client with `HttpApiClient.make(ApprovalsApi)`.
+ *
+ * @since 0.1.0
+ * @category api
+ */
+export class ApprovalsApi extends HttpApi.make("gavel").add(ApprovalsGroup).annotateContext(OpenApi.annotations({
+  title: "gavel approvals",
+  description: "Pending approvals of a gavel-governed service, and the votes and overrides of their approvers"
+})) {}
+
+type ApiError<E> = Exclude<E, Approval.StoreError | { readonly _tag: "ExternalCheckFailed" }> | Unavailable
+
+/** Outages are 503s without their details (which may name hosts or queries). */
+const outage = <E extends { readonly _tag: string }>(error: E): ApiError<E> =>
+  error._tag === "StoreError" || error._tag === "ExternalCheckFailed"
+    ? new Unavailable()
+    : error as Exclude<E, Approval.StoreError | { readonly _tag: "ExternalCheckFailed" }>
+
+/**
+ * A principal sees what belongs to its tenant, and what belongs to no
+ * tenant. Anything else is answered as unknown, so that ids of other tenants
+ * cannot be probed.
+ */
+const visible = (principal: Action.Principal, tenant: string | null): boolean =>
+  tenant === null || principal.tenant === tenant
+
+/**
+ * The handlers of {@link ApprovalsGroup}, on the `Governance` service (which
+ * checks eligibility, writes the votes and their audit events) and its
+ * `ApprovalStore` (for reading).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerApprovalsHandlers = HttpApiBuilder.group(ApprovalsApi, "approvals", (handlers) =>
+  Effect.gen(function*() {
+    const governance = yield* Governance.Governance
+    const store = yield* ApprovalStore.ApprovalStore
+
+    const find = (approvalId: string, principal: Action.Principal) =>
+      store.get(approvalId).pipe(
+        Effect.mapError(outage),
+        Effect.filterOrFail(
+          (request) => visible(principal, request.summary.actor.tenant),
+          () => new Approval.ApprovalNotFound({ approvalId })
+        )
+      )
+
+    const castVote = (
+      cast: Governance.Service["approve"],
+      approvalId: string,
+      note: string | undefined
+    ) =>
+      Effect.gen(function*() {
+        const principal = yield* CurrentPrincipal
+        yield* find(approvalId, principal)
+        return yield* Effect.mapError(cast(approvalId, principal, note), outage)
+      })
+
+    return handlers
+      .handle("list", ({ urlParams }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          const all = yield* Effect.mapError(
+            store.list({ status: urlParams.status, kind: urlParams.kind }),
+            outage
+          )
+          const mine = all.filter((request) => visible(principal, request.summary.actor.tenant))
+          return urlParams.limit === undefined ? mine : mine.slice(0, urlParams.limit)
+        }))
+      .handle("show", ({ path }) => Effect.flatMap(CurrentPrincipal, (principal) => find(path.id, principal)))
+      .handle("approve", ({ path, payload }) => castVote(governance.approve, path.id, payload.note))
+      .handle("reject", ({ path, payload }) => castVote(governance.reject, path.id, payload.note))
+      .handle("acknowledge", ({ path, payload }) => castVote(governance.acknowledge, path.id, payload.note))
+      .handle("override", ({ path, payload }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          const record = yield* Effect.mapError(store.getDecision(path.id), outage)
+          if (Option.isNone(record) || !visible(principal, record.value.inputs.actor.tenant)) {
+            return yield* new Governance.DecisionNotFound({ decisionId: path.id })
+          }
+          return yield* Effect.mapError(
+            governance.override(path.id, {
+              authority: principal,
+              reason: payload.reason,
+              duration: Duration.seconds(payload.durationSeconds),
+              scope: payload.scope,
+              compensatingControls: payload.compensatingControls
+            }),
+            outage
+          )
+        }))
+  }))
+
+const layerAuthentication = Layer.effect(
+  Authentication,
+  Effect.map(Authenticator, (authenticator) => Authentication.of({ bearer: authenticator.authenticate }))
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ApprovalsOptions {
+  /** The largest request body accepted, in bytes. Default 16 KiB. */
+  readonly maxBodySize?: number | undefined
+  /** Where the OpenAPI document is served. Default `/openapi.json`. */
+  readonly openapiPath?: `/${string}` | undefined
+}
+
+/**
+ * Serves the approvals API and its OpenAPI document on an
+ * `HttpLayerRouter`. Needs `Governance`, its `ApprovalStore`, and an
+ * {@link Authenticator}. Hoist the layer into a constant where it is used.
+ *
+ * @example
+ * ```ts
+ * import * as Http from "@gavel/adapters/Http"
+ * import { HttpLayerRouter } from "@effect/platform"
+ * import { NodeHttpServer } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ * import { createServer } from "node:http"
+ *
+ * const ApprovalsRoutes = Http.layerApprovals()
+ * const Server = HttpLayerRouter.serve(ApprovalsRoutes).pipe(
+ *   Layer.provide(NodeHttpServer.layer(createServer, { port: 8080, host: "127.0.0.1" })),
+ *   Layer.provide(Http.layerJwt({ key, issuer, audience })),
+ *   Layer.provide(GovernanceLive)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerApprovals = (options: ApprovalsOptions = {}) =>
+  HttpLayerRouter.addHttpApi(ApprovalsApi, { openapiPath: options.openapiPath ?? "/openapi.json" }).pipe(
+    Layer.provide(layerApprovalsHandlers),
+    Layer.provide(layerAuthentication),
+    Layer.provide(layerBodyGuard(options.maxBodySize ?? 16 * 1024))
+  )
