@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import { type Action, Approval, ApprovalStore, type DecisionRecord, Governance, Override } from "@gavel/core"
+import { Action, Approval, ApprovalStore, type DecisionRecord, Governance, Override } from "@gavel/core"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
@@ -142,14 +142,15 @@ export class Governed extends Context.Tag("@gavel/adapters/Http/Governed")<Gover
  */
 export interface EnforcementOptions<E, R> {
   /**
-   * Builds the action from the request and the authenticated principal (the
-   * actor must be that principal). A failure is the host's: it is answered
-   * like any error of the handler.
+   * Describes the action from the request (kind, name, resource, payload,
+   * metadata). Its actor is always the authenticated principal, which is
+   * passed in for reference. A failure is the host's: it is answered like
+   * any error of the handler.
    */
   readonly action: (
     request: HttpServerRequest.HttpServerRequest,
     principal: Action.Principal
-  ) => Effect.Effect<Action.Action, E, R>
+  ) => Effect.Effect<Omit<Action.Input, "actor">, E, R>
   /** Where a client follows a pending approval. Default `/approvals/{id}`, the approvals API's show. */
   readonly statusUrl?: ((approvalId: string) => string) | undefined
 }
@@ -217,8 +218,8 @@ const reasonCodes = (record: DecisionRecord.DecisionRecord) => record.reasonCode
  *
  * const Payments = HttpLayerRouter.use(Effect.fnUntraced(function*(router) {
  *   const governed = yield* Http.enforcement({
- *     action: (request, actor) =>
- *       Effect.map(request.json, (body) => Action.make({ actor, kind: "payment", name: "payments.send", payload: body }))
+ *     action: (request) =>
+ *       Effect.map(request.json, (body) => ({ kind: "payment", name: "payments.send", payload: body }))
  *   })
  *   yield* router.add("POST", "/payments", governed(HttpServerResponse.text("sent")))
  * }))
@@ -245,7 +246,7 @@ export const enforcement = <E, R>(
             "www-authenticate": `Bearer error="invalid_token"`
           })
         }
-        const action = yield* options.action(request, principal.right)
+        const action = Action.make({ ...(yield* options.action(request, principal.right)), actor: principal.right })
         const submitted = yield* Effect.either(governance.submit(action))
         if (submitted._tag === "Left") {
           const error = submitted.left

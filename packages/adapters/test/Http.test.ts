@@ -1,5 +1,5 @@
 import * as Http from "@gavel/adapters/Http"
-import { Action, ApprovalStore, AuditSink, Decision, Governance, Policy, PolicySet } from "@gavel/core"
+import { type Action, ApprovalStore, AuditSink, Decision, Governance, Policy, PolicySet } from "@gavel/core"
 import * as Fakes from "@gavel/testing/Fakes"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
@@ -80,10 +80,10 @@ type Runs = Array<Action.Action>
 const toolRoutes = (runs: Runs) =>
   HttpLayerRouter.use(Effect.fnUntraced(function*(router) {
     const governed = yield* Http.enforcement({
-      action: (request, actor) =>
+      action: (request) =>
         Effect.map(Effect.orDie(request.json), (body) => {
           const { tool, ...payload } = body as { readonly tool: string }
-          return Action.make({ actor, kind: "tool", name: tool, payload })
+          return { kind: "tool", name: tool, payload }
         })
     })
     yield* router.add(
