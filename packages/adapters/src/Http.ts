@@ -365,15 +365,30 @@ export class Unavailable extends Schema.TaggedError<Unavailable>()(
 ) {}
 
 /**
+ * The request body is not JSON (415): send `content-type: application/json`
+ * (`curl --json`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
+  "UnsupportedMediaType",
+  { contentType: Schema.String },
+  HttpApiSchema.annotations({ status: 415, description: "The body must be application/json" })
+) {}
+
+/**
  * Reads and parses the body of a request before the API decodes it, so that
- * an oversized body is a 413 and malformed JSON a 400 with a decode error
- * (the platform would otherwise answer both with a 500).
+ * an oversized body is a 413, a body of another media type a 415, and
+ * malformed JSON a 400 with a decode error (the platform would otherwise
+ * answer the first and the last with a 500, and decode the form or text
+ * body as a string).
  *
  * @since 0.1.0
  * @category middleware
  */
 export class BodyGuard extends HttpApiMiddleware.Tag<BodyGuard>()("@gavel/adapters/Http/BodyGuard", {
-  failure: Schema.Union(PayloadTooLarge, HttpApiError.HttpApiDecodeError)
+  failure: Schema.Union(PayloadTooLarge, UnsupportedMediaType, HttpApiError.HttpApiDecodeError)
 }) {}
 
 const malformed = (message: string) =>
@@ -385,6 +400,10 @@ const layerBodyGuard = (limit: number) =>
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
       if (request.method === "GET" || request.method === "HEAD") return
+      const contentType = request.headers["content-type"]
+      if (contentType !== undefined && !/^application\/json\s*(;|$)/i.test(contentType.trim())) {
+        return yield* new UnsupportedMediaType({ contentType })
+      }
       const declared = Number(request.headers["content-length"] ?? "0")
       if (declared > limit) return yield* new PayloadTooLarge({ limit })
       const text = yield* request.text.pipe(

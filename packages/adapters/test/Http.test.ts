@@ -419,6 +419,14 @@ describe("Http approvals API", () => {
       expect(empty.status).toBe(400)
       const huge = yield* call("POST", approve, { as: tokens.alice, json: { note: "x".repeat(5000) } })
       expect([huge.status, huge.body]).toEqual([413, { _tag: "PayloadTooLarge", limit: 1024 }])
+      const form = yield* Effect.promise(() =>
+        fetch(`${base}${approve}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${tokens.alice}`, "content-type": "application/x-www-form-urlencoded" },
+          body: "note=hi"
+        }).then((response) => response.json())
+      )
+      expect(form).toEqual({ _tag: "UnsupportedMediaType", contentType: "application/x-www-form-urlencoded" })
       // Without a content-length (chunked), the limit applies while reading.
       const chunks = new TextEncoder().encode(JSON.stringify({ note: "y".repeat(4000) }))
       const chunked = yield* Effect.promise(() =>
@@ -486,7 +494,7 @@ describe("Http approvals API", () => {
         "/decisions/{id}/override"
       ])
       const approve = spec.body.paths["/approvals/{id}/approve"].post
-      expect(Object.keys(approve.responses).sort()).toEqual(["200", "400", "401", "403", "404", "409", "410", "413", "503"])
+      expect(Object.keys(approve.responses).sort()).toEqual(["200", "400", "401", "403", "404", "409", "410", "413", "415", "503"])
       const body = approve.requestBody.content["application/json"].schema
       expect(body.$ref).toBe("#/components/schemas/VoteBody")
       expect(Object.keys(spec.body.components.schemas.VoteBody.properties)).toEqual(["note"])
