@@ -47,7 +47,7 @@
  */
 import * as Http from "@gavel/adapters/Http"
 import * as Sqlite from "@gavel/adapters/Sqlite"
-import { Action, Audit, AuditSink, Decision, Governance, Identity, Policy, PolicySet } from "@gavel/core"
+import { type Action, Audit, AuditSink, Decision, Governance, Identity, Policy, PolicySet } from "@gavel/core"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
