@@ -184,8 +184,6 @@ const outcomeOf = (cause: Cause.Cause<unknown>): string =>
         : "failure"
   })
 
-const reasonCodes = (record: DecisionRecord.DecisionRecord) => record.reasonCodes
-
 /**
  * Builds the enforcement middleware. Each request:
  *
@@ -259,15 +257,15 @@ export const enforcement = <E, R>(
         const submission = submitted.right
         const record = submission.record
         const headers = { "gavel-decision-id": record.decisionId }
-        const run = (override: Override.Override | null) =>
+        const run = (action: Action.Action, override: Override.Override | null) =>
           Effect.provideService(
             handler as Effect.Effect<HttpServerResponse.HttpServerResponse, E2, Exclude<R2, Governed>>,
             Governed,
-            { action: submission.action, record, override }
+            { action, record, override }
           )
         switch (submission._tag) {
           case "Overridden":
-            return HttpServerResponse.setHeaders(yield* run(submission.override), {
+            return HttpServerResponse.setHeaders(yield* run(submission.action, submission.override), {
               ...headers,
               "gavel-override-id": submission.override.id
             })
@@ -278,12 +276,7 @@ export const enforcement = <E, R>(
             const { approvalId } = submission
             yield* FiberSet.run(
               parked,
-              governance.resume(approvalId, submission.action, (approved) =>
-                Effect.provideService(
-                  handler as Effect.Effect<HttpServerResponse.HttpServerResponse, E2, Exclude<R2, Governed>>,
-                  Governed,
-                  { action: approved, record, override: null }
-                )).pipe(
+              governance.resume(approvalId, submission.action, (approved) => run(approved, null)).pipe(
                   Effect.provide(context),
                   Effect.catchAllCause((cause) => {
                     // The outcome is in the audit trail; the log names the error's tag, never its message.
@@ -302,33 +295,33 @@ export const enforcement = <E, R>(
               expiresAt: submission.expiresAt.toISOString(),
               statusUrl: url,
               decisionId: record.decisionId,
-              reasonCodes: reasonCodes(record)
+              reasonCodes: record.reasonCodes
             }, { ...headers, location: url })
           }
           case "Decided": {
             const decision = record.decision
             switch (decision._tag) {
               case "Deny":
-                return json(403, { _tag: "Denied", decisionId: record.decisionId, reasonCodes: reasonCodes(record) }, headers)
+                return json(403, { _tag: "Denied", decisionId: record.decisionId, reasonCodes: record.reasonCodes }, headers)
               case "Escalate":
                 return json(409, {
                   _tag: "Escalated",
                   decisionId: record.decisionId,
-                  reasonCodes: reasonCodes(record),
+                  reasonCodes: record.reasonCodes,
                   reviewPaths: decision.reviewPaths
                 }, headers)
               case "Defer":
-                return json(425, { _tag: "Deferred", decisionId: record.decisionId, reasonCodes: reasonCodes(record) }, headers)
+                return json(425, { _tag: "Deferred", decisionId: record.decisionId, reasonCodes: record.reasonCodes }, headers)
               case "Warn":
-                return HttpServerResponse.setHeaders(yield* run(null), {
+                return HttpServerResponse.setHeaders(yield* run(submission.action, null), {
                   ...headers,
-                  "gavel-warning": reasonCodes(record).join(", ")
+                  "gavel-warning": record.reasonCodes.join(", ")
                 })
               case "Allow":
-                return HttpServerResponse.setHeaders(yield* run(null), headers)
+                return HttpServerResponse.setHeaders(yield* run(submission.action, null), headers)
               default:
                 // Transforms are followed and approvals answer Pending: anything else is refused.
-                return json(403, { _tag: "Denied", decisionId: record.decisionId, reasonCodes: reasonCodes(record) }, headers)
+                return json(403, { _tag: "Denied", decisionId: record.decisionId, reasonCodes: record.reasonCodes }, headers)
             }
           }
         }
