@@ -195,7 +195,8 @@ const outcomeOf = (cause: Cause.Cause<unknown>): string =>
  * | `RequireApproval`, `RequireAcknowledgment` | 202 `{ _tag: "Pending", approvalId, expiresAt, statusUrl, decisionId, reasonCodes }`, `Location: statusUrl`; the handler runs once approved |
  * | `Escalate` | 409 `{ _tag: "Escalated", decisionId, reasonCodes, reviewPaths }` |
  * | `Defer` | 425 `{ _tag: "Deferred", decisionId, reasonCodes }` |
- * | the approval store is unreachable | 503 `{ _tag: "Unavailable" }` |
+ * | the approval store or the audit trail cannot be written | 503 `{ _tag: "Unavailable" }` |
+ * | the policies kept transforming the action | 500 `{ _tag: "GovernanceError" }` |
  *
  * Every answer carries `Gavel-Decision-Id`. Bodies never carry reason
  * messages, payloads or errors of failed checks: the decision id leads to the
@@ -246,87 +247,83 @@ export const enforcement = <E, R>(
         }
         const action = Action.make({ ...(yield* options.action(request, principal.right)), actor: principal.right })
         const submitted = yield* Effect.either(governance.submit(action))
-        if (submitted._tag === "Left") {
-          const error = submitted.left
-          return error._tag === "StoreError"
-            ? json(503, { _tag: "Unavailable" }, { "retry-after": "5" })
-            : json(500, { _tag: "TooManyTransforms", decisionId: error.record.decisionId }, {
-              "gavel-decision-id": error.record.decisionId
-            })
-        }
+        if (submitted._tag === "Left") return refusal(submitted.left)
         const submission = submitted.right
         const record = submission.record
         const headers = { "gavel-decision-id": record.decisionId }
-        const run = (action: Action.Action, override: Override.Override | null) =>
-          Effect.provideService(
+        const override = submission._tag === "Overridden" ? submission.override : null
+        // The handler's own failure travels as a value, so that what gavel
+        // refused (the run's failures) is told apart from what the handler did.
+        const work = (allowed: Action.Action) =>
+          Effect.either(Effect.provideService(
             handler as Effect.Effect<HttpServerResponse.HttpServerResponse, E2, Exclude<R2, Governed>>,
             Governed,
-            { action, record, override }
-          )
-        switch (submission._tag) {
-          case "Overridden":
-            return HttpServerResponse.setHeaders(yield* run(submission.action, submission.override), {
-              ...headers,
-              "gavel-override-id": submission.override.id
-            })
-          case "Pending": {
-            // The body is read now: the client's connection ends with the 202.
-            yield* Effect.ignore(request.text)
-            const context = yield* Effect.context<Exclude<R2, Governed>>()
-            const { approvalId } = submission
-            yield* FiberSet.run(
-              parked,
-              governance.resume(approvalId, submission.action, (approved) => run(approved, null)).pipe(
-                  Effect.provide(context),
-                  Effect.catchAllCause((cause) => {
-                    // The outcome is in the audit trail; the log names the error's tag, never its message.
-                    const outcome = outcomeOf(cause)
-                    const log = outcome === "ApprovalRejected" || outcome === "ApprovalExpired"
-                      ? Effect.logInfo("gavel: a parked request was not approved")
-                      : Effect.logWarning("gavel: a parked request did not complete")
-                    return Effect.annotateLogs(log, { approvalId, outcome })
-                  })
-                )
+            { action: allowed, record, override }
+          ))
+
+        if (submission._tag === "Pending") {
+          // The body is read now: the client's connection ends with the 202.
+          yield* Effect.ignore(request.text)
+          const context = yield* Effect.context<Exclude<R2, Governed>>()
+          const { approvalId } = submission
+          yield* FiberSet.run(
+            parked,
+            governance.run(submission, work).pipe(
+              Effect.flatten,
+              Effect.provide(context),
+              Effect.catchAllCause((cause) => {
+                // The outcome is in the audit trail; the log names the error's tag, never its message.
+                const outcome = outcomeOf(cause)
+                const log = outcome === "ApprovalRejected" || outcome === "ApprovalExpired"
+                  ? Effect.logInfo("gavel: a parked request was not approved")
+                  : Effect.logWarning("gavel: a parked request did not complete")
+                return Effect.annotateLogs(log, { approvalId, outcome })
+              })
             )
-            const url = statusUrl(approvalId)
-            return json(202, {
-              _tag: "Pending",
-              approvalId,
-              expiresAt: submission.expiresAt.toISOString(),
-              statusUrl: url,
-              decisionId: record.decisionId,
-              reasonCodes: record.reasonCodes
-            }, { ...headers, location: url })
-          }
-          case "Decided": {
-            const decision = record.decision
-            switch (decision._tag) {
-              case "Deny":
-                return json(403, { _tag: "Denied", decisionId: record.decisionId, reasonCodes: record.reasonCodes }, headers)
-              case "Escalate":
-                return json(409, {
-                  _tag: "Escalated",
-                  decisionId: record.decisionId,
-                  reasonCodes: record.reasonCodes,
-                  reviewPaths: decision.reviewPaths
-                }, headers)
-              case "Defer":
-                return json(425, { _tag: "Deferred", decisionId: record.decisionId, reasonCodes: record.reasonCodes }, headers)
-              case "Warn":
-                return HttpServerResponse.setHeaders(yield* run(submission.action, null), {
-                  ...headers,
-                  "gavel-warning": record.reasonCodes.join(", ")
-                })
-              case "Allow":
-                return HttpServerResponse.setHeaders(yield* run(submission.action, null), headers)
-              default:
-                // Transforms are followed and approvals answer Pending: anything else is refused.
-                return json(403, { _tag: "Denied", decisionId: record.decisionId, reasonCodes: record.reasonCodes }, headers)
-            }
-          }
+          )
+          const url = statusUrl(approvalId)
+          return json(202, {
+            _tag: "Pending",
+            approvalId,
+            expiresAt: submission.expiresAt.toISOString(),
+            statusUrl: url,
+            decisionId: record.decisionId,
+            reasonCodes: record.reasonCodes
+          }, { ...headers, location: url })
         }
+
+        const outcome = yield* Effect.either(governance.run(submission, work))
+        if (outcome._tag === "Left") return refusal(outcome.left)
+        const response = yield* outcome.right
+        return HttpServerResponse.setHeaders(response, {
+          ...headers,
+          ...(override === null ? {} : { "gavel-override-id": override.id }),
+          ...(record.decision._tag === "Warn" ? { "gavel-warning": record.reasonCodes.join(", ") } : {})
+        })
       })
   })
+
+/** What a governed route answers when gavel does not let the request through. */
+const refusal = (error: Governance.EnforceError): HttpServerResponse.HttpServerResponse => {
+  switch (error._tag) {
+    case "Denied":
+    case "Escalated":
+    case "Deferred": {
+      const { record } = error
+      const body = { _tag: error._tag, decisionId: record.decisionId, reasonCodes: record.reasonCodes }
+      const headers = { "gavel-decision-id": record.decisionId }
+      if (error._tag === "Denied") return json(403, body, headers)
+      if (error._tag === "Deferred") return json(425, body, headers)
+      const reviewPaths = record.decision._tag === "Escalate" ? record.decision.reviewPaths : []
+      return json(409, { ...body, reviewPaths }, headers)
+    }
+    case "StoreError":
+      return json(503, { _tag: "Unavailable" }, { "retry-after": "5" })
+    default:
+      // A policy set that keeps transforming, or a resume that cannot happen here: refused.
+      return json(500, { _tag: "GovernanceError" })
+  }
+}
 
 // -----------------------------------------------------------------------------
 // approvals API

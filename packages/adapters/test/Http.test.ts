@@ -176,7 +176,8 @@ const start = Effect.gen(function*() {
   const store = Context.get(context, ApprovalStore.ApprovalStore)
   const sink = Context.get(context, AuditSink.AuditSink)
   const auditCount = Effect.map(sink.read(), (events) => events.length)
-  return { auditCount, base, call, runs, store, tokens }
+  const auditTypes = Effect.map(sink.read(), (events) => events.map((e) => e.type))
+  return { auditCount, auditTypes, base, call, runs, store, tokens }
 })
 
 /** Waits (in real time, bounded) until `condition` holds. */
@@ -212,10 +213,11 @@ describe("Http.enforcement", () => {
 
   it.scopedLive("runs the handler when allowed, with the decision id; a warning lists its codes", () =>
     Effect.gen(function*() {
-      const { call, runs, tokens } = yield* start
+      const { auditTypes, call, runs, tokens } = yield* start
       const allowed = yield* call("POST", "/tools", { as: tokens.agent, json: { tool: "payments.send", amount: 10 } })
       expect([allowed.status, allowed.body]).toEqual([200, { ran: "payments.send" }])
       expect(allowed.headers.get("gavel-decision-id")).toMatch(/.+/)
+      expect(yield* auditTypes).toEqual(["decision.evaluated", "execution.started", "execution.succeeded"])
       const warned = yield* call("POST", "/tools", { as: tokens.agent, json: { tool: "cache.flush" } })
       expect([warned.status, warned.headers.get("gavel-warning")]).toEqual([200, "cache.cold"])
       expect(runs.map((a) => [a.name, a.actor.id, a.actor.tenant])).toEqual([

@@ -292,6 +292,29 @@ export interface Service {
     work: (action: Action.Action) => Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | ResumeError, R>
   /**
+   * Continues a `submit`: what `enforce` would have done with the same
+   * decision. Runs `work` for a decision that lets the action through or an
+   * override (between `execution.started` and its end, like `enforce`),
+   * fails with {@link Denied}, {@link Escalated} or {@link Deferred} for a
+   * blocked one, and `resume`s a pending one.
+   */
+  readonly run: <A, E, R>(
+    submission: Submission,
+    work: (action: Action.Action) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | EnforceError, R>
+  /**
+   * Withdraws a pending approval (the caller gave up: a cancelled task, a
+   * closed request): it resolves as `cancelled`, parked calls fail with
+   * `AlreadyResolved`, and the audit trail names `by` as the actor.
+   */
+  readonly cancel: (
+    approvalId: string,
+    by?: Action.Principal | undefined
+  ) => Effect.Effect<
+    Approval.ApprovalRequest,
+    Approval.ApprovalNotFound | Approval.AlreadyResolved | Approval.ApprovalExpired | Approval.StoreError
+  >
+  /**
    * Votes for an approval. `approver` is the principal the host
    * authenticated; eligibility (status, roles, `canApprove`) comes from the
    * `Identity` system, never from the principal's own claims.
@@ -640,13 +663,15 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       })
     }))
 
-  const cancelQuietly = (approvalId: string): Effect.Effect<void> =>
-    Effect.flatMap(now, (at) =>
+  const cancel = (approvalId: string, by?: Action.Principal) =>
+    Effect.uninterruptible(Effect.flatMap(now, (at) =>
       store.cancel(approvalId, at).pipe(
         Effect.tap(notify),
         Effect.tap(() => Metrics.adjustApprovalsPending(-1)),
-        Effect.flatMap((cancelled) => write(entries.approval("approval.cancelled", cancelled, at, null)))
-      )).pipe(Effect.ignore)
+        Effect.tap((cancelled) => write(entries.approval("approval.cancelled", cancelled, at, by?.id ?? null)))
+      )))
+
+  const cancelQuietly = (approvalId: string): Effect.Effect<void> => Effect.ignore(cancel(approvalId))
 
   /**
    * Opens an approval for the action and parks until it is resolved, then
@@ -719,6 +744,23 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
         return new Deferred({ record })
       default:
         return new Denied({ record })
+    }
+  }
+
+  const run = <A, E, R2>(
+    submission: Submission,
+    work: (action: Action.Action) => Effect.Effect<A, E, R2>
+  ): Effect.Effect<A, E | EnforceError, R2> => {
+    const { action, record } = submission
+    switch (submission._tag) {
+      case "Pending":
+        return resume(submission.approvalId, action, work)
+      case "Overridden":
+        return execute({ record, approvalId: null, overrideId: submission.override.id }, action, work)
+      case "Decided":
+        return Decision.canProceed(record.decision)
+          ? execute({ record, approvalId: null, overrideId: null }, action, work)
+          : Effect.fail(blocked(record))
     }
   }
 
@@ -909,6 +951,8 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     enforce,
     submit,
     resume,
+    run,
+    cancel,
     approve: (approvalId, approver, note) => castVote("approval", "approve", approvalId, approver, note),
     reject: (approvalId, approver, note) => castVote(undefined, "reject", approvalId, approver, note),
     acknowledge: (approvalId, actor, note) => castVote("acknowledgment", "approve", approvalId, actor, note),

@@ -309,6 +309,65 @@ describe("Governance audit trail", () => {
       expect(events[3]!.data).toEqual({ overrideId: granted.id })
     }).pipe(Effect.provide(TestLive)))
 
+  it.effect("submit then run writes what enforce writes, for every kind of submission", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const ran: Array<number> = []
+      const work = (a: Action.Action) => Effect.sync(() => ran.push((a.payload as { amount: number }).amount))
+      // allowed
+      yield* governance.run(yield* governance.submit(action(10)), work)
+      // denied: the work never starts
+      const deniedSubmission = yield* governance.submit(action(20, { name: "shell.exec" }))
+      const denied = yield* Effect.flip(governance.run(deniedSubmission, work))
+      expect(denied._tag).toBe("Denied")
+      // overridden
+      yield* governance.override(deniedSubmission.record.decisionId, { authority: cfo, reason: "x", duration: "1 hour" })
+      const overridden = yield* governance.submit(action(20, { name: "shell.exec" }))
+      expect(overridden._tag).toBe("Overridden")
+      yield* governance.run(overridden, work)
+      // pending: run resumes once approved
+      const pending = yield* governance.submit(action(5000))
+      assert(pending._tag === "Pending")
+      const parked = yield* Effect.fork(governance.run(pending, work))
+      yield* governance.approve(pending.approvalId, alice)
+      yield* governance.approve(pending.approvalId, bob)
+      yield* Fiber.join(parked)
+      expect(ran).toEqual([10, 20, 5000])
+      const events = yield* trail
+      expect(events.filter((e) => e.type.startsWith("execution.")).map((e) => [e.type, e.data])).toEqual([
+        ["execution.started", {}],
+        ["execution.succeeded", {}],
+        ["execution.started", { overrideId: (overridden as { override: { id: string } }).override.id }],
+        ["execution.succeeded", {}],
+        ["execution.started", {}],
+        ["execution.succeeded", {}]
+      ])
+      expect(events.filter((e) => e.type === "execution.started").map((e) => e.approvalId)).toEqual([
+        null,
+        null,
+        pending.approvalId
+      ])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.effect("cancel withdraws a pending approval: written with its actor, parked callers fail, once only", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const pending = yield* governance.submit(action(5000))
+      assert(pending._tag === "Pending")
+      const parked = yield* Effect.fork(Effect.flip(governance.run(pending, () => Effect.void)))
+      yield* Effect.yieldNow()
+      const cancelled = yield* governance.cancel(pending.approvalId, alice)
+      expect(cancelled.status).toBe("cancelled")
+      expect((yield* Fiber.join(parked))._tag).toBe("AlreadyResolved")
+      const again = yield* Effect.flip(governance.cancel(pending.approvalId))
+      expect(again._tag).toBe("AlreadyResolved")
+      const missing = yield* Effect.flip(governance.cancel("apr_missing"))
+      expect(missing._tag).toBe("ApprovalNotFound")
+      const events = yield* trail
+      const written = events.filter((e) => e.type === "approval.cancelled")
+      expect(written.map((e) => [e.approvalId, e.actor])).toEqual([[pending.approvalId, "alice"]])
+    }).pipe(Effect.provide(TestLive)))
+
   it.effect("a caller giving up during evaluation leaves evaluation.cancelled and no decision", () =>
     Effect.gen(function*() {
       const governance = yield* Governance.Governance
