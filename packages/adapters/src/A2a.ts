@@ -1,0 +1,755 @@
+/**
+ * Governance for A2A agents (`@a2a-js/sdk`): a wrapper around an
+ * `AgentExecutor` that turns every incoming message into an `Action`, has
+ * gavel decide on it, and only then lets the wrapped executor run.
+ *
+ * - Allowed (`Allow`, `Warn`, or an active override): the wrapped executor
+ *   runs as if it were not wrapped.
+ * - Denied, escalated, deferred, or anything that fails (no or invalid
+ *   identity, an evaluation that fails or times out): the task is published
+ *   in `TASK_STATE_REJECTED`, its status message naming the reason codes and
+ *   the decision id, never the internals. The wrapped executor never runs.
+ * - Approval required: the task is published in `TASK_STATE_INPUT_REQUIRED`
+ *   with `approval_id` and `approval_expires_at` in its metadata. The same
+ *   task continues by itself when the approval is granted (the wrapped
+ *   executor runs, exactly once, on the same task id) and ends in
+ *   `TASK_STATE_REJECTED` when the approval is rejected or expires.
+ *
+ * See docs/a2a.md for the state mapping and the streaming behaviour.
+ *
+ * @since 0.1.0
+ */
+import { type Task, Role, TaskState } from "@a2a-js/sdk"
+import {
+  type AgentExecutionEvent,
+  type AgentExecutor,
+  type EventListener,
+  type ExecutionEventBus,
+  type ExecutionEventName,
+  type FinishedListener,
+  type RequestContext,
+  type TaskStore,
+  AgentEvent,
+  ResultManager,
+  STATE_HEADERS_KEY
+} from "@a2a-js/sdk/server"
+import { Action, Decision, type DecisionRecord, Governance } from "@gavel/core"
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type * as Jwt from "./Jwt.js"
+
+// -----------------------------------------------------------------------------
+// identity
+// -----------------------------------------------------------------------------
+
+/**
+ * The caller of an A2A request could not be authenticated. `reason` becomes
+ * the reason code of the rejected task (`identity.missing`,
+ * `identity.invalid`, `identity.unavailable`); the message never contains
+ * the credential.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Unauthenticated extends Schema.TaggedError<Unauthenticated>()("Unauthenticated", {
+  reason: Schema.Literal("missing", "invalid", "unavailable")
+}) {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `The caller could not be authenticated (${this.reason})`
+  }
+}
+
+/**
+ * How the wrapper learns who is calling: from the request context (the
+ * SDK's `ServerCallContext`: its user, tenant and request headers).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Authenticate = (context: RequestContext) => Effect.Effect<Action.Principal, Unauthenticated>
+
+/**
+ * A request header, when it has exactly one value. Read from the headers
+ * the SDK's default context builder keeps in the call context
+ * (`ServerCallContext.state`, under `"headers"`); a custom context builder
+ * that drops them leaves every header absent.
+ *
+ * @since 0.1.0
+ * @category identity
+ */
+export const headerOf = (context: RequestContext, name: string): Option.Option<string> => {
+  const headers = context.context.state.get(STATE_HEADERS_KEY)
+  if (typeof headers !== "object" || headers === null) return Option.none()
+  const value = (headers as Record<string, unknown>)[name.toLowerCase()]
+  return typeof value === "string" ? Option.some(value) : Option.none()
+}
+
+/**
+ * Authenticates the caller with the bearer token of the request's
+ * `Authorization` header, verified by a `@gavel/adapters/Jwt` verifier. No
+ * header is `missing`; anything else that does not verify (another scheme,
+ * a forged, expired or malformed token) is `invalid`; a key set that cannot
+ * be fetched is `unavailable`.
+ *
+ * @example
+ * ```ts
+ * import * as A2a from "@gavel/adapters/A2a"
+ * import * as Jwt from "@gavel/adapters/Jwt"
+ * import * as Effect from "effect/Effect"
+ *
+ * const authenticate = Effect.map(
+ *   Jwt.make({ key, issuer: "https://id.example.com", audience: "payments-agent" }),
+ *   A2a.bearer
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category identity
+ */
+export const bearer = (verifier: Jwt.Verifier): Authenticate => (context) =>
+  Option.match(headerOf(context, "authorization"), {
+    onNone: () => Effect.fail(new Unauthenticated({ reason: "missing" })),
+    onSome: (authorization) =>
+      Effect.mapError(verifier.fromHeader(authorization), (error) =>
+        new Unauthenticated({
+          reason: error.reason === "missing"
+            ? "missing"
+            : error.reason === "keys_unavailable"
+            ? "unavailable"
+            : "invalid"
+        }))
+  })
+
+// -----------------------------------------------------------------------------
+// actions
+// -----------------------------------------------------------------------------
+
+/**
+ * What an action is built from: the wrapped agent's id, the authenticated
+ * caller and the SDK's request context.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ActionInput {
+  readonly agentId: string
+  readonly principal: Action.Principal
+  readonly context: RequestContext
+}
+
+/**
+ * The payload of a default action: the message's text parts (joined with
+ * newlines), its data parts, and its file parts (by reference: media type,
+ * file name, and the URL or the size of inline bytes).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Payload {
+  readonly text: string
+  readonly data: ReadonlyArray<unknown>
+  readonly files: ReadonlyArray<{
+    readonly mediaType: string
+    readonly filename: string
+    readonly url?: string
+    readonly bytes?: number
+  }>
+}
+
+const byteLength = (value: unknown): number =>
+  typeof value === "object" && value !== null && typeof (value as { byteLength?: unknown }).byteLength === "number"
+    ? (value as { byteLength: number }).byteLength
+    : 0
+
+/**
+ * The default mapping from an incoming message to an action:
+ *
+ * - `actor`: the authenticated principal, as it is (its tenant is the
+ *   tenant; a request naming another tenant was already rejected);
+ * - `kind`: `"a2a.message"`; `name`: the agent id — what is governed is
+ *   "this caller gives this agent this message";
+ * - `payload`: the message's content ({@link Payload});
+ * - `metadata`: `a2a.agent_id`, `a2a.task_id`, `a2a.context_id`, and when
+ *   present `a2a.tenant` (the tenant the request named) and `a2a.skill` (a
+ *   string `skill` in the message metadata — claimed by the caller, so a
+ *   policy should treat it as a hint, not as a boundary);
+ * - `requestId`: the message id; `correlationId`: the context id.
+ *
+ * @since 0.1.0
+ * @category actions
+ */
+export const defaultAction = (input: ActionInput): Action.Action => {
+  const { context } = input
+  const message = context.userMessage
+  const text: Array<string> = []
+  const data: Array<unknown> = []
+  const files: Array<Payload["files"][number]> = []
+  for (const part of message.parts) {
+    const content = part.content
+    if (content === undefined) continue
+    switch (content.$case) {
+      case "text":
+        text.push(content.value)
+        break
+      case "data":
+        data.push(content.value)
+        break
+      case "url":
+        files.push({ mediaType: part.mediaType, filename: part.filename, url: content.value })
+        break
+      case "raw":
+        files.push({ mediaType: part.mediaType, filename: part.filename, bytes: byteLength(content.value) })
+        break
+    }
+  }
+  const metadata: Record<string, string> = {
+    "a2a.agent_id": input.agentId,
+    "a2a.task_id": context.taskId,
+    "a2a.context_id": context.contextId
+  }
+  const tenant = context.context.tenant
+  if (tenant !== undefined && tenant !== "") metadata["a2a.tenant"] = tenant
+  const skill: unknown = message.metadata?.["skill"]
+  if (typeof skill === "string" && skill !== "") metadata["a2a.skill"] = skill
+  const payload: Payload = { text: text.join("\n"), data, files }
+  return Action.make({
+    actor: input.principal,
+    kind: "a2a.message",
+    name: input.agentId,
+    payload,
+    metadata,
+    requestId: message.messageId,
+    correlationId: context.contextId
+  })
+}
+
+// -----------------------------------------------------------------------------
+// options
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The id of the wrapped agent: the name of the actions, unless `toAction` says otherwise. */
+  readonly agentId: string
+  /**
+   * The task store given to the SDK's `DefaultRequestHandler`. The handler
+   * stops recording a task's events once it is input-required, so the
+   * wrapper records the continuation of a parked task itself.
+   */
+  readonly taskStore: TaskStore
+  /** Who is calling. There is no default: without an identity, every task is rejected. */
+  readonly authenticate: Authenticate
+  /** Builds the action to evaluate. Default: {@link defaultAction}. A mapping that throws rejects the task. */
+  readonly toAction?: ((input: ActionInput) => Action.Action) | undefined
+  /** How long an evaluation may take before the task is rejected (`gavel.evaluation_timeout`). Default 10 seconds. */
+  readonly evaluationTimeout?: Duration.DurationInput | undefined
+}
+
+// -----------------------------------------------------------------------------
+// events
+// -----------------------------------------------------------------------------
+
+/** Reason-code metadata of a status update: what a client may act on, never internals. */
+type Facts = Record<string, string | ReadonlyArray<string>>
+
+const iso = (millis: number): string => new Date(millis).toISOString()
+
+/** The ids of the task an event is about. */
+interface TaskIds {
+  readonly taskId: string
+  readonly contextId: string
+}
+
+const agentMessage = (ids: TaskIds, text: string, metadata: Facts) => ({
+  messageId: crypto.randomUUID(),
+  contextId: ids.contextId,
+  taskId: ids.taskId,
+  role: Role.ROLE_AGENT,
+  parts: [{ content: { $case: "text" as const, value: text }, metadata: undefined, filename: "", mediaType: "text/plain" }],
+  metadata: { ...metadata },
+  extensions: [],
+  referenceTaskIds: []
+})
+
+/** The task as the first event of a call: the one the SDK loaded for a follow-up turn, or a new one. */
+const taskEvent = (context: RequestContext, now: number): AgentExecutionEvent => {
+  const task: Task = context.task ?? {
+    id: context.taskId,
+    contextId: context.contextId,
+    status: { state: TaskState.TASK_STATE_SUBMITTED, message: undefined, timestamp: iso(now) },
+    artifacts: [],
+    history: [context.userMessage],
+    metadata: {}
+  }
+  return AgentEvent.task(task)
+}
+
+const statusEvent = (
+  context: RequestContext,
+  state: TaskState,
+  text: string,
+  metadata: Facts,
+  now: number
+): AgentExecutionEvent =>
+  AgentEvent.statusUpdate({
+    taskId: context.taskId,
+    contextId: context.contextId,
+    status: { state, message: agentMessage(context, text, metadata), timestamp: iso(now) },
+    metadata: { ...metadata }
+  })
+
+/** Why a task is rejected: reason codes, and the decision when there was one. */
+interface Rejection {
+  readonly codes: ReadonlyArray<string>
+  readonly text: string
+  readonly record?: DecisionRecord.DecisionRecord | undefined
+}
+
+const rejection = (code: string, text: string): Rejection => ({ codes: [code], text: `${text} (${code})` })
+
+const decisionFacts = (record: DecisionRecord.DecisionRecord): Facts => ({
+  decision: record.decision._tag,
+  decision_id: record.decisionId,
+  reason_codes: record.reasonCodes
+})
+
+const rejectionFacts = (r: Rejection): Facts =>
+  r.record === undefined ? { reason_codes: r.codes } : { ...decisionFacts(r.record), reason_codes: r.codes }
+
+const byRecord = (record: DecisionRecord.DecisionRecord): Rejection => {
+  const codes = record.reasonCodes.join(", ")
+  const text = record.decision._tag === "Escalate"
+    ? `Escalated for review (${codes}), decision ${record.decisionId}`
+    : record.decision._tag === "Defer"
+    ? `Deferred (${codes}), decision ${record.decisionId}`
+    : `Denied by policy (${codes}), decision ${record.decisionId}`
+  return { codes: record.reasonCodes, text, record }
+}
+
+// -----------------------------------------------------------------------------
+// the wrapper
+// -----------------------------------------------------------------------------
+
+/** The wrapped executor rejected: its own error goes back to the SDK untouched. */
+class ExecutorFailed extends Data.TaggedError("ExecutorFailed")<{ readonly error: unknown }> {}
+
+type Verdict =
+  | { readonly _tag: "Run"; readonly submission: Governance.Submission }
+  | { readonly _tag: "Reject"; readonly rejection: Rejection }
+  | {
+    readonly _tag: "Park"
+    readonly action: Action.Action
+    readonly approvalId: string
+    readonly expiresAt: Date
+    readonly record: DecisionRecord.DecisionRecord
+  }
+
+interface Parked {
+  readonly contextId: string
+  readonly facts: Facts
+  readonly cancel: Deferred.Deferred<void>
+  phase: "waiting" | "running" | "cancelled"
+}
+
+/** One `execute` call: whether anything reached the bus (an interrupted call that published nothing must say so). */
+interface Call {
+  published: boolean
+}
+
+const resumeCode = (tag: string): string => {
+  switch (tag) {
+    case "ApprovalRejected":
+      return "approval.rejected"
+    case "ApprovalExpired":
+      return "approval.expired"
+    case "RevalidationFailed":
+      return "approval.revalidation_failed"
+    case "AlreadyConsumed":
+      return "approval.already_consumed"
+    case "ApprovalNotFound":
+      return "approval.not_found"
+    default:
+      return "approval.unusable"
+  }
+}
+
+/**
+ * A bus for the continuation of a parked task: each event is written to the
+ * task store (the SDK's request handler no longer listens), then published
+ * on the task's real bus for resubscribed clients. A `message` reply
+ * becomes the task's completed status, since the task already exists.
+ * `finished()` is left to the SDK, which settles the bus when `execute`
+ * returns.
+ */
+class ContinuationBus implements ExecutionEventBus {
+  private chain: Promise<void> = Promise.resolve()
+  private failures = 0
+  private readonly results: ResultManager
+
+  constructor(
+    private readonly target: ExecutionEventBus,
+    private readonly context: RequestContext,
+    taskStore: TaskStore,
+    private readonly now: () => number
+  ) {
+    this.results = new ResultManager(taskStore, context.context)
+  }
+
+  publish(event: AgentExecutionEvent): void {
+    const mapped = event.kind === "message"
+      ? AgentEvent.statusUpdate({
+        taskId: this.context.taskId,
+        contextId: this.context.contextId,
+        status: {
+          state: TaskState.TASK_STATE_COMPLETED,
+          message: { ...event.data, taskId: this.context.taskId, contextId: this.context.contextId },
+          timestamp: iso(this.now())
+        },
+        metadata: undefined
+      })
+      : event
+    this.chain = this.chain
+      .then(() => this.results.processEvent(mapped))
+      .catch(() => {
+        this.failures++
+      })
+      .then(() => this.target.publish(mapped))
+  }
+
+  /** Waits until every event published so far is written and forwarded. */
+  readonly drain: Effect.Effect<void> = Effect.suspend(() =>
+    Effect.flatMap(
+      Effect.promise(() => this.chain),
+      () =>
+        this.failures === 0
+          ? Effect.void
+          : Effect.logWarning(`gavel: ${this.failures} event(s) of task ${this.context.taskId} were not stored`)
+    )
+  )
+
+  on(eventName: "event", listener: EventListener): this
+  on(eventName: "finished", listener: FinishedListener): this
+  on(eventName: ExecutionEventName, listener: EventListener | FinishedListener): this {
+    if (eventName === "event") this.target.on(eventName, listener as EventListener)
+    else this.target.on(eventName, listener as FinishedListener)
+    return this
+  }
+  off(eventName: "event", listener: EventListener): this
+  off(eventName: "finished", listener: FinishedListener): this
+  off(eventName: ExecutionEventName, listener: EventListener | FinishedListener): this {
+    if (eventName === "event") this.target.off(eventName, listener as EventListener)
+    else this.target.off(eventName, listener as FinishedListener)
+    return this
+  }
+  once(eventName: "event", listener: EventListener): this
+  once(eventName: "finished", listener: FinishedListener): this
+  once(eventName: ExecutionEventName, listener: EventListener | FinishedListener): this {
+    if (eventName === "event") this.target.once(eventName, listener as EventListener)
+    else this.target.once(eventName, listener as FinishedListener)
+    return this
+  }
+  removeAllListeners(eventName?: ExecutionEventName): this {
+    this.target.removeAllListeners(eventName)
+    return this
+  }
+  finished(): void {}
+}
+
+/**
+ * Wraps an `AgentExecutor` so that gavel decides on every incoming message
+ * before it runs (see the module documentation for what each decision
+ * does). The wrapper lives as long as the current scope: closing the scope
+ * stops waiting for the approvals of parked tasks (the approvals themselves
+ * stay open) and waits for executions that already started.
+ *
+ * @example
+ * ```ts
+ * import * as A2a from "@gavel/adapters/A2a"
+ * import { DefaultRequestHandler, InMemoryTaskStore } from "@a2a-js/sdk/server"
+ * import * as Effect from "effect/Effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const taskStore = new InMemoryTaskStore()
+ *   const executor = yield* A2a.wrap(new PaymentsAgent(), {
+ *     agentId: "payments-agent",
+ *     taskStore,
+ *     authenticate: A2a.bearer(verifier)
+ *   })
+ *   const handler = new DefaultRequestHandler(agentCard, taskStore, executor)
+ *   // app.use("/a2a/jsonrpc", jsonRpcHandler({ requestHandler: handler, userBuilder }))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const wrap = (
+  executor: AgentExecutor,
+  options: Options
+): Effect.Effect<AgentExecutor, never, Governance.Governance | Scope.Scope> =>
+  Effect.gen(function*() {
+    const governance = yield* Governance.Governance
+    const clock = yield* Effect.clock
+    const now = (): number => clock.unsafeCurrentTimeMillis()
+    const runFork = yield* FiberSet.makeRuntime<never, void, ExecutorFailed>()
+    const evaluationTimeout = Duration.decode(options.evaluationTimeout ?? "10 seconds")
+    const toAction = options.toAction ?? defaultAction
+    const parked = new Map<string, Parked>()
+
+    const publish = (bus: ExecutionEventBus, call: Call, ...events: ReadonlyArray<AgentExecutionEvent>) =>
+      Effect.sync(() => {
+        call.published = true
+        for (const event of events) bus.publish(event)
+      })
+
+    const reject = (context: RequestContext, bus: ExecutionEventBus, call: Call, r: Rejection) =>
+      Effect.suspend(() => {
+        const at = now()
+        return publish(
+          bus,
+          call,
+          taskEvent(context, at),
+          statusEvent(context, TaskState.TASK_STATE_REJECTED, r.text, rejectionFacts(r), at)
+        )
+      })
+
+    /** The wrapped executor, uninterruptibly: once started, it finishes even when the scope closes. */
+    const runExecutor = (context: RequestContext, bus: ExecutionEventBus) =>
+      Effect.uninterruptible(Effect.tryPromise({
+        try: () => executor.execute(context, bus),
+        catch: (error) => new ExecutorFailed({ error })
+      }))
+
+    /** Who, what, and what gavel says about it. Never fails: whatever goes wrong rejects. */
+    const decide = (context: RequestContext): Effect.Effect<Verdict> =>
+      Effect.gen(function*() {
+        const reject = (r: Rejection): Verdict => ({ _tag: "Reject", rejection: r })
+        const principal = yield* Effect.either(options.authenticate(context))
+        if (Either.isLeft(principal)) {
+          return reject(rejection(`identity.${principal.left.reason}`, "The caller could not be authenticated"))
+        }
+        const tenant = context.context.tenant
+        const own = principal.right.tenant
+        if (tenant !== undefined && tenant !== "" && own !== undefined && own !== tenant) {
+          return reject(rejection("identity.tenant_mismatch", "The request names a tenant the caller does not belong to"))
+        }
+        const action = yield* Effect.either(
+          Effect.try(() => toAction({ agentId: options.agentId, principal: principal.right, context }))
+        )
+        if (Either.isLeft(action)) {
+          return reject(rejection("a2a.action_invalid", "The message could not be turned into an action"))
+        }
+        const submitted = yield* Effect.either(governance.submit(action.right).pipe(
+          Effect.timeoutFail({ duration: evaluationTimeout, onTimeout: () => "timeout" as const })
+        ))
+        if (Either.isLeft(submitted)) {
+          return submitted.left === "timeout"
+            ? reject(rejection("gavel.evaluation_timeout", "The governance decision took too long"))
+            : reject(rejection("gavel.evaluation_failed", "The governance decision could not be made"))
+        }
+        const submission = submitted.right
+        // A policy may replace the action with a safer one; a message cannot be
+        // rewritten from an action, so running the original would ignore it.
+        if (Action.hash(submission.action) !== Action.hash(action.right)) {
+          return reject({
+            ...rejection("a2a.transform_unsupported", "A policy rewrote the request, which A2A cannot carry out"),
+            record: submission.record
+          })
+        }
+        const run: Verdict = { _tag: "Run", submission }
+        switch (submission._tag) {
+          case "Overridden":
+            return run
+          case "Pending":
+            return {
+              _tag: "Park" as const,
+              action: submission.action,
+              approvalId: submission.approvalId,
+              expiresAt: submission.expiresAt,
+              record: submission.record
+            }
+          case "Decided":
+            return Decision.canProceed(submission.record.decision) ? run : reject(byRecord(submission.record))
+        }
+      }).pipe(
+        Effect.withSpan("gavel.a2a.decide", {
+          captureStackTrace: false,
+          attributes: { "gavel.a2a.agent_id": options.agentId, "gavel.a2a.task_id": context.taskId }
+        }),
+        Effect.catchAllDefect(() =>
+          Effect.succeed<Verdict>({
+            _tag: "Reject",
+            rejection: rejection("gavel.internal_error", "The request could not be governed")
+          })
+        )
+      )
+
+    /**
+     * Publishes the input-required task, then keeps this call (and so the
+     * task's event bus) alive until the approval is resolved: approved, the
+     * wrapped executor runs on the same task; rejected or expired, the task
+     * is rejected.
+     */
+    const park = (
+      context: RequestContext,
+      bus: ExecutionEventBus,
+      call: Call,
+      verdict: Extract<Verdict, { readonly _tag: "Park" }>
+    ) =>
+      Effect.gen(function*() {
+        const { approvalId, record } = verdict
+        const facts: Facts = {
+          ...decisionFacts(record),
+          approval_id: approvalId,
+          approval_expires_at: verdict.expiresAt.toISOString(),
+          approval_kind: record.decision._tag === "RequireAcknowledgment" ? "acknowledgment" : "approval"
+        }
+        const entry: Parked = { contextId: context.contextId, facts, cancel: yield* Deferred.make<void>(), phase: "waiting" }
+        const at = now()
+        const text = `Approval required (${record.reasonCodes.join(", ")}): approval ${approvalId}, ` +
+          `decision ${record.decisionId}, expires ${verdict.expiresAt.toISOString()}. ` +
+          `The task continues by itself once approved.`
+        parked.set(context.taskId, entry)
+        yield* publish(
+          bus,
+          call,
+          taskEvent(context, at),
+          statusEvent(context, TaskState.TASK_STATE_INPUT_REQUIRED, text, facts, at)
+        )
+
+        const continuation = new ContinuationBus(bus, context, options.taskStore, now)
+        const work = () =>
+          Effect.suspend(() => {
+            entry.phase = "running"
+            return Effect.ensuring(runExecutor(context, continuation), continuation.drain)
+          })
+        const outcome = yield* Effect.race(
+          Effect.map(Effect.either(governance.resume(approvalId, verdict.action, work)), Option.some),
+          Effect.as(Deferred.await(entry.cancel), Option.none())
+        )
+        // Cancelled by `cancelTask`, which published the cancellation itself.
+        if (Option.isNone(outcome) || Either.isRight(outcome.value)) return
+
+        const error = outcome.value.left
+        const end = now()
+        if (error._tag === "ExecutorFailed") {
+          continuation.publish(
+            statusEvent(context, TaskState.TASK_STATE_FAILED, "The agent failed", { reason_codes: ["a2a.agent_failed"] }, end)
+          )
+        } else {
+          const code = resumeCode(error._tag)
+          const revalidated = error._tag === "RevalidationFailed" ? decisionFacts(error.record) : {}
+          continuation.publish(statusEvent(
+            context,
+            TaskState.TASK_STATE_REJECTED,
+            `Not run: approval ${approvalId} ended without a usable grant (${code})`,
+            { ...revalidated, approval_id: approvalId, reason_codes: [code] },
+            end
+          ))
+        }
+        yield* continuation.drain
+      }).pipe(Effect.ensuring(Effect.sync(() => parked.delete(context.taskId))))
+
+    /** A follow-up message on a task that waits for its approval: the task still waits. */
+    const stillWaiting = (context: RequestContext, bus: ExecutionEventBus, call: Call, entry: Parked) =>
+      Effect.suspend(() => {
+        const at = now()
+        return publish(
+          bus,
+          call,
+          taskEvent(context, at),
+          statusEvent(
+            context,
+            TaskState.TASK_STATE_INPUT_REQUIRED,
+            `Still awaiting approval ${String(entry.facts["approval_id"])}; the task continues by itself once approved.`,
+            entry.facts,
+            at
+          )
+        )
+      })
+
+    const handle = (context: RequestContext, bus: ExecutionEventBus, call: Call): Effect.Effect<void, ExecutorFailed> =>
+      Effect.suspend(() => {
+        const entry = parked.get(context.taskId)
+        if (entry !== undefined && entry.phase === "waiting") return stillWaiting(context, bus, call, entry)
+        return Effect.flatMap(decide(context), (verdict): Effect.Effect<void, ExecutorFailed> => {
+          switch (verdict._tag) {
+            case "Run":
+              // Through the runtime, so that the trail records the execution and its outcome.
+              return governance.run(verdict.submission, () =>
+                Effect.zipRight(Effect.sync(() => (call.published = true)), runExecutor(context, bus))).pipe(
+                  Effect.catchIf(
+                    (error): error is Governance.EnforceError => error._tag !== "ExecutorFailed",
+                    () =>
+                      reject(
+                        context,
+                        bus,
+                        call,
+                        rejection("gavel.unavailable", "The governance trail could not be written")
+                      )
+                  )
+                )
+            case "Reject":
+              return reject(context, bus, call, verdict.rejection)
+            case "Park":
+              return park(context, bus, call, verdict)
+          }
+        })
+      })
+
+    const execute = (context: RequestContext, bus: ExecutionEventBus): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const call: Call = { published: false }
+        runFork(handle(context, bus, call)).addObserver((exit) => {
+          if (Exit.isSuccess(exit)) return resolve()
+          const failure = Cause.failureOption(exit.cause)
+          if (Option.isSome(failure)) return reject(failure.value.error)
+          // Interrupted (the wrapper's scope closed): a parked task stays
+          // input-required; a call that published nothing reports the shutdown.
+          if (Cause.isInterruptedOnly(exit.cause) && call.published) return resolve()
+          reject(new Error("gavel: the governed agent is shutting down"))
+        })
+      })
+
+    const cancelTask = (taskId: string, bus: ExecutionEventBus): Promise<void> => {
+      const entry = parked.get(taskId)
+      if (entry === undefined || entry.phase !== "waiting") return executor.cancelTask(taskId, bus)
+      entry.phase = "cancelled"
+      parked.delete(taskId)
+      const approvalId = String(entry.facts["approval_id"])
+      bus.publish(AgentEvent.statusUpdate({
+        taskId,
+        contextId: entry.contextId,
+        status: {
+          state: TaskState.TASK_STATE_CANCELED,
+          message: agentMessage(
+            { taskId, contextId: entry.contextId },
+            `Cancelled while awaiting approval ${approvalId}; the agent did not run`,
+            { approval_id: approvalId }
+          ),
+          timestamp: iso(now())
+        },
+        metadata: { approval_id: approvalId }
+      }))
+      Deferred.unsafeDone(entry.cancel, Exit.void)
+      // Withdraw the approval too: nobody should be asked to approve what no longer waits.
+      return new Promise((resolve) => {
+        runFork(Effect.ignore(governance.cancel(approvalId))).addObserver(() => resolve())
+      })
+    }
+
+    return { execute, cancelTask }
+  })

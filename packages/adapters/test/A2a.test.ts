@@ -1,0 +1,683 @@
+import {
+  type AgentCard,
+  type AgentInterface,
+  type Message,
+  type Part,
+  type SendMessageRequest,
+  type StreamResponse,
+  type Task,
+  Role,
+  TaskState
+} from "@a2a-js/sdk"
+import { type Client, ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from "@a2a-js/sdk/client"
+import {
+  type AgentExecutor,
+  type ExecutionEventBus,
+  type RequestContext,
+  AgentEvent,
+  DefaultRequestHandler,
+  InMemoryTaskStore
+} from "@a2a-js/sdk/server"
+import { agentCardHandler, jsonRpcHandler, UserBuilder } from "@a2a-js/sdk/server/express"
+import * as A2a from "@gavel/adapters/A2a"
+import * as Http from "@gavel/adapters/Http"
+import * as Jwt from "@gavel/adapters/Jwt"
+import {
+  type Action,
+  ApprovalStore,
+  AuditSink,
+  Decision,
+  Governance,
+  Policy,
+  PolicyError,
+  PolicySet
+} from "@gavel/core"
+import { CallLog, Fakes } from "@gavel/testing"
+import { describe, expect, it } from "@effect/vitest"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import express from "express"
+import * as jose from "jose"
+import { createServer } from "node:http"
+import type * as http from "node:http"
+import type { AddressInfo } from "node:net"
+
+// -----------------------------------------------------------------------------
+// the policies: decided by the words of the message
+// -----------------------------------------------------------------------------
+
+const textOf = (action: Action.Action): string => (action.payload as A2a.Payload | undefined)?.text ?? ""
+
+const rules = Policy.make("a2a.rules", (action) => {
+  const text = textOf(action)
+  if (text.includes("delete")) {
+    return Decision.deny({ code: "data.destructive", message: "Deleting records over A2A is not allowed" })
+  }
+  if (text.includes("escalate")) {
+    return Decision.escalate({ code: "risk.high", message: "Needs a security review" }, { reviewPath: "security" })
+  }
+  if (text.includes("transfer")) {
+    return Decision.requireApproval(
+      { code: "payment.needs_approval", message: "Transfers need a finance approver" },
+      { roles: ["finance"], timeout: text.includes("instant") ? "300 millis" : "10 minutes" }
+    )
+  }
+  return Decision.allow()
+})
+
+/** An external check that fails: its detail must never reach the client. */
+const ledger = Policy.effect("ledger.lookup", (action) =>
+  textOf(action).includes("ledger")
+    ? Effect.fail(
+      new PolicyError.ExternalCheckFailed({
+        system: "ledger",
+        operation: "lookup",
+        detail: "connection refused by 10.0.0.7:5432"
+      })
+    )
+    : Effect.succeed(Decision.notApplicable)).pipe(Policy.failClosed)
+
+/** A check that never answers. */
+const slow = Policy.effect("slow.check", (action) =>
+  textOf(action).includes("slow") ? Effect.never : Effect.succeed(Decision.notApplicable)).pipe(Policy.failClosed)
+
+const policySet = PolicySet.unsafeMake({ id: "a2a-test", version: "1", policy: Policy.all([rules, ledger, slow]) })
+
+const GovernanceLive = Governance.layer({ policySet, sweepInterval: "50 millis" }).pipe(
+  Layer.provideMerge(ApprovalStore.layerMemory),
+  Layer.provideMerge(AuditSink.layerMemory),
+  Layer.provide(
+    Fakes.identity({
+      principals: {
+        "agent-7": { roles: ["caller"], tenant: "acme" },
+        alice: { roles: ["finance"], tenant: "acme" }
+      }
+    })
+  ),
+  Layer.provide(CallLog.layer)
+)
+
+const secret = "an-a2a-test-secret-of-at-least-32-bytes"
+const issuer = "https://id.example.test"
+const audience = "payments-agent"
+
+/** The base URL of the HTTP approvals API the approver uses, served beside the agent. */
+class ApprovalsEndpoint extends Context.Tag("test/ApprovalsEndpoint")<ApprovalsEndpoint, string>() {}
+
+const TestLive = Layer.effect(
+  ApprovalsEndpoint,
+  Effect.map(HttpServer.HttpServer, (server) =>
+    `http://127.0.0.1:${server.address._tag === "TcpAddress" ? server.address.port : 0}`)
+).pipe(
+  Layer.merge(HttpLayerRouter.serve(Http.layerApprovals(), { disableLogger: true, disableListenLog: true })),
+  Layer.provide(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+  Layer.provide(Http.layerJwt({ key: { _tag: "Secret", secret: Redacted.make(secret) }, issuer, audience })),
+  Layer.provideMerge(GovernanceLive)
+)
+
+/** alice votes through the approvals API with her own token; fails with the error's tag. */
+const voteViaApi = (verdict: "approve" | "reject", approvalId: string) =>
+  Effect.gen(function*() {
+    const base = yield* ApprovalsEndpoint
+    const token = yield* mint("alice", { tenant: "acme" })
+    const response = yield* Effect.promise(() =>
+      fetch(`${base}/approvals/${encodeURIComponent(approvalId)}/${verdict}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(verdict === "reject" ? { note: "not this one" } : {})
+      })
+    )
+    const body = (yield* Effect.promise(() => response.json())) as { readonly _tag?: string; readonly status?: string }
+    return response.status === 200 ? body : yield* Effect.fail(body._tag ?? `HTTP ${response.status}`)
+  })
+
+const approveViaApi = (approvalId: string) => voteViaApi("approve", approvalId)
+const rejectViaApi = (approvalId: string) => voteViaApi("reject", approvalId)
+
+// -----------------------------------------------------------------------------
+// the wrapped agent: echoes the message through a full task lifecycle
+// -----------------------------------------------------------------------------
+
+const textPart = (text: string): Part => ({
+  content: { $case: "text", value: text },
+  metadata: undefined,
+  filename: "",
+  mediaType: "text/plain"
+})
+
+const partsText = (message: Message | undefined): string =>
+  (message?.parts ?? []).map((part) => part.content?.$case === "text" ? part.content.value : "").join("")
+
+class EchoAgent implements AgentExecutor {
+  readonly runs: Array<string> = []
+
+  async execute(context: RequestContext, bus: ExecutionEventBus): Promise<void> {
+    const text = partsText(context.userMessage)
+    this.runs.push(context.taskId)
+    const ids = { taskId: context.taskId, contextId: context.contextId }
+    const status = (state: TaskState, reply?: string) =>
+      AgentEvent.statusUpdate({
+        ...ids,
+        status: {
+          state,
+          message: reply === undefined ? undefined : {
+            ...ids,
+            messageId: crypto.randomUUID(),
+            role: Role.ROLE_AGENT,
+            parts: [textPart(reply)],
+            metadata: undefined,
+            extensions: [],
+            referenceTaskIds: []
+          },
+          timestamp: new Date().toISOString()
+        },
+        metadata: undefined
+      })
+    if (context.task === undefined) {
+      bus.publish(AgentEvent.task({
+        id: context.taskId,
+        contextId: context.contextId,
+        status: { state: TaskState.TASK_STATE_SUBMITTED, message: undefined, timestamp: new Date().toISOString() },
+        history: [context.userMessage],
+        artifacts: [],
+        metadata: {}
+      }))
+    }
+    bus.publish(status(TaskState.TASK_STATE_WORKING))
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    bus.publish(AgentEvent.artifactUpdate({
+      ...ids,
+      artifact: {
+        artifactId: "result",
+        name: "result",
+        description: "",
+        parts: [textPart(`echo: ${text}`)],
+        metadata: undefined,
+        extensions: []
+      },
+      append: false,
+      lastChunk: true,
+      metadata: undefined
+    }))
+    bus.publish(status(TaskState.TASK_STATE_COMPLETED, `echo: ${text}`))
+    bus.finished()
+  }
+
+  async cancelTask(): Promise<void> {}
+}
+
+/** Answers with a bare message, the simplest kind of agent. */
+class ReplyAgent implements AgentExecutor {
+  readonly runs: Array<string> = []
+
+  async execute(context: RequestContext, bus: ExecutionEventBus): Promise<void> {
+    this.runs.push(context.taskId)
+    bus.publish(AgentEvent.message({
+      messageId: crypto.randomUUID(),
+      contextId: context.contextId,
+      taskId: "",
+      role: Role.ROLE_AGENT,
+      parts: [textPart(`reply to: ${partsText(context.userMessage)}`)],
+      metadata: undefined,
+      extensions: [],
+      referenceTaskIds: []
+    }))
+    bus.finished()
+  }
+
+  async cancelTask(): Promise<void> {}
+}
+
+/** Fails with an error whose message must not reach the client through the wrapper. */
+class FailingAgent implements AgentExecutor {
+  readonly runs: Array<string> = []
+
+  async execute(context: RequestContext): Promise<void> {
+    this.runs.push(context.taskId)
+    throw new Error("database password rejected for user payments")
+  }
+
+  async cancelTask(): Promise<void> {}
+}
+
+// -----------------------------------------------------------------------------
+// a real server on 127.0.0.1, the SDK's own client
+// -----------------------------------------------------------------------------
+
+
+const mint = (subject: string, options: { readonly tenant?: string; readonly key?: string } = {}) =>
+  Effect.promise(() =>
+    new jose.SignJWT({ kind: "agent", ...(options.tenant === undefined ? {} : { tenant: options.tenant }) })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject(subject)
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setIssuedAt()
+      .setExpirationTime("5 minutes")
+      .sign(new TextEncoder().encode(options.key ?? secret))
+  )
+
+const bearer = (token: string) => ({ serviceParameters: { authorization: `Bearer ${token}` } })
+
+interface Harness<A> {
+  readonly agent: A
+  /** The v1.0 JSON-RPC client, created from the served agent card. */
+  readonly client: Client
+  /** A v0.3 JSON-RPC client (`message/send`, `message/stream`, `tasks/get`). */
+  readonly legacy: Client
+  /** The JSON-RPC methods the v0.3 client put on the wire. */
+  readonly wire: Array<string>
+  /** agent-7's token (tenant acme). */
+  readonly token: string
+}
+
+/** Serves `agent`, wrapped, until the end of the test; returns the clients. */
+const harness = <A extends AgentExecutor>(agent: A) =>
+  Effect.gen(function*() {
+    const taskStore = new InMemoryTaskStore()
+    const verifier = yield* Jwt.make({ key: { _tag: "Secret", secret: Redacted.make(secret) }, issuer, audience })
+    const executor = yield* A2a.wrap(agent, {
+      agentId: "payments-agent",
+      taskStore,
+      authenticate: A2a.bearer(verifier),
+      evaluationTimeout: "300 millis"
+    })
+
+    const app = express()
+    const server = yield* Effect.acquireRelease(
+      Effect.async<http.Server>((resume) => {
+        const listening = app.listen(0, "127.0.0.1", () => resume(Effect.succeed(listening)))
+      }),
+      (listening) =>
+        Effect.async<void>((resume) => {
+          listening.closeAllConnections()
+          listening.close(() => resume(Effect.void))
+        })
+    )
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const endpoint = (protocolVersion: string): AgentInterface => ({
+      url: `${base}/a2a/jsonrpc`,
+      protocolBinding: "JSONRPC",
+      tenant: "",
+      protocolVersion
+    })
+    const card: AgentCard = {
+      name: "Payments agent",
+      description: "Moves money, under governance",
+      supportedInterfaces: [endpoint("1.0"), endpoint("0.3")],
+      provider: undefined,
+      version: "1.0.0",
+      capabilities: { streaming: true, pushNotifications: false, extensions: [] },
+      securitySchemes: {},
+      securityRequirements: [],
+      defaultInputModes: ["text/plain"],
+      defaultOutputModes: ["text/plain"],
+      skills: [],
+      signatures: []
+    }
+    const requestHandler = new DefaultRequestHandler(card, taskStore, executor)
+    app.use("/.well-known/agent-card.json", agentCardHandler({ agentCardProvider: requestHandler }))
+    app.use(
+      "/a2a/jsonrpc",
+      jsonRpcHandler({ requestHandler, userBuilder: UserBuilder.noAuthentication, legacyCompat: { enabled: true } })
+    )
+
+    const client = yield* Effect.promise(() => new ClientFactory().createFromUrl(base))
+    const wire: Array<string> = []
+    const recording: typeof fetch = (input, init) => {
+      if (typeof init?.body === "string") wire.push((JSON.parse(init.body) as { method: string }).method)
+      return fetch(input, init)
+    }
+    const legacyFactory = new ClientFactory(ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
+      transports: [new JsonRpcTransportFactory({ legacyCompat: { enabled: true }, fetchImpl: recording })]
+    }))
+    const legacy = yield* Effect.promise(() =>
+      legacyFactory.createFromAgentCard({ ...card, supportedInterfaces: [endpoint("0.3")] })
+    )
+    const token = yield* mint("agent-7", { tenant: "acme" })
+    return { agent, client, legacy, wire, token } satisfies Harness<A>
+  })
+
+const request = (text: string, options: { readonly tenant?: string; readonly taskId?: string } = {}) =>
+  ({
+    tenant: options.tenant ?? "",
+    message: {
+      messageId: crypto.randomUUID(),
+      contextId: "",
+      taskId: options.taskId ?? "",
+      role: Role.ROLE_USER,
+      parts: [textPart(text)],
+      metadata: undefined,
+      extensions: [],
+      referenceTaskIds: []
+    },
+    configuration: undefined,
+    metadata: undefined
+  }) satisfies SendMessageRequest
+
+const asTask = (result: Message | Task): Task => {
+  if (!("status" in result)) throw new Error(`expected a task, got a message: ${partsText(result)}`)
+  return result
+}
+
+const send = (client: Client, text: string, token: string | undefined, options?: { readonly tenant?: string }) =>
+  Effect.map(
+    Effect.promise(() => client.sendMessage(request(text, options), token === undefined ? undefined : bearer(token))),
+    asTask
+  )
+
+const getTask = (client: Client, id: string, token: string) =>
+  Effect.promise(() => client.getTask({ tenant: "", id, historyLength: undefined }, bearer(token)))
+
+/** Polls `tasks/get` until the task reaches `state` (a few seconds at most). */
+const awaitState = (client: Client, id: string, token: string, state: TaskState) =>
+  getTask(client, id, token).pipe(
+    Effect.filterOrFail((task) => task.status?.state === state, () => "not yet" as const),
+    Effect.retry(Schedule.spaced("20 millis")),
+    Effect.timeout("5 seconds")
+  )
+
+const collect = (stream: AsyncGenerator<StreamResponse, void, undefined>) =>
+  Effect.promise(async () => {
+    const events: Array<StreamResponse> = []
+    for await (const event of stream) events.push(event)
+    return events
+  })
+
+/** The states a stream carried, in order (task snapshots and status updates). */
+const statesOf = (events: ReadonlyArray<StreamResponse>): Array<TaskState> =>
+  events.flatMap((event) =>
+    event.payload?.$case === "statusUpdate"
+      ? [event.payload.value.status?.state ?? TaskState.TASK_STATE_UNSPECIFIED]
+      : event.payload?.$case === "task"
+      ? [event.payload.value.status?.state ?? TaskState.TASK_STATE_UNSPECIFIED]
+      : []
+  )
+
+const lastStatus = (events: ReadonlyArray<StreamResponse>) => {
+  const updates = events.flatMap((event) => event.payload?.$case === "statusUpdate" ? [event.payload.value] : [])
+  return updates[updates.length - 1]
+}
+
+const statusText = (task: Task): string => partsText(task.status?.message)
+const stateOf = (task: Task): TaskState | undefined => task.status?.state
+
+const expectRejected = (task: Task, codes: ReadonlyArray<string>) => {
+  expect(stateOf(task)).toBe(TaskState.TASK_STATE_REJECTED)
+  expect(task.metadata?.["reason_codes"]).toEqual(codes)
+  for (const code of codes) expect(statusText(task)).toContain(code)
+}
+
+// -----------------------------------------------------------------------------
+// the tests
+// -----------------------------------------------------------------------------
+
+describe("A2a.wrap, end to end over JSON-RPC", () => {
+  it.scopedLive("allowed: the wrapped agent runs and the task completes with its output", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      const task = yield* send(client, "hello there", token)
+      expect(stateOf(task)).toBe(TaskState.TASK_STATE_COMPLETED)
+      expect(statusText(task)).toBe("echo: hello there")
+      expect(partsText({ parts: task.artifacts[0]?.parts ?? [] } as Message)).toBe("echo: hello there")
+      expect(agent.runs).toEqual([task.id])
+      const trail = yield* AuditSink.AuditSink.pipe(Effect.flatMap((sink) => sink.read()))
+      expect(trail.map((event) => event.type)).toEqual(["decision.evaluated", "execution.started", "execution.succeeded"])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("denied: rejected with the decision id and reason codes; the agent never runs", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      const task = yield* send(client, "delete every invoice", token)
+      expectRejected(task, ["data.destructive"])
+      expect(task.metadata?.["decision"]).toBe("Deny")
+      const decisionId = task.metadata?.["decision_id"]
+      expect(typeof decisionId).toBe("string")
+      expect(statusText(task)).toContain(String(decisionId))
+      // The policy's message stays in the audit trail, not in the answer.
+      expect(statusText(task)).not.toContain("not allowed")
+      expect(stateOf(yield* getTask(client, task.id, token))).toBe(TaskState.TASK_STATE_REJECTED)
+      expect(agent.runs).toEqual([])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("a failed check is rejected with its reason code, never its error message", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      const task = yield* send(client, "reconcile the ledger", token)
+      expectRejected(task, ["external.unavailable"])
+      expect(JSON.stringify(task)).not.toContain("10.0.0.7")
+      expect(agent.runs).toEqual([])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("an evaluation that times out is rejected (fail closed)", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      const task = yield* send(client, "a slow request", token)
+      expectRejected(task, ["gavel.evaluation_timeout"])
+      expect(agent.runs).toEqual([])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("escalated: rejected with the escalation's reason codes", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      const task = yield* send(client, "escalate this", token)
+      expectRejected(task, ["risk.high"])
+      expect(task.metadata?.["decision"]).toBe("Escalate")
+      expect(agent.runs).toEqual([])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("no token, a forged token, or another tenant: rejected before any evaluation", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      expectRejected(yield* send(client, "hello", undefined), ["identity.missing"])
+      const forged = yield* mint("agent-7", { tenant: "acme", key: `${secret}-not-ours` })
+      expectRejected(yield* send(client, "hello", forged), ["identity.invalid"])
+      expectRejected(yield* send(client, "hello", "not-a-jwt"), ["identity.invalid"])
+      expectRejected(yield* send(client, "hello", token, { tenant: "globex" }), ["identity.tenant_mismatch"])
+      expect(agent.runs).toEqual([])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("pending, then approved: input-required with the approval, then the same task completes", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      const started = Date.now()
+      const task = yield* send(client, "transfer 20000 EUR", token)
+      expect(stateOf(task)).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
+      const approvalId = task.metadata?.["approval_id"]
+      const expiresAt = task.metadata?.["approval_expires_at"]
+      expect(typeof approvalId).toBe("string")
+      expect(typeof expiresAt).toBe("string")
+      // The approval window of the policy: 10 minutes.
+      const window = Date.parse(String(expiresAt)) - started
+      expect(window).toBeGreaterThan(9 * 60_000)
+      expect(window).toBeLessThanOrEqual(10 * 60_000 + 1_000)
+      expect(task.metadata?.["reason_codes"]).toEqual(["payment.needs_approval"])
+      expect(task.status?.message?.metadata?.["approval_id"]).toBe(approvalId)
+      expect(statusText(task)).toContain(String(approvalId))
+      expect(agent.runs).toEqual([])
+
+      const store = yield* ApprovalStore.ApprovalStore
+      expect((yield* store.get(String(approvalId))).status).toBe("pending")
+
+      yield* approveViaApi(String(approvalId))
+      const done = yield* awaitState(client, task.id, token, TaskState.TASK_STATE_COMPLETED)
+      expect(statusText(done)).toBe("echo: transfer 20000 EUR")
+      expect(partsText({ parts: done.artifacts[0]?.parts ?? [] } as Message)).toBe("echo: transfer 20000 EUR")
+      expect(done.metadata?.["approval_id"]).toBe(approvalId)
+      expect(agent.runs).toEqual([task.id])
+      expect((yield* store.get(String(approvalId))).status).toBe("consumed")
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("pending, then rejected by the approver: the task ends rejected and the agent never runs", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      const task = yield* send(client, "transfer 30000 EUR", token)
+      expect(stateOf(task)).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
+      yield* rejectViaApi(String(task.metadata?.["approval_id"]))
+      const ended = yield* awaitState(client, task.id, token, TaskState.TASK_STATE_REJECTED)
+      expectRejected(ended, ["approval.rejected"])
+      expect(agent.runs).toEqual([])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("pending, then expired (300 ms window, 50 ms sweep): the task ends rejected", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      const task = yield* send(client, "instant transfer 25000 EUR", token)
+      expect(stateOf(task)).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
+      const ended = yield* awaitState(client, task.id, token, TaskState.TASK_STATE_REJECTED)
+      expectRejected(ended, ["approval.expired"])
+      expect(agent.runs).toEqual([])
+      // A late approval changes nothing.
+      const late = yield* Effect.either(approveViaApi(String(task.metadata?.["approval_id"])))
+      expect(late._tag).toBe("Left")
+      expect(agent.runs).toEqual([])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("cancelled while pending: the task is canceled, its approval withdrawn, and the agent never runs", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      const task = yield* send(client, "transfer 40000 EUR", token)
+      const canceled = yield* Effect.promise(() => client.cancelTask({ tenant: "", id: task.id, metadata: undefined }, bearer(token)))
+      expect(stateOf(canceled)).toBe(TaskState.TASK_STATE_CANCELED)
+      const approvalId = String(task.metadata?.["approval_id"])
+      expect((yield* ApprovalStore.ApprovalStore.pipe(Effect.flatMap((store) => store.get(approvalId)))).status).toBe(
+        "cancelled"
+      )
+      expect(yield* Effect.flip(approveViaApi(approvalId))).toBe("AlreadyResolved")
+      yield* Effect.sleep("100 millis")
+      expect(stateOf(yield* getTask(client, task.id, token))).toBe(TaskState.TASK_STATE_CANCELED)
+      expect(agent.runs).toEqual([])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("a follow-up message on a parked task leaves it waiting for the same approval", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      const task = yield* send(client, "transfer 50000 EUR", token)
+      const again = asTask(yield* Effect.promise(() =>
+        client.sendMessage(request("any news?", { taskId: task.id }), bearer(token))
+      ))
+      expect(again.id).toBe(task.id)
+      expect(stateOf(again)).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
+      expect(again.metadata?.["approval_id"]).toBe(task.metadata?.["approval_id"])
+      expect(agent.runs).toEqual([])
+      yield* approveViaApi(String(task.metadata?.["approval_id"]))
+      yield* awaitState(client, task.id, token, TaskState.TASK_STATE_COMPLETED)
+      expect(agent.runs).toEqual([task.id])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("a message-only agent: its reply completes the approved task", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new ReplyAgent())
+      const direct = yield* Effect.promise(() => client.sendMessage(request("hello"), bearer(token)))
+      expect("status" in direct).toBe(false)
+      expect(partsText(direct as Message)).toBe("reply to: hello")
+
+      const task = yield* send(client, "transfer 70000 EUR", token)
+      expect(stateOf(task)).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
+      yield* approveViaApi(String(task.metadata?.["approval_id"]))
+      const done = yield* awaitState(client, task.id, token, TaskState.TASK_STATE_COMPLETED)
+      expect(statusText(done)).toBe("reply to: transfer 70000 EUR")
+      expect(agent.runs).toHaveLength(2)
+      expect(agent.runs[1]).toBe(task.id)
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("an agent that fails after approval: the task fails, without the agent's error message", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new FailingAgent())
+      const task = yield* send(client, "transfer 80000 EUR", token)
+      const approvalId = String(task.metadata?.["approval_id"])
+      yield* approveViaApi(approvalId)
+      const failed = yield* awaitState(client, task.id, token, TaskState.TASK_STATE_FAILED)
+      expect(failed.metadata?.["reason_codes"]).toEqual(["a2a.agent_failed"])
+      expect(JSON.stringify(failed)).not.toContain("password")
+      expect(agent.runs).toEqual([task.id])
+      // The approval was used: the work started, exactly once.
+      expect((yield* Effect.flatMap(ApprovalStore.ApprovalStore, (store) => store.get(approvalId))).status)
+        .toBe("consumed")
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("closing the wrapper's scope stops waiting: an approval granted afterwards runs nothing", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const { agent, client, token } = yield* Scope.extend(harness(new EchoAgent()), scope)
+      const task = yield* send(client, "transfer 60000 EUR", token)
+      expect(stateOf(task)).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
+      yield* Scope.close(scope, Exit.void)
+      // Interrupting the parked call leaves the approval open (resume never cancels it).
+      const store = yield* ApprovalStore.ApprovalStore
+      const approvalId = String(task.metadata?.["approval_id"])
+      expect((yield* store.get(approvalId)).status).toBe("pending")
+      yield* approveViaApi(approvalId)
+      yield* Effect.sleep("100 millis")
+      expect(agent.runs).toEqual([])
+      expect((yield* store.get(approvalId)).status).toBe("approved")
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("streaming: the stream carries input-required; resubscribing carries the completion", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      const first = yield* collect(client.sendMessageStream(request("transfer 12000 EUR"), bearer(token)))
+      expect(statesOf(first)).toEqual([TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_INPUT_REQUIRED])
+      const pending = lastStatus(first)
+      const approvalId = pending?.metadata?.["approval_id"]
+      expect(typeof approvalId).toBe("string")
+      expect(typeof pending?.metadata?.["approval_expires_at"]).toBe("string")
+      const taskId = pending?.taskId ?? ""
+
+      const updates = client.resubscribeTask({ tenant: "", id: taskId }, bearer(token))
+      const snapshot = yield* Effect.promise(() => updates.next())
+      expect(snapshot.done).toBe(false)
+      yield* approveViaApi(String(approvalId))
+      const rest = yield* collect(updates)
+      expect(statesOf(rest)).toEqual([
+        TaskState.TASK_STATE_SUBMITTED,
+        TaskState.TASK_STATE_WORKING,
+        TaskState.TASK_STATE_COMPLETED
+      ])
+      expect(rest.some((event) => event.payload?.$case === "artifactUpdate")).toBe(true)
+      expect(partsText(lastStatus(rest)?.status?.message)).toBe("echo: transfer 12000 EUR")
+      expect(agent.runs).toEqual([taskId])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("streaming a denial: the stream ends with the rejected status", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      const events = yield* collect(client.sendMessageStream(request("delete it all"), bearer(token)))
+      expect(statesOf(events)).toEqual([TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_REJECTED])
+      expect(lastStatus(events)?.metadata?.["reason_codes"]).toEqual(["data.destructive"])
+      expect(agent.runs).toEqual([])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("v0.3 clients (message/send, message/stream, tasks/get) get the same states", () =>
+    Effect.gen(function*() {
+      const { agent, legacy, token, wire } = yield* harness(new EchoAgent())
+      const allowed = yield* send(legacy, "hello from 0.3", token)
+      expect(stateOf(allowed)).toBe(TaskState.TASK_STATE_COMPLETED)
+
+      const pending = yield* send(legacy, "transfer 15000 EUR", token)
+      expect(stateOf(pending)).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
+      const approvalId = pending.metadata?.["approval_id"]
+      expect(typeof approvalId).toBe("string")
+      expect(typeof pending.metadata?.["approval_expires_at"]).toBe("string")
+      yield* approveViaApi(String(approvalId))
+      const done = yield* awaitState(legacy, pending.id, token, TaskState.TASK_STATE_COMPLETED)
+      expect(statusText(done)).toBe("echo: transfer 15000 EUR")
+
+      const denied = yield* collect(legacy.sendMessageStream(request("delete from 0.3"), bearer(token)))
+      expect(statesOf(denied).at(-1)).toBe(TaskState.TASK_STATE_REJECTED)
+      expect(lastStatus(denied)?.metadata?.["reason_codes"]).toEqual(["data.destructive"])
+
+      expect(agent.runs).toEqual([allowed.id, pending.id])
+      expect(wire).toContain("message/send")
+      expect(wire).toContain("message/stream")
+      expect(wire).toContain("tasks/get")
+    }).pipe(Effect.provide(TestLive)))
+})
