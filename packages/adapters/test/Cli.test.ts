@@ -1,0 +1,536 @@
+/**
+ * The `gavel` CLI, run as the real binary (`node --import tsx bin/gavel.ts`)
+ * against SQLite files the tests seed through `Sqlite.layer` and
+ * `Governance`. Loading the binary under tsx costs one to a few seconds of
+ * CPU (tsx's loader sees each of its ~700 modules), so each test spawns a
+ * few, concurrently where they are independent, and runs its remaining cases
+ * through `Cli.run` in this process (same commands, output captured). The
+ * tests that spawn have a longer limit than the default 30 s: on a loaded
+ * machine the limit must still only catch hangs.
+ */
+import * as Cli from "@gavel/adapters/Cli"
+import * as Sqlite from "@gavel/adapters/Sqlite"
+import {
+  Action,
+  Approval,
+  ApprovalStore,
+  Audit,
+  AuditSink,
+  Decision,
+  Governance,
+  Identity,
+  Policy,
+  PolicySet
+} from "@gavel/core"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
+import * as ConfigProvider from "effect/ConfigProvider"
+import type * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import { execFile } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { request } from "@gavel/testing/Fixtures"
+
+// -----------------------------------------------------------------------------
+// running the binary
+// -----------------------------------------------------------------------------
+
+/** The limit of a test that spawns the binary several times. */
+const TIMEOUT = 60_000
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const repoRoot = path.resolve(here, "../../..")
+const bin = path.join(repoRoot, "packages/adapters/bin/gavel.ts")
+
+interface Result {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** The inherited environment without a principals directory: each test says whether it has one. */
+const baseEnv = (): NodeJS.ProcessEnv => {
+  const env = { ...process.env }
+  delete env.GAVEL_PRINCIPALS
+  return env
+}
+
+const gavel = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = baseEnv()): Promise<Result> =>
+  new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", bin, ...args],
+      { cwd: repoRoot, env, timeout: TIMEOUT },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
+        resolve({ code, stdout, stderr })
+      }
+    )
+  })
+
+/**
+ * The same command tree run in this process by `Cli.run`, with its output
+ * captured and `env` as the only configuration: the cases that need no
+ * process of their own (the binary's wiring — exit code, stdout, stderr — is
+ * exercised by the spawned runs).
+ */
+const inProcess = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Result> => {
+  let stdout = ""
+  let stderr = ""
+  const text = (items: ReadonlyArray<unknown>) => items.map(String).join(" ") + "\n"
+  return Effect.runPromise(
+    Effect.gen(function*() {
+      const current = yield* Effect.console
+      const captured: Console.Console = Object.assign(Object.create(current), {
+        log: (...items: ReadonlyArray<unknown>) => Effect.sync(() => void (stdout += text(items))),
+        error: (...items: ReadonlyArray<unknown>) => Effect.sync(() => void (stderr += text(items)))
+      })
+      const code = yield* Cli.run(args).pipe(
+        Effect.withConsole(captured),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))),
+        Effect.provide(NodeContext.layer)
+      )
+      return { code, stdout, stderr }
+    })
+  )
+}
+
+/** Asserts the error is exactly one line on stderr, starting with `gavel: `, and returns it. */
+const errorLine = (result: Result): string => {
+  const lines = result.stderr.split("\n").filter((line) => line !== "")
+  expect(lines, result.stderr).toHaveLength(1)
+  expect(lines[0]).toMatch(/^gavel: /)
+  expect(result.stderr).not.toMatch(/\bat .*\.(ts|js):\d+/)
+  return lines[0]!
+}
+
+// -----------------------------------------------------------------------------
+// databases
+// -----------------------------------------------------------------------------
+
+const dirs: Array<string> = []
+afterAll(() => {
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true })
+})
+
+const tempDir = (): string => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gavel-cli-"))
+  dirs.push(dir)
+  return dir
+}
+
+/** Who may vote: the test's identity system, and the CLI's principals file. */
+const bob: Action.Principal = { id: "bob", kind: "human", roles: ["finance"], attributes: {} }
+
+const principals: ReadonlyArray<Identity.ResolvedPrincipal> = [
+  { id: "alice", roles: ["finance"], status: "active" },
+  { id: "bob", roles: ["finance"], status: "active" },
+  { id: "carol", roles: ["finance"], tenant: "acme", status: "active" },
+  { id: "dave", roles: ["ops"], status: "active" },
+  { id: "eve", roles: ["finance"], status: "suspended" },
+  { id: "mallory", roles: ["finance"], tenant: "globex", status: "active" }
+]
+
+const IdentityLive = Layer.succeed(
+  Identity.Identity,
+  Identity.Identity.of({
+    resolve: (id) => Effect.succeed(Option.fromNullable(principals.find((p) => p.id === id))),
+    canApprove: () => Effect.succeed(true)
+  })
+)
+
+/** Payments need `metadata.quorum` approvals from finance. */
+const policySet = PolicySet.unsafeMake({
+  id: "payments",
+  version: "1",
+  policy: Policy.make("large-payments", (action) =>
+    Decision.requireApproval(
+      { code: "payment.large", message: "Large payments need finance approval" },
+      { quorum: Number(action.metadata.quorum ?? "1"), roles: ["finance"], timeout: "1 hour" }
+    ))
+})
+
+const payment = (options: { readonly actor?: string; readonly quorum?: number; readonly tenant?: string } = {}) =>
+  Action.make({
+    actor: {
+      id: options.actor ?? "agent-7",
+      kind: options.actor === undefined ? "agent" : "human",
+      tenant: options.tenant ?? "acme"
+    },
+    kind: "tool",
+    name: "payments.transfer",
+    resource: { type: "account", id: "acct-9" },
+    payload: { amount: 25_000 },
+    metadata: { quorum: String(options.quorum ?? 1) }
+  })
+
+type Services = ApprovalStore.ApprovalStore | AuditSink.AuditSink | Governance.Governance
+
+/** Runs `effect` with the runtime on the database at `filename` (created if needed), closing it afterwards. */
+const withGovernance = <A, E>(filename: string, effect: Effect.Effect<A, E, Services>): Promise<A> =>
+  Effect.runPromise(
+    Effect.provide(
+      effect,
+      Governance.layer({ policySet, sweepInterval: "1 hour", pollInterval: "50 millis" }).pipe(
+        Layer.provideMerge(Sqlite.layer({ filename })),
+        Layer.provide(IdentityLive)
+      )
+    )
+  )
+
+/** Opens an approval for each action; returns their ids. */
+const submit = (filename: string, actions: ReadonlyArray<Action.Action>): Promise<ReadonlyArray<string>> =>
+  withGovernance(
+    filename,
+    Effect.forEach(actions, (action) =>
+      Effect.flatMap(Governance.Governance, (governance) => governance.submit(action)).pipe(
+        Effect.flatMap((submission) =>
+          submission._tag === "Pending"
+            ? Effect.succeed(submission.approvalId)
+            : Effect.dieMessage(`expected Pending, got ${submission._tag}`)
+        )
+      ))
+  )
+
+const readApproval = (filename: string, id: string): Promise<Approval.ApprovalRequest> =>
+  withGovernance(filename, Effect.flatMap(ApprovalStore.ApprovalStore, (store) => store.get(id)))
+
+const readTrail = (filename: string): Promise<ReadonlyArray<Audit.AuditEvent>> =>
+  withGovernance(filename, Effect.flatMap(AuditSink.AuditSink, (sink) => sink.read()))
+
+/** A database with approvals to vote on and the principals file of {@link principals}. */
+const setup = () => {
+  const dir = tempDir()
+  const db = path.join(dir, "gavel.db")
+  const file = path.join(dir, "principals.json")
+  fs.writeFileSync(file, JSON.stringify(principals))
+  return { dir, db, principalsFile: file }
+}
+
+// -----------------------------------------------------------------------------
+// tests
+// -----------------------------------------------------------------------------
+
+describe("gavel approvals list / show", () => {
+  it("lists pending approvals as a table and as JSON, filters by status, and shows one", async () => {
+    const { db } = setup()
+    const [one, two, three] = await submit(db, [payment({ quorum: 2 }), payment({ tenant: "globex" }), payment()])
+    await withGovernance(
+      db,
+      Effect.zipRight(
+        // Due but not swept yet: created last January, expired an hour later.
+        Effect.flatMap(ApprovalStore.ApprovalStore, (store) => store.create(request({ id: "apr_due" }))),
+        Effect.flatMap(Governance.Governance, (governance) => governance.approve(three!, bob, "looks right"))
+      )
+    )
+
+    const [table, asJson, filtered, shown] = await Promise.all([
+      gavel(["approvals", "list", "--db", db]),
+      gavel(["approvals", "list", "--db", db, "--json"]),
+      inProcess(["approvals", "list", "--db", db, "--json", "--status", "approved", "--tenant", "acme", "--limit=1"]),
+      gavel(["approvals", "show", "--db", db, three!])
+    ])
+
+    expect(table.code, table.stderr).toBe(0)
+    const rows = table.stdout.trimEnd().split("\n")
+    expect(rows[0]).toMatch(/^ID\s+KIND\s+STATUS\s+VOTES\s+REQUESTER\s+TENANT\s+EXPIRES\s+ACTION$/)
+    expect(rows.slice(1).map((row) => row.split(/\s{2,}/).slice(0, 6))).toEqual([
+      // Oldest first: the fixture was created in January.
+      ["apr_due", "approval", "expired (due)", "0/1", "alice", "acme"],
+      [one, "approval", "pending", "0/2", "agent-7", "acme"],
+      [two, "approval", "pending", "0/1", "agent-7", "globex"]
+    ])
+    expect(rows[2]).toContain("tool payments.transfer on account/acct-9")
+
+    expect(asJson.code, asJson.stderr).toBe(0)
+    const listed = JSON.parse(asJson.stdout) as ReadonlyArray<Approval.Encoded>
+    expect(listed.map((a) => a.id)).toEqual(["apr_due", one, two])
+    // The JSON is the encoding of ApprovalRequest: it decodes back.
+    const decoded = await Effect.runPromise(Effect.forEach(listed, (a) => Approval.decodeUnknown(a)))
+    expect(decoded[1]).toMatchObject({ status: "pending", requirement: { quorum: 2 } })
+    expect((JSON.parse(filtered.stdout) as ReadonlyArray<Approval.Encoded>).map((a) => a.id)).toEqual([three])
+
+    expect(shown.code, shown.stderr).toBe(0)
+    expect(shown.stdout).toContain(`id         ${three}`)
+    expect(shown.stdout).toMatch(/status\s+approved \(1\/1\)/)
+    expect(shown.stdout).toMatch(/requester\s+agent-7 \(agent, tenant acme\)/)
+    expect(shown.stdout).toMatch(/action\s+tool payments\.transfer on account\/acct-9/)
+    expect(shown.stdout).toMatch(/quorum\s+1\/1 \(separation of duties\)/)
+    expect(shown.stdout).toMatch(/authority\s+roles finance/)
+    expect(shown.stdout).toMatch(/expires\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/)
+    expect(shown.stdout).toMatch(/resolved\s+\d{4}-/)
+    expect(shown.stdout).toContain("reasons:\n  - payment.large: Large payments need finance approval")
+    expect(shown.stdout).toMatch(/votes:\n {2}- bob approved at \S+: "looks right"/)
+  }, TIMEOUT)
+})
+
+describe("gavel approvals approve / reject", () => {
+  it("counts two different approvers toward a quorum of 2 and audits each vote", async () => {
+    const { db, principalsFile } = setup()
+    const [id] = await submit(db, [payment({ quorum: 2 })])
+    const vote = (as: string, env?: NodeJS.ProcessEnv) =>
+      gavel(["approvals", "approve", "--db", db, "--as", as, "--note", `ok from ${as}`, id!], env)
+
+    // The directory from GAVEL_PRINCIPALS, as well as from --principals.
+    const first = await vote("bob", { ...baseEnv(), GAVEL_PRINCIPALS: principalsFile })
+    expect(first, first.stderr).toMatchObject({ code: 0, stdout: "pending (1/2 approvals)\n", stderr: "" })
+    const again = await inProcess(["approvals", "approve", "--db", db, "--as", "bob", id!], {
+      GAVEL_PRINCIPALS: principalsFile
+    })
+    expect(again.code).toBe(4)
+    expect(errorLine(again)).toBe(`gavel: "bob" already voted on approval "${id}"`)
+    const second = await gavel([
+      "approvals", "approve", "--db", db, "--principals", principalsFile, "--as", "carol", "--json", id!
+    ])
+    expect(second.code, second.stderr).toBe(0)
+    expect(JSON.parse(second.stdout)).toMatchObject({
+      id,
+      status: "approved",
+      votes: [
+        { approver: "bob", verdict: "approve", note: "ok from bob", counted: true },
+        { approver: "carol", verdict: "approve", note: null, counted: true }
+      ]
+    })
+    const late = await inProcess([
+      "approvals", "reject", "--db", db, "--principals", principalsFile, "--as", "alice", id!
+    ])
+    expect(late.code).toBe(4)
+    expect(errorLine(late)).toBe(`gavel: approval "${id}" is already approved`)
+
+    expect((await readApproval(db, id!)).status).toBe("approved")
+    const trail = await readTrail(db)
+    expect(trail.filter((e) => e.approvalId === id).map((e) => [e.type, e.actor])).toEqual([
+      ["approval.requested", "agent-7"],
+      ["approval.voted", "bob"],
+      ["approval.voted", "carol"],
+      ["approval.resolved", "carol"]
+    ])
+    expect(Audit.verify(trail)._tag).toBe("Intact")
+  }, TIMEOUT)
+
+  it("rejects with a note, acknowledges an acknowledgment, and refuses what it must", async () => {
+    const { db, principalsFile } = setup()
+    const [toReject, selfRequested, outside] = await submit(db, [
+      payment(),
+      payment({ actor: "alice" }),
+      payment({ tenant: "acme" })
+    ])
+    const now = new Date()
+    await withGovernance(
+      db,
+      Effect.flatMap(ApprovalStore.ApprovalStore, (store) =>
+        Effect.all([
+          store.create(request({ id: "apr_due" })),
+          store.create({
+            ...request({ id: "apr_ack", kind: "acknowledgment", createdAt: now }),
+            requirement: {
+              quorum: 1,
+              authority: { roles: ["finance"], principals: [] },
+              separationOfDuties: false,
+              expiresAt: new Date(now.getTime() + 3_600_000)
+            }
+          })
+        ]))
+    )
+    const args = (verb: "approve" | "reject", as: string, id: string, ...more: ReadonlyArray<string>) => [
+      "approvals", verb, "--db", db, "--principals", principalsFile, "--as", as, ...more, id
+    ]
+
+    const [rejected, self, notApprover, missing, acknowledged, unknown, due] = await Promise.all([
+      gavel(args("reject", "bob", toReject!, "--note", "too big")),
+      gavel(args("approve", "alice", selfRequested!)),
+      gavel(args("approve", "dave", outside!)),
+      gavel(args("approve", "bob", "apr_nope")),
+      inProcess(args("approve", "bob", "apr_ack")),
+      inProcess(args("approve", "zed", outside!)),
+      inProcess(args("approve", "bob", "apr_due"))
+    ])
+
+    expect(rejected, rejected.stderr).toMatchObject({ code: 0, stdout: "rejected (by bob)\n" })
+    expect(acknowledged, acknowledged.stderr).toMatchObject({ code: 0, stdout: "acknowledged\n" })
+    expect([self.code, notApprover.code, unknown.code, due.code]).toEqual([4, 4, 4, 4])
+    expect(errorLine(self)).toBe(`gavel: "alice" requested approval "${selfRequested}" and may not vote on it`)
+    expect(errorLine(notApprover)).toBe(
+      `gavel: "dave" may not vote on approval "${outside}": outside the approval's authority`
+    )
+    expect(errorLine(unknown)).toBe(
+      `gavel: "zed" may not vote on approval "${outside}": not in the principals directory`
+    )
+    expect(missing.code).toBe(3)
+    expect(errorLine(missing)).toBe(`gavel: approval "apr_nope" not found`)
+    expect(errorLine(due)).toMatch(/^gavel: approval "apr_due" expired at 2026-01-01T10:00:00Z$/)
+
+    const stored = await readApproval(db, toReject!)
+    expect(stored.status).toBe("rejected")
+    expect(stored.votes).toMatchObject([{ approver: "bob", verdict: "reject", note: "too big" }])
+    expect((await readApproval(db, outside!)).votes).toEqual([])
+    const trail = await readTrail(db)
+    expect(trail.filter((e) => e.type === "approval.voted").map((e) => [e.approvalId, e.actor]).sort()).toEqual(
+      [["apr_ack", "bob"], [toReject, "bob"]].sort()
+    )
+  }, TIMEOUT)
+})
+
+describe("Cli.Principals", () => {
+  it("refuses a directory that lists a principal twice, naming the second entry", () => {
+    const result = Schema.decodeUnknownEither(Cli.Principals)([principals[1], principals[0], principals[1]])
+    if (Either.isRight(result)) return expect.fail("a duplicate id was accepted")
+    expect(ParseResult.ArrayFormatter.formatErrorSync(result.left)).toEqual([
+      { _tag: "Type", path: [2, "id"], message: 'principal "bob" is listed more than once' }
+    ])
+  })
+})
+
+describe("gavel: configuration and database errors", () => {
+  it("fails closed, with one line and exit code 5 (2 for usage), and never creates a database", async () => {
+    const { dir, db, principalsFile } = setup()
+    const [id] = await submit(db, [payment()])
+    const missing = path.join(dir, "missing.db")
+    const empty = path.join(dir, "empty.db")
+    fs.writeFileSync(empty, "")
+    const text = path.join(dir, "notes.txt")
+    fs.writeFileSync(text, "this is not a database, it is a shopping list: milk, eggs, bread\n".repeat(20))
+    const other = path.join(dir, "other.db")
+    const raw = new Database(other)
+    raw.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    raw.close()
+    const badJson = path.join(dir, "bad.json")
+    fs.writeFileSync(badJson, "[{\"id\": \"bob\",")
+    const badEntry = path.join(dir, "bad-entry.json")
+    fs.writeFileSync(badEntry, JSON.stringify([principals[0], { id: "bob", roles: ["finance"], status: "boss" }]))
+
+    const results = await Promise.all([
+      gavel(["approvals", "list", "--db", missing]),
+      inProcess(["approvals", "show", "--db", empty, "apr_1"]),
+      inProcess(["audit", "verify", "--db", text]),
+      gavel(["approvals", "list", "--db", other]),
+      gavel(["approvals", "approve", "--db", db, "--as", "bob", id!]),
+      gavel(["approvals", "approve", "--db", db, "--as", "bob", "--principals", badJson, id!]),
+      inProcess(["approvals", "approve", "--db", db, "--as", "bob", "--principals", badEntry, id!]),
+      inProcess(["approvals", "approve", "--principals", principalsFile, id!])
+    ])
+    const [
+      noDb,
+      emptyDb,
+      textDb,
+      otherDb,
+      noPrincipals,
+      syntax,
+      entry,
+      usage
+    ] = results
+
+    for (const result of results.slice(0, 7)) expect(result.code, result.stderr).toBe(5)
+    expect(errorLine(noDb)).toBe(`gavel: database "${missing}" does not exist`)
+    expect(fs.existsSync(missing)).toBe(false)
+    expect(errorLine(emptyDb)).toBe(`gavel: "${empty}" is not a gavel database`)
+    expect(fs.statSync(empty).size).toBe(0)
+    expect(errorLine(textDb)).toBe(`gavel: "${text}" is not a SQLite database`)
+    expect(errorLine(otherDb)).toBe(`gavel: "${other}" is not a gavel database`)
+    expect(errorLine(noPrincipals)).toBe(
+      "gavel: no principals directory: pass --principals FILE or set GAVEL_PRINCIPALS"
+    )
+    expect(errorLine(syntax)).toMatch(new RegExp(`^gavel: principals file "${badJson}": .*JSON`))
+    expect(errorLine(entry)).toBe(
+      `gavel: principals file "${badEntry}": [1].status: Expected "active" | "suspended" | "disabled", actual "boss"`
+    )
+    // Nothing was voted.
+    expect((await readApproval(db, id!)).votes).toEqual([])
+
+    // Usage errors are @effect/cli's own messages.
+    expect(usage.code).toBe(2)
+    expect(usage.stderr).toContain("--db")
+  }, TIMEOUT)
+})
+
+describe("gavel audit verify", () => {
+  it("exits 0 on an intact trail and 1 on a tampered one, naming the event", async () => {
+    const { db } = setup()
+    const [id] = await submit(db, [payment()])
+    await withGovernance(db, Effect.flatMap(Governance.Governance, (governance) => governance.approve(id!, bob)))
+    const trail = await readTrail(db)
+    const head = trail[trail.length - 1]!
+
+    const intact = await gavel(["audit", "verify", "--db", db, "--anchor", `${head.sequence}:${head.hash}`])
+    expect(intact, intact.stderr).toMatchObject({
+      code: 0,
+      stdout: `intact: ${trail.length} events, head ${head.sequence}:${head.hash}\n`
+    })
+
+    // Blame the vote on someone else: rewrite the voted event with raw SQL.
+    const voted = trail.find((e) => e.type === "approval.voted")!
+    const raw = new Database(db)
+    raw.prepare("UPDATE gavel_audit_events SET actor = 'mallory' WHERE sequence = ?").run(voted.sequence)
+    raw.close()
+
+    const [broken, brokenJson] = await Promise.all([
+      gavel(["audit", "verify", "--db", db, "--anchor", `${head.sequence}:${head.hash}`]),
+      gavel(["audit", "verify", "--db", db, "--json"])
+    ])
+    expect(broken.code).toBe(1)
+    expect(broken.stdout).toBe(
+      `broken at event ${voted.sequence} (edited): event ${voted.sequence} does not match its hash\n`
+    )
+    expect(broken.stderr).toBe("")
+    expect(brokenJson.code).toBe(1)
+    expect(JSON.parse(brokenJson.stdout)).toEqual({
+      _tag: "Broken",
+      sequence: voted.sequence,
+      problem: "edited",
+      message: `event ${voted.sequence} does not match its hash`
+    })
+  }, TIMEOUT)
+})
+
+describe("gavel across processes", () => {
+  it("an approval cast by the CLI resumes work parked in another process, exactly once", async () => {
+    const { db, principalsFile } = setup()
+    let runs = 0
+    const outcome = await withGovernance(
+      db,
+      Effect.gen(function*() {
+        const governance = yield* Governance.Governance
+        const store = yield* ApprovalStore.ApprovalStore
+        const parked = yield* Effect.fork(
+          governance.enforce(payment(), () => Effect.sync(() => ++runs))
+        )
+        const [pending] = yield* store.listPending().pipe(
+          Effect.filterOrFail((list) => list.length > 0),
+          Effect.retry(Schedule.spaced("20 millis"))
+        )
+        const cli = yield* Effect.promise(() =>
+          gavel(["approvals", "approve", "--db", db, "--principals", principalsFile, "--as", "bob", pending!.id])
+        )
+        const result = yield* Fiber.join(parked)
+        const events = yield* (yield* AuditSink.AuditSink).read()
+        return { cli, result, events, id: pending!.id }
+      })
+    )
+    expect(outcome.cli, outcome.cli.stderr).toMatchObject({ code: 0, stdout: "approved (1/1)\n" })
+    expect(outcome.result).toBe(1)
+    expect(runs).toBe(1)
+    const types = outcome.events.filter((e) => e.approvalId === outcome.id || e.type.startsWith("execution."))
+      .map((e) => e.type)
+    expect(types).toEqual([
+      "approval.requested",
+      "approval.voted",
+      "approval.resolved",
+      "approval.consumed",
+      "execution.started",
+      "execution.succeeded"
+    ])
+    expect(Audit.verify(outcome.events)._tag).toBe("Intact")
+    expect((await readApproval(db, outcome.id)).status).toBe("consumed")
+  }, 30_000)
+})
