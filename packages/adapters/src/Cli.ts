@@ -7,6 +7,8 @@
  * gavel approvals approve --db FILE --as PRINCIPAL [--principals FILE] [--note TEXT] [--json] ID
  * gavel approvals reject  --db FILE --as PRINCIPAL [--principals FILE] [--note TEXT] [--json] ID
  * gavel audit verify      --db FILE [--anchor SEQ:HASH] [--json]
+ * gavel rules check       [--json] FILE
+ * gavel rules explain     --action ACTION.json [--json] FILE
  * ```
  *
  * - The database must be an existing gavel SQLite database: the CLI never
@@ -18,6 +20,10 @@
  *   roles, status and tenant come from the principals directory the operator
  *   configures (`--principals FILE` or `GAVEL_PRINCIPALS`). Without one, the
  *   CLI refuses to vote.
+ * - `rules check` decodes a rules document (`.json`, `.yaml`, `.yml`) and
+ *   lists every problem, one per line; `rules explain` evaluates an action
+ *   (a JSON file) against it and prints which rules matched, which decided,
+ *   and the decision record. Neither needs a database. See docs/rules.md.
  * - Output is human-readable by default and the JSON encoding of the values
  *   with `--json`; an error is one line on stderr, and the exit code says
  *   what happened ({@link ExitCode}).
@@ -50,7 +56,7 @@ import * as ValidationError from "@effect/cli/ValidationError"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
-import type * as Action from "@gavel/core/Action"
+import * as Action from "@gavel/core/Action"
 import * as Approval from "@gavel/core/Approval"
 import * as ApprovalStore from "@gavel/core/ApprovalStore"
 import * as Audit from "@gavel/core/Audit"
@@ -60,6 +66,7 @@ import * as Governance from "@gavel/core/Governance"
 import * as Identity from "@gavel/core/Identity"
 import * as Policy from "@gavel/core/Policy"
 import * as PolicySet from "@gavel/core/PolicySet"
+import * as Rules from "@gavel/core/Rules"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
@@ -71,8 +78,9 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Sqlite from "./Sqlite.js"
 import * as internal from "./internal/sqlite.js"
+import * as RulesFile from "./RulesFile.js"
+import * as Sqlite from "./Sqlite.js"
 
 // -----------------------------------------------------------------------------
 // exit codes
@@ -90,7 +98,11 @@ import * as internal from "./internal/sqlite.js"
  *   tenant), voted already, or requested it (separation of duties).
  * - `5` database or configuration: the database file is missing,
  *   unreadable, not a gavel database or too new; the principals directory
- *   is missing or invalid; a database error.
+ *   is missing or invalid; a database error; a rules file that is missing,
+ *   unreadable or not `.json`/`.yaml`/`.yml`; an action file that is
+ *   missing or not a valid action (`rules explain`).
+ * - `6` the rules document is invalid (`rules check`, `rules explain`):
+ *   every problem is printed, one per line.
  * - `70` internal error (a bug in gavel).
  * - `130` interrupted (Ctrl-C).
  *
@@ -104,6 +116,7 @@ export const ExitCode = {
   NotFound: 3,
   Refused: 4,
   Unavailable: 5,
+  InvalidRules: 6,
   Internal: 70,
   Interrupted: 130
 } as const
@@ -628,15 +641,183 @@ const verify = Command.make(
     }))
 ).pipe(Command.withDescription("Check the audit trail's hash chain; exit code 1 when it is broken"))
 
+// -----------------------------------------------------------------------------
+// rules
+// -----------------------------------------------------------------------------
+
+const rulesFile = Args.text({ name: "FILE" }).pipe(
+  Args.withDescription("The rules document: .json, .yaml or .yml")
+)
+
+/** What `rules explain --action` reads: an action, with roles, attributes and metadata optional. */
+const ActionFile = Schema.parseJson(Schema.Struct({
+  ...Action.Action.fields,
+  actor: Schema.Struct({
+    ...Action.Principal.fields,
+    roles: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+    attributes: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), {
+      default: () => ({})
+    })
+  }),
+  metadata: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { default: () => ({}) })
+}))
+
+const decodeActionFile = Schema.decodeUnknownEither(ActionFile, { onExcessProperty: "error" })
+
+const loadAction = (path: string): Effect.Effect<Action.Action, CliError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const text = yield* fs.readFileString(path).pipe(
+      Effect.mapError((error) =>
+        configError(
+          error._tag === "SystemError" && error.reason === "NotFound"
+            ? `action file "${path}" does not exist`
+            : `cannot read action file "${path}": ${error._tag === "SystemError" ? error.reason : error.message}`
+        )
+      )
+    )
+    const decoded = decodeActionFile(text)
+    if (decoded._tag === "Left") return yield* configError(`action file "${path}": ${firstProblem(decoded.left)}`)
+    return Action.make(decoded.right)
+  })
+
+const encodeProblems = Schema.encode(Schema.Struct({ valid: Schema.Literal(false), problems: Schema.Array(Rules.Problem) }))
+const encodeExplanation = Schema.encode(Rules.Explanation)
+
+/**
+ * Loads a rules file; an invalid one is printed (every problem, one per line,
+ * or as JSON) and fails with the `InvalidRules` that sets exit code 6.
+ */
+const loadRules = (file: string, asJson: boolean) =>
+  RulesFile.load(file).pipe(
+    Effect.tapError((error) =>
+      error._tag !== "InvalidRules"
+        ? Effect.void
+        : asJson
+        ? Effect.flatMap(encodeProblems({ valid: false, problems: error.problems }), (encoded) =>
+          Console.log(json(encoded)))
+        : Console.log(
+          [
+            ...error.problems.map((problem) => `${file}: ${oneLine(Rules.formatProblem(problem))}`),
+            `invalid: ${error.problems.length} ${error.problems.length === 1 ? "problem" : "problems"}`
+          ].join("\n")
+        )
+    )
+  )
+
+const summaryOf = (rules: Rules.Rules): string => {
+  const n = rules.document.rules.length
+  return `${rules.id} ${rules.version}: ${n} ${n === 1 ? "rule" : "rules"}, ${rules.combine}, default ${
+    rules.document.default ?? "none (deny: policy.no_applicable)"
+  }`
+}
+
+const check = Command.make(
+  "check",
+  { json: asJson, file: rulesFile },
+  (options) =>
+    Effect.gen(function*() {
+      const rules = yield* loadRules(options.file, options.json)
+      yield* Console.log(
+        options.json
+          ? json({
+            valid: true,
+            id: rules.id,
+            version: rules.version,
+            combine: rules.combine,
+            rules: rules.document.rules.map((rule) => rule.id),
+            policyHash: rules.policyHash
+          })
+          : `valid: ${summaryOf(rules)}\npolicyHash ${rules.policyHash}`
+      )
+    })
+).pipe(
+  Command.withDescription("Check a rules document; every problem is printed, one per line, and the exit code is 6")
+)
+
+const describeResult = (result: Decision.Result): string => {
+  const codes = Decision.reasonCodes(result)
+  return codes.length === 0 ? result._tag : `${result._tag} (${codes.join(", ")})`
+}
+
+const explanationText = (rules: Rules.Rules, action: Action.Action, explanation: Rules.Explanation): string => {
+  const record = explanation.record
+  const actor = action.actor
+  const who = [actor.kind, ...(actor.roles.length === 0 ? [] : [`roles ${actor.roles.join(", ")}`]),
+    ...(actor.tenant === undefined ? [] : [`tenant ${actor.tenant}`])]
+  const target = action.resource === undefined ? "" : ` on ${action.resource.type}/${action.resource.id}`
+  const lines = [
+    `rules     ${summaryOf(rules)}`,
+    `hash      ${rules.policyHash}`,
+    `action    ${action.kind} ${action.name}${target} by ${actor.id} (${who.join(", ")})`,
+    "matched:"
+  ]
+  if (explanation.matched.length === 0) lines.push("  (none)")
+  for (const m of explanation.matched) lines.push(`  - ${m.ruleId}: ${describeResult(m.result)}`)
+  lines.push(
+    `decided   ${
+      explanation.decidedBy.length > 0
+        ? `by ${explanation.decidedBy.join(", ")}`
+        : "by the default (no rule applied)"
+    }`,
+    `decision  ${record.decision._tag}`
+  )
+  if (record.decision._tag === "RequireApproval") {
+    const r = record.decision.requirement
+    lines.push(
+      `approval  quorum ${r.quorum}, ${authorityOf(r.authority)}${r.separationOfDuties ? ", separation of duties" : ""}${
+        record.expiresAt === null ? "" : `, expires ${instant(record.expiresAt)}`
+      }`
+    )
+  } else if (record.decision._tag === "RequireAcknowledgment") {
+    lines.push(`ack by    ${authorityOf(record.decision.authority)}`)
+  } else if (record.decision._tag === "Escalate" && record.reviewPath.length > 0) {
+    lines.push(`review    ${record.reviewPath.join(", ")}`)
+  }
+  lines.push("reasons:")
+  if (record.reasons.length === 0) lines.push("  (none)")
+  for (const r of record.reasons) {
+    lines.push(`  - ${r.code}: ${r.message}${r.policyId === undefined ? "" : ` [${r.policyId}]`}`)
+  }
+  lines.push(`record    ${record.decisionId} at ${instant(record.evaluatedAt)}${record.defaulted ? " (defaulted)" : ""}`)
+  return lines.join("\n")
+}
+
+const explain = Command.make(
+  "explain",
+  {
+    json: asJson,
+    action: Options.text("action").pipe(
+      Options.withPseudoName("ACTION.json"),
+      Options.withDescription("The action to evaluate: JSON { actor: { id, kind, roles? }, kind, name, resource?, payload?, metadata? }")
+    ),
+    file: rulesFile
+  },
+  (options) =>
+    Effect.gen(function*() {
+      const rules = yield* loadRules(options.file, options.json)
+      const action = yield* loadAction(options.action)
+      const clock = yield* Effect.clock
+      const explanation = Rules.explain(rules, action, { clock })
+      yield* Console.log(
+        options.json ? json(yield* encodeExplanation(explanation)) : explanationText(rules, action, explanation)
+      )
+    })
+).pipe(
+  Command.withDescription(
+    "Evaluate an action against a rules document: which rules matched, which decided, and the decision record"
+  )
+)
+
 /**
  * The command tree: `gavel approvals list|show|approve|reject`,
- * `gavel audit verify`.
+ * `gavel audit verify`, `gavel rules check|explain`.
  *
  * @since 0.1.0
  * @category commands
  */
 export const command = Command.make("gavel").pipe(
-  Command.withDescription("Approve, reject and inspect gavel approvals; verify the audit trail"),
+  Command.withDescription("Approve, reject and inspect gavel approvals; verify the audit trail; check and explain rules"),
   Command.withSubcommands([
     Command.make("approvals").pipe(
       Command.withDescription("Pending approvals and votes"),
@@ -645,6 +826,10 @@ export const command = Command.make("gavel").pipe(
     Command.make("audit").pipe(
       Command.withDescription("The audit trail"),
       Command.withSubcommands([verify])
+    ),
+    Command.make("rules").pipe(
+      Command.withDescription("Declarative rules documents"),
+      Command.withSubcommands([check, explain])
     )
   ])
 )
@@ -668,8 +853,11 @@ const exitCodesHelp = HelpDoc.sequence(
     ],
     [
       Span.text("5"),
-      HelpDoc.p("database or configuration: missing or unreadable file, not a gavel database, bad principals file")
+      HelpDoc.p(
+        "database or configuration: missing or unreadable file, not a gavel database, bad principals file, missing rules file, bad action file"
+      )
     ],
+    [Span.text("6"), HelpDoc.p("the rules document is invalid (every problem is printed, one per line)")],
     [Span.text("70"), HelpDoc.p("internal error")]
   ])
 )
@@ -700,6 +888,8 @@ const classify = (failure: unknown): { readonly code: ExitCode; readonly line: s
       ? { code: ExitCode.AuditBroken, line: undefined }
       : { code: ExitCode.Unavailable, line: failure.detail }
   }
+  if (failure instanceof Rules.InvalidRules) return { code: ExitCode.InvalidRules, line: undefined }
+  if (failure instanceof RulesFile.RulesFileError) return { code: ExitCode.Unavailable, line: failure.message }
   if (failure instanceof Approval.ApprovalNotFound) {
     return { code: ExitCode.NotFound, line: `approval "${failure.approvalId}" not found` }
   }

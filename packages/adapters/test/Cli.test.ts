@@ -20,7 +20,8 @@ import {
   Governance,
   Identity,
   Policy,
-  PolicySet
+  PolicySet,
+  Rules
 } from "@gavel/core"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { afterAll, describe, expect, it } from "@effect/vitest"
@@ -533,4 +534,136 @@ describe("gavel across processes", () => {
     expect(Audit.verify(outcome.events)._tag).toBe("Intact")
     expect((await readApproval(db, outcome.id)).status).toBe("consumed")
   }, 30_000)
+})
+
+// -----------------------------------------------------------------------------
+// rules
+// -----------------------------------------------------------------------------
+
+describe("gavel rules check / explain", () => {
+  const rulesYaml = `id: payments
+version: "2026-11"
+combine: first-applicable
+default: deny
+rules:
+  - id: shell-blocked
+    match: { kind: tool, name: "shell.*" }
+    effect: deny
+    reason: { code: tool.blocked, message: Shell access is not allowed }
+  - id: large-payment
+    match: { name: "payments.*", roles: [agent] }
+    when: { field: payload.amount, gt: 1000 }
+    effect: pending
+    reason: { code: payment.large, message: Large payments need finance approval }
+    approval: { quorum: 2, roles: [finance], timeoutSeconds: 1800 }
+  - id: payments
+    match: { name: "payments.*" }
+    effect: allow
+`
+  const invalidYaml = `id: payments
+version: "2026-11"
+combine: first-applicable
+rules:
+  - id: a
+    effect: permit
+  - id: b
+    when: { field: name, gt: 5 }
+    effect: deny
+    reason: { code: x, message: y }
+  - id: b
+    effect: allow
+`
+  const files = () => {
+    const dir = tempDir()
+    const write = (name: string, text: string) => {
+      const file = path.join(dir, name)
+      fs.writeFileSync(file, text)
+      return file
+    }
+    return {
+      valid: write("payments.yaml", rulesYaml),
+      invalid: write("broken.yaml", invalidYaml),
+      payment: write("payment.json", JSON.stringify({
+        actor: { id: "agent-1", kind: "agent", roles: ["agent"], tenant: "acme" },
+        kind: "tool",
+        name: "payments.transfer",
+        payload: { amount: 5000 }
+      })),
+      search: write("search.json", JSON.stringify({ actor: { id: "agent-1", kind: "agent" }, kind: "tool", name: "search" })),
+      badAction: write("bad.json", JSON.stringify({ actor: { id: "agent-1", kind: "robot" }, kind: "tool", name: "x" })),
+      dir
+    }
+  }
+
+  it("checks a document: exit 0 and a summary when valid, exit 6 and every problem on its own line when not", async () => {
+    const f = files()
+    const ok = await inProcess(["rules", "check", f.valid])
+    expect(ok.code).toBe(0)
+    expect(ok.stderr).toBe("")
+    expect(ok.stdout).toMatch(/^valid: payments 2026-11: 3 rules, first-applicable, default deny\npolicyHash [0-9a-f]{64}\n$/)
+
+    const bad = await inProcess(["rules", "check", f.invalid])
+    expect(bad.code).toBe(Cli.ExitCode.InvalidRules)
+    expect(bad.stderr).toBe("")
+    expect(bad.stdout.trimEnd().split("\n")).toEqual([
+      `${f.invalid}: rule "a" at rules[0].effect (line 6, column 13): unknown effect "permit"; expected one of allow, deny, warn, pending, require-approval, require-acknowledgment, escalate, defer`,
+      `${f.invalid}: rule "b" at rules[1].when.gt (line 8, column 30): name is a string: gt compares numbers, which only payload fields may hold`,
+      `${f.invalid}: rule "b" at rules[2].id (line 11, column 9): duplicate rule id "b" (first used by rules[1])`,
+      "invalid: 3 problems"
+    ])
+
+    const asJson = await inProcess(["rules", "check", "--json", f.invalid])
+    expect(asJson.code).toBe(Cli.ExitCode.InvalidRules)
+    const parsed = JSON.parse(asJson.stdout)
+    expect(parsed.valid).toBe(false)
+    expect(parsed.problems.map((p: Rules.Problem) => p.path)).toEqual(["rules[0].effect", "rules[1].when.gt", "rules[2].id"])
+
+    const missing = await inProcess(["rules", "check", path.join(f.dir, "nope.yaml")])
+    expect(missing.code).toBe(Cli.ExitCode.Unavailable)
+    expect(errorLine(missing)).toBe(`gavel: rules file "${path.join(f.dir, "nope.yaml")}" does not exist`)
+  })
+
+  it("explains an action: the rules that matched, the one that decided, the record", async () => {
+    const f = files()
+    const human = await inProcess(["rules", "explain", "--action", f.payment, f.valid])
+    expect(human.code).toBe(0)
+    const lines = human.stdout.split("\n")
+    expect(lines).toContain("matched:")
+    expect(lines).toContain("  - large-payment: RequireApproval (payment.large)")
+    expect(lines).toContain("  - payments: Allow")
+    expect(lines).toContain("decided   by large-payment")
+    expect(lines).toContain("decision  RequireApproval")
+    expect(human.stdout).toMatch(/approval {2}quorum 2, roles finance, separation of duties, expires \d{4}-/)
+    expect(lines).toContain(
+      "  - payment.large: Large payments need finance approval [payments/large-payment]"
+    )
+
+    const asJson = await inProcess(["rules", "explain", "--json", "--action", f.payment, f.valid])
+    expect(asJson.code).toBe(0)
+    const explanation = Schema.decodeUnknownSync(Schema.parseJson(Rules.Explanation))(asJson.stdout)
+    expect(explanation.matched.map((m) => m.ruleId)).toEqual(["large-payment", "payments"])
+    expect(explanation.decidedBy).toEqual(["large-payment"])
+    expect(explanation.record.requiredApprovals).toBe(2)
+    expect(explanation.record.policyId).toBe("payments")
+
+    const defaulted = await inProcess(["rules", "explain", "--action", f.search, f.valid])
+    expect(defaulted.stdout).toContain("decided   by the default (no rule applied)")
+    expect(defaulted.stdout).toContain("rules.default")
+
+    const badAction = await inProcess(["rules", "explain", "--action", f.badAction, f.valid])
+    expect(badAction.code).toBe(Cli.ExitCode.Unavailable)
+    expect(errorLine(badAction)).toMatch(/^gavel: action file ".*bad\.json": actor\.kind: /)
+
+    const invalid = await inProcess(["rules", "explain", "--action", f.payment, f.invalid])
+    expect(invalid.code).toBe(Cli.ExitCode.InvalidRules)
+    expect(invalid.stdout.trimEnd().split("\n")).toHaveLength(4)
+  })
+
+  it("runs as the binary: exit code 6 and the problems on stdout", async () => {
+    const f = files()
+    const result = await gavel(["rules", "check", f.invalid])
+    expect(result.code).toBe(6)
+    expect(result.stderr).toBe("")
+    expect(result.stdout.trimEnd().split("\n").at(-1)).toBe("invalid: 3 problems")
+  }, TIMEOUT)
 })

@@ -96,3 +96,8 @@ export * as Governance from "./Governance.js"
  * @since 0.1.0
  */
 export * as Redaction from "./Redaction.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Rules from "./Rules.js"

@@ -1,0 +1,599 @@
+import { Action, Decision, Policy, PolicySet, Rules } from "@gavel/core"
+import { Arbitraries } from "@gavel/testing"
+import { describe, expect, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as fc from "effect/FastCheck"
+import * as Schema from "effect/Schema"
+
+// -----------------------------------------------------------------------------
+// helpers
+// -----------------------------------------------------------------------------
+
+const decode = (input: unknown): Rules.Rules => Effect.runSync(Rules.decode(input))
+
+const refuse = (input: unknown): ReadonlyArray<Rules.Problem> => {
+  const result = Effect.runSync(Effect.either(Rules.decode(input)))
+  if (Either.isRight(result)) throw new Error("expected the document to be refused")
+  expect(result.left).toBeInstanceOf(Rules.InvalidRules)
+  return result.left.problems
+}
+
+const reason = (code: string) => ({ code, message: `because ${code}` })
+
+const doc = (rules: ReadonlyArray<unknown>, extra: Record<string, unknown> = {}) => ({
+  id: "payments",
+  version: "2026-11",
+  combine: "first-applicable",
+  rules,
+  ...extra
+})
+
+const action = (input: Partial<Action.Input> = {}): Action.Action =>
+  Action.make({
+    actor: { id: "agent-1", kind: "agent", roles: ["agent"], tenant: "acme" },
+    kind: "tool",
+    name: "payments.transfer",
+    resource: { type: "account", id: "acct-9" },
+    payload: { amount: 5000, currency: "EUR", tags: ["x"], nested: { flag: true, nothing: null } },
+    metadata: { channel: "web", region: "EU" },
+    ...input
+  })
+
+const evaluate = (rules: Rules.Rules, a: Action.Action = action()): Decision.Result =>
+  Policy.evaluateSync(rules.policy, a)
+
+/** The result of a one-rule document whose rule has `when` and decides deny. */
+const when = (condition: unknown, a: Action.Action = action()): Decision.Result["_tag"] =>
+  evaluate(decode(doc([{ id: "r", when: condition, effect: "deny", reason: reason("r") }])), a)._tag
+
+// -----------------------------------------------------------------------------
+// effects
+// -----------------------------------------------------------------------------
+
+describe("Rules effects", () => {
+  const one = (rule: Record<string, unknown>) => evaluate(decode(doc([{ id: "r", ...rule }])))
+
+  it("compiles every effect to its decision, with policyId and ruleId on the reason", () => {
+    expect(one({ effect: "allow" })).toEqual(Decision.allow())
+    const stamp = { policyId: "payments/r", ruleId: "r" }
+    expect(one({ effect: "allow", reason: reason("ok") })).toEqual(Decision.allow({ ...reason("ok"), ...stamp }))
+    expect(one({ effect: "deny", reason: reason("no") })).toEqual(Decision.deny({ ...reason("no"), ...stamp }))
+    expect(one({ effect: "warn", reason: reason("w") })).toEqual(Decision.warn({ ...reason("w"), ...stamp }))
+    expect(one({ effect: "defer", reason: reason("d") })).toEqual(Decision.defer({ ...reason("d"), ...stamp }))
+    expect(one({ effect: "escalate", reviewPath: "security", reason: reason("e") })).toEqual(
+      Decision.escalate({ ...reason("e"), ...stamp }, { reviewPath: "security" })
+    )
+    expect(one({ effect: "require-acknowledgment", reason: reason("a"), approval: { roles: ["ops"] } })).toEqual(
+      Decision.requireAcknowledgment({ ...reason("a"), ...stamp }, { roles: ["ops"] })
+    )
+    const approval = { quorum: 2, roles: ["finance"], principals: ["carol"], separationOfDuties: false, timeoutSeconds: 1800 }
+    const expected = Decision.requireApproval({ ...reason("p"), ...stamp }, {
+      quorum: 2,
+      roles: ["finance"],
+      principals: ["carol"],
+      separationOfDuties: false,
+      timeout: Duration.minutes(30)
+    })
+    expect(one({ effect: "pending", reason: reason("p"), approval })).toEqual(expected)
+    expect(one({ effect: "require-approval", reason: reason("p"), approval })).toEqual(expected)
+  })
+
+  it("applies the default when no rule applies, and abstains without one", () => {
+    const rules = [{ id: "r", match: { name: "other" }, effect: "allow" }]
+    expect(evaluate(decode(doc(rules)))).toEqual(Decision.notApplicable)
+    const denying = decode(doc(rules, { default: "deny" }))
+    const result = evaluate(denying)
+    expect(result._tag).toBe("Deny")
+    expect(Decision.reasonCodes(result)).toEqual(["rules.default"])
+    const record = PolicySet.evaluateSync(Rules.policySet(denying), action())
+    expect(record.defaulted).toBe(true)
+    expect(record.reasonCodes).toEqual(["rules.default"])
+    const allowing = decode(doc(rules, { default: "allow", defaultReason: reason("open") }))
+    expect(Decision.reasonCodes(evaluate(allowing))).toEqual(["open"])
+    // Without a default, the policy set's own default denies.
+    expect(PolicySet.evaluateSync(Rules.policySet(decode(doc(rules))), action()).reasonCodes).toEqual([
+      "policy.no_applicable"
+    ])
+  })
+})
+
+// -----------------------------------------------------------------------------
+// match
+// -----------------------------------------------------------------------------
+
+describe("Rules match", () => {
+  const matches = (match: unknown, a: Action.Action = action()) =>
+    evaluate(decode(doc([{ id: "r", match, effect: "allow" }])), a)._tag === "Allow"
+
+  it("matches on kind, name glob, roles, tenant and resource, all given fields together", () => {
+    expect(matches({})).toBe(true)
+    expect(matches({ kind: "tool" })).toBe(true)
+    expect(matches({ kind: "http" })).toBe(false)
+    expect(matches({ name: "payments.*" })).toBe(true)
+    expect(matches({ name: "payments.transfer" })).toBe(true)
+    expect(matches({ name: "payments" })).toBe(false)
+    expect(matches({ name: "*.transfe?" })).toBe(true)
+    expect(matches({ roles: ["finance", "agent"] })).toBe(true)
+    expect(matches({ roles: ["finance"] })).toBe(false)
+    expect(matches({ tenant: "acme" })).toBe(true)
+    expect(matches({ tenant: "globex" })).toBe(false)
+    expect(matches({ tenant: "acme" }, action({ actor: { id: "a", kind: "agent" } }))).toBe(false)
+    expect(matches({ resource: { type: "account", id: "acct-*" } })).toBe(true)
+    expect(matches({ resource: { type: "file" } })).toBe(false)
+    expect(matches({ resource: { id: "acct-1*" } })).toBe(false)
+    expect(matches({ resource: {} }, Action.make({ actor: { id: "a", kind: "agent" }, kind: "tool", name: "x" }))).toBe(
+      false
+    )
+    expect(matches({ kind: "tool", name: "payments.*", roles: ["agent"], tenant: "acme" })).toBe(true)
+    expect(matches({ kind: "tool", name: "payments.*", roles: ["agent"], tenant: "globex" })).toBe(false)
+  })
+})
+
+// -----------------------------------------------------------------------------
+// conditions
+// -----------------------------------------------------------------------------
+
+describe("Rules conditions", () => {
+  it("compares strings, numbers, booleans and null with eq, ne and in", () => {
+    expect(when({ field: "name", eq: "payments.transfer" })).toBe("Deny")
+    expect(when({ field: "name", ne: "payments.transfer" })).toBe("NotApplicable")
+    expect(when({ field: "actor.kind", in: ["human", "agent"] })).toBe("Deny")
+    expect(when({ field: "actor.id", eq: "agent-2" })).toBe("NotApplicable")
+    expect(when({ field: "metadata.channel", eq: "web" })).toBe("Deny")
+    expect(when({ field: "actor.tenant", in: ["globex"] })).toBe("NotApplicable")
+    expect(when({ field: "resource.type", eq: "account" })).toBe("Deny")
+    expect(when({ field: "payload.amount", eq: 5000 })).toBe("Deny")
+    expect(when({ field: "payload.amount", in: [1, 5000] })).toBe("Deny")
+    expect(when({ field: "payload.currency", in: ["USD", 3] })).toBe("NotApplicable")
+    expect(when({ field: "payload.nested.flag", eq: true })).toBe("Deny")
+    expect(when({ field: "payload.nested.nothing", eq: null })).toBe("Deny")
+    expect(when({ field: "payload.tags.0", eq: "x" })).toBe("Deny")
+    expect(when({ field: "actor.roles", in: ["finance", "agent"] })).toBe("Deny")
+    expect(when({ field: "actor.roles", in: ["finance"] })).toBe("NotApplicable")
+  })
+
+  it("orders numbers with gt, ge, lt and le", () => {
+    expect(when({ field: "payload.amount", gt: 1000 })).toBe("Deny")
+    expect(when({ field: "payload.amount", gt: 5000 })).toBe("NotApplicable")
+    expect(when({ field: "payload.amount", ge: 5000 })).toBe("Deny")
+    expect(when({ field: "payload.amount", lt: 5000 })).toBe("NotApplicable")
+    expect(when({ field: "payload.amount", le: 5000 })).toBe("Deny")
+  })
+
+  it("tests presence with exists, which is never indeterminate", () => {
+    expect(when({ field: "payload.amount", exists: true })).toBe("Deny")
+    expect(when({ field: "payload.missing", exists: true })).toBe("NotApplicable")
+    expect(when({ field: "payload.missing", exists: false })).toBe("Deny")
+    expect(when({ field: "payload.nested.nothing", exists: true })).toBe("Deny")
+    expect(when({ field: "metadata.ticket", exists: false })).toBe("Deny")
+    expect(when({ field: "actor.attributes.team", exists: true })).toBe("NotApplicable")
+    expect(when({ field: "actor.roles", exists: true }, action({ actor: { id: "a", kind: "agent" } }))).toBe(
+      "NotApplicable"
+    )
+    // A prototype key is not a metadata key.
+    expect(when({ field: "metadata.constructor", exists: true })).toBe("NotApplicable")
+  })
+
+  it("combines with all, any and not", () => {
+    const big = { field: "payload.amount", gt: 1000 }
+    const batch = { field: "metadata.channel", eq: "batch" }
+    expect(when({ all: [big, { not: batch }] })).toBe("Deny")
+    expect(when({ all: [big, batch] })).toBe("NotApplicable")
+    expect(when({ any: [batch, big] })).toBe("Deny")
+    expect(when({ any: [batch, { not: big }] })).toBe("NotApplicable")
+    expect(when({ not: { not: big } })).toBe("Deny")
+  })
+
+  it("matches globs with * (dots included) and ? only, everything else literal", () => {
+    const glob = (pattern: string, name: string) =>
+      when({ field: "name", glob: pattern }, action({ name })) === "Deny"
+    expect(glob("*", "anything.at.all")).toBe(true)
+    expect(glob("a*", "a")).toBe(true)
+    expect(glob("a?", "a")).toBe(false)
+    expect(glob("a?c", "abc")).toBe(true)
+    expect(glob("*.exec", "shell.exec")).toBe(true)
+    expect(glob("shell.*", "shellXexec")).toBe(false)
+    expect(glob("a*b*c", "aXbYbZc")).toBe(true)
+    expect(glob("a*b*c", "aXbYcZ")).toBe(false)
+    expect(glob("[ab]+", "[ab]+")).toBe(true)
+    expect(glob("[ab]+", "a")).toBe(false)
+    expect(glob("**", "x")).toBe(true)
+  })
+
+  it("matches a pathological glob on a long text (no backtracking blow-up)", () => {
+    const long = "a".repeat(50_000)
+    expect(when({ field: "name", glob: "*a*a*a*a*a*b" }, action({ name: long }))).toBe("NotApplicable")
+    expect(when({ field: "name", glob: "*a*a*a*a*a*a" }, action({ name: long }))).toBe("Deny")
+    expect(when({ field: "name", glob: "*a*a*a*a*a*b" }, action({ name: `${long}b` }))).toBe("Deny")
+  })
+
+  it.prop(
+    "agrees with a regular-expression reference on small patterns",
+    [fc.stringMatching(/^[ab*?.]{0,6}$/), fc.stringMatching(/^[ab.]{1,8}$/)],
+    ([pattern, name]) => {
+      const reference = new RegExp(
+        `^${pattern.replace(/\./g, "\\.").replace(/\*/g, ".*").replace(/\?/g, ".")}$`,
+        "s"
+      ).test(name)
+      expect(when({ field: "name", glob: pattern }, action({ name })) === "Deny").toBe(reference)
+    }
+  )
+})
+
+// -----------------------------------------------------------------------------
+// indeterminate
+// -----------------------------------------------------------------------------
+
+describe("Rules indeterminate conditions", () => {
+  const rules = decode(doc([{
+    id: "large-payment",
+    when: { field: "payload.amount", gt: 1000 },
+    effect: "warn",
+    reason: reason("payment.large")
+  }], { default: "allow" }))
+
+  it("denies with rules.indeterminate, naming the rule and the field, when a field is missing or mistyped", () => {
+    for (const payload of [{ amount: "lots" }, {}, undefined, { amount: [1] }]) {
+      const result = evaluate(rules, action({ payload }))
+      expect(result._tag).toBe("Deny")
+      expect(Decision.reasonCodes(result)).toEqual(["rules.indeterminate"])
+      const message = result._tag === "Deny" ? result.reasons[0]!.message : ""
+      expect(message).toContain("large-payment")
+      expect(message).toContain("payload.amount")
+      expect(result._tag === "Deny" && result.reasons[0]!.ruleId).toBe("large-payment")
+    }
+    expect(evaluate(rules, action({ payload: { amount: 10 } }))._tag).toBe("Allow")
+  })
+
+  it("propagates through all, any and not with three-valued logic", () => {
+    const missing = { field: "payload.missing", eq: 1 }
+    const yes = { field: "kind", eq: "tool" }
+    const no = { field: "kind", eq: "http" }
+    expect(when({ all: [missing, no] })).toBe("NotApplicable")
+    expect(when({ all: [missing, yes] })).toBe("Deny")
+    expect(when({ any: [missing, yes] })).toBe("Deny")
+    expect(when({ any: [missing, no] })).toBe("Deny")
+    expect(when({ not: missing })).toBe("Deny")
+    // Missing optional string fields are indeterminate too; exists guards them.
+    const ticket = { field: "metadata.ticket", eq: "T-1" }
+    const rule = (condition: unknown) =>
+      Decision.reasonCodes(evaluate(decode(doc([{ id: "r", when: condition, effect: "warn", reason: reason("w") }]))))
+    expect(rule(ticket)).toEqual(["rules.indeterminate"])
+    expect(rule({ all: [{ field: "metadata.ticket", exists: true }, ticket] })).toEqual([])
+    expect(when({ field: "payload.currency", eq: 3 })).toBe("Deny")
+  })
+})
+
+// -----------------------------------------------------------------------------
+// combination and composition
+// -----------------------------------------------------------------------------
+
+describe("Rules combination", () => {
+  const rules = [
+    { id: "warn-payments", match: { name: "payments.*" }, effect: "warn", reason: reason("payment.watch") },
+    { id: "deny-large", when: { field: "payload.amount", gt: 1000 }, effect: "deny", reason: reason("payment.large") }
+  ]
+
+  it("first-applicable: the first rule that applies decides", () => {
+    expect(Decision.reasonCodes(evaluate(decode(doc(rules))))).toEqual(["payment.watch"])
+  })
+
+  it("deny-wins: every rule that applies contributes, the most restrictive wins", () => {
+    const result = evaluate(decode(doc(rules, { combine: "deny-wins" })))
+    expect(result._tag).toBe("Deny")
+    expect(Decision.reasonCodes(result)).toEqual(["payment.large", "payment.watch"])
+  })
+
+  it("composes with code policies inside Policy.all", () => {
+    const rulesPolicy = decode(doc(rules)).policy
+    const code = Policy.make("code.no-weekend", () => Decision.deny({ code: "weekend", message: "closed" }))
+    const result = Policy.evaluateSync(Policy.all([rulesPolicy, code]), action())
+    expect(result._tag).toBe("Deny")
+    expect(Decision.reasonCodes(result)).toEqual(["weekend", "payment.watch"])
+    const set = PolicySet.unsafeMake({ id: "mixed", version: "1", policy: Policy.all([rulesPolicy, code]) })
+    expect(PolicySet.evaluateSync(set, action()).explain.map((e) => e.policyId)).toEqual([
+      "payments/warn-payments",
+      "code.no-weekend"
+    ])
+  })
+
+  it("explains which rules matched and which decided", () => {
+    const firstApplicable = Rules.explain(decode(doc(rules)), action())
+    expect(firstApplicable.matched.map((m) => m.ruleId)).toEqual(["warn-payments", "deny-large"])
+    expect(firstApplicable.decidedBy).toEqual(["warn-payments"])
+    expect(firstApplicable.record.decision._tag).toBe("Warn")
+    const denyWins = Rules.explain(decode(doc(rules, { combine: "deny-wins" })), action())
+    expect(denyWins.decidedBy).toEqual(["deny-large"])
+    const none = Rules.explain(decode(doc(rules, { default: "deny" })), action({ name: "search", payload: { amount: 1 } }))
+    expect(none.matched).toEqual([])
+    expect(none.decidedBy).toEqual([])
+    expect(none.record.defaulted).toBe(true)
+    expect(Schema.encodeSync(Rules.Explanation)(firstApplicable)).toMatchObject({ decidedBy: ["warn-payments"] })
+  })
+})
+
+// -----------------------------------------------------------------------------
+// refusals
+// -----------------------------------------------------------------------------
+
+describe("Rules refusals", () => {
+  const deny = { effect: "deny", reason: reason("no") }
+
+  const only = (input: unknown): Rules.Problem => {
+    const problems = refuse(input)
+    expect(problems, JSON.stringify(problems)).toHaveLength(1)
+    return problems[0]!
+  }
+
+  it("refuses an unknown effect", () => {
+    expect(only(doc([{ id: "r", effect: "permit" }]))).toMatchObject({
+      rule: "r",
+      path: "rules[0].effect",
+      message: expect.stringContaining(`unknown effect "permit"`)
+    })
+  })
+
+  it("refuses an unknown field, at any depth", () => {
+    expect(only(doc([], { owner: "me" }))).toMatchObject({ rule: null, path: "owner" })
+    expect(only(doc([{ id: "r", ...deny, match: { names: "x" } }]))).toMatchObject({
+      rule: "r",
+      path: "rules[0].match.names",
+      message: expect.stringContaining(`unknown field "names"`)
+    })
+    expect(only(doc([{ id: "r", ...deny, when: { field: "kind", eq: "x", because: "y" } }]))).toMatchObject({
+      path: "rules[0].when.because"
+    })
+  })
+
+  it("refuses a duplicate rule id", () => {
+    expect(only(doc([{ id: "r", match: { kind: "a" }, ...deny }, { id: "r", match: { kind: "b" }, ...deny }]))).toMatchObject({
+      rule: "r",
+      path: "rules[1].id",
+      message: expect.stringContaining("duplicate rule id")
+    })
+  })
+
+  it("refuses a rule unreachable after a catch-all under first-applicable, not under deny-wins", () => {
+    const rules = [{ id: "everything", ...deny }, { id: "later", match: { kind: "tool" }, effect: "allow" }]
+    expect(only(doc(rules))).toMatchObject({
+      rule: "later",
+      path: "rules[1]",
+      message: expect.stringContaining(`unreachable: rule "everything"`)
+    })
+    expect(decode(doc(rules, { combine: "deny-wins" })).document.rules).toHaveLength(2)
+  })
+
+  it("refuses a condition unfit for its field's type", () => {
+    const cases: ReadonlyArray<readonly [unknown, string, string]> = [
+      [{ field: "name", gt: 5 }, "rules[0].when.gt", "name is a string"],
+      [{ field: "metadata.region", gt: 3 }, "rules[0].when.gt", "metadata.region is a string"],
+      [{ field: "actor.kind", eq: "robot" }, "rules[0].when.eq", "never matches"],
+      [{ field: "actor.roles", eq: "admin" }, "rules[0].when.eq", "list of roles"],
+      [{ field: "payload.amount", gt: "1000" }, "rules[0].when.gt", "compares with a number"],
+      [{ field: "payload.x", glob: 3 }, "rules[0].when.glob", "pattern string"],
+      [{ field: "payload.x", in: [] }, "rules[0].when.in", "non-empty list"],
+      [{ field: "payload.x", exists: "yes" }, "rules[0].when.exists", "true or false"],
+      [{ field: "secrets.key", eq: "x" }, "rules[0].when.field", `unknown field "secrets.key"`],
+      [{ field: "kind" }, "rules[0].when", "needs one operator"],
+      [{ field: "kind", eq: "a", ne: "b" }, "rules[0].when.ne", "exactly one operator"],
+      [{ all: [], any: [] }, "rules[0].when.any", "exactly one of all, any, not"],
+      [{ all: [] }, "rules[0].when.all", "at least one condition"],
+      ["kind == tool", "rules[0].when", "a condition is an object"]
+    ]
+    for (const [condition, path, message] of cases) {
+      expect(only(doc([{ id: "r", when: condition, ...deny }])), JSON.stringify(condition)).toMatchObject({
+        rule: "r",
+        path,
+        message: expect.stringContaining(message)
+      })
+    }
+  })
+
+  it("refuses a quorum larger than the eligible principals when no role is eligible", () => {
+    const rule = (approval: unknown) => doc([{ id: "big", effect: "pending", reason: reason("p"), approval }])
+    expect(only(rule({ quorum: 3, principals: ["alice", "bob"] }))).toMatchObject({
+      rule: "big",
+      path: "rules[0].approval.quorum",
+      message: expect.stringContaining("quorum 3 can never be reached")
+    })
+    expect(decode(rule({ quorum: 3, principals: ["alice"], roles: ["finance"] })).id).toBe("payments")
+    expect(only(rule({ quorum: 1 }))).toMatchObject({ path: "rules[0].approval", message: expect.stringContaining("no one may approve") })
+  })
+
+  it("refuses approval settings, reviewPath or a missing reason where they do not belong", () => {
+    expect(only(doc([{ id: "r", ...deny, approval: { roles: ["x"] } }]))).toMatchObject({ path: "rules[0].approval" })
+    expect(only(doc([{ id: "r", ...deny, reviewPath: "security" }]))).toMatchObject({ path: "rules[0].reviewPath" })
+    expect(only(doc([{ id: "r", effect: "deny" }]))).toMatchObject({
+      path: "rules[0].reason",
+      message: expect.stringContaining(`missing required field "reason"`)
+    })
+    expect(only(doc([{ id: "r", effect: "pending", reason: reason("p") }]))).toMatchObject({ path: "rules[0].approval" })
+    expect(
+      only(doc([{ id: "r", effect: "require-acknowledgment", reason: reason("a"), approval: { roles: ["x"], quorum: 2 } }]))
+    ).toMatchObject({ path: "rules[0].approval.quorum" })
+  })
+
+  it("refuses malformed documents and names rules without an id by index", () => {
+    expect(only(null)).toMatchObject({ rule: null, path: "" })
+    expect(only(doc([5]))).toMatchObject({ rule: "#0", path: "rules[0]", message: "expected an object, not 5" })
+    expect(only(doc([{ effect: "allow" }]))).toMatchObject({ rule: "#0", path: "rules[0].id" })
+    expect(only(doc([{ id: "has space", effect: "allow" }]))).toMatchObject({ path: "rules[0].id" })
+    expect(only(doc([{ id: "default", effect: "allow" }]))).toMatchObject({ path: "rules[0].id" })
+    expect(only({ ...doc([]), combine: "majority" })).toMatchObject({ path: "combine" })
+    expect(only({ ...doc([]), default: "pending" })).toMatchObject({ path: "default" })
+    const { version: _version, ...noVersion } = doc([])
+    expect(only(noVersion)).toMatchObject({ path: "version", message: `missing required field "version"` })
+  })
+
+  // Rule-level checks (the missing reason of rule "c") run once the rule's own fields decode.
+  it("reports every problem of a document at once, in document order, and loads nothing", () => {
+    const problems = refuse({
+      ...doc([
+        { id: "a", match: { name: "shell.*", foo: 1 }, ...deny },
+        { id: "a", effect: "permit" },
+        { id: "c", when: { all: [{ field: "name", gt: 5 }, { field: "payload.x", exists: 1 }] }, effect: "warn" },
+        { id: "catch", effect: "allow" },
+        { id: "after", match: { kind: "x" }, ...deny }
+      ]),
+      extra: true
+    })
+    expect(problems.map((p) => [p.rule, p.path])).toEqual([
+      [null, "extra"],
+      ["a", "rules[0].match.foo"],
+      ["a", "rules[1].effect"],
+      ["a", "rules[1].id"],
+      ["c", "rules[2].when.all[0].gt"],
+      ["c", "rules[2].when.all[1].exists"],
+      ["after", "rules[4]"]
+    ])
+    const error = Effect.runSync(Effect.flip(Rules.decode({ ...doc([{ id: "a", effect: "permit" }]) }, { source: "rules.yaml" })))
+    expect(error.message.split("\n")).toEqual([
+      `Invalid rules document "rules.yaml" (1 problem)`,
+      `  rule "a" at rules[0].effect: unknown effect "permit"; expected one of allow, deny, warn, pending, require-approval, require-acknowledgment, escalate, defer`
+    ])
+  })
+
+  it("refuses JSON syntax errors with the same error", () => {
+    const error = Effect.runSync(Effect.flip(Rules.parseJson(`{"id": "x",`)))
+    expect(error.problems[0]!.message).toMatch(/^JSON syntax error/)
+  })
+
+  it("agrees with the RulesDocument schema on what it refuses", () => {
+    const bad = doc([{ id: "a", ...deny }, { id: "a", match: { kind: "x" }, ...deny }])
+    const decoded = Schema.decodeUnknownEither(Rules.RulesDocument)(bad, { onExcessProperty: "error" })
+    expect(Either.isLeft(decoded)).toBe(true)
+    const good = doc([{ id: "a", match: { kind: "x" }, ...deny }])
+    expect(Schema.decodeUnknownSync(Rules.RulesDocument)(good, { onExcessProperty: "error" })).toEqual(good)
+  })
+})
+
+// -----------------------------------------------------------------------------
+// hashing
+// -----------------------------------------------------------------------------
+
+describe("Rules policyHash", () => {
+  const document = doc([
+    { id: "a", match: { kind: "tool", name: "x.*" }, effect: "deny", reason: reason("a") },
+    { id: "b", when: { field: "payload.amount", gt: 10 }, effect: "warn", reason: reason("b") }
+  ], { default: "allow" })
+
+  it("is stable under key reordering and changes with the content", () => {
+    const shuffle = (value: unknown): unknown =>
+      Array.isArray(value)
+        ? value.map(shuffle)
+        : typeof value === "object" && value !== null
+        ? Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, shuffle(v)]))
+        : value
+    const hash = decode(document).policyHash
+    expect(hash).toMatch(/^[0-9a-f]{64}$/)
+    expect(decode(shuffle(document)).policyHash).toBe(hash)
+    expect(decode({ ...document, version: "2026-12" }).policyHash).not.toBe(hash)
+    expect(decode({ ...document, rules: [...document.rules].reverse() }).policyHash).not.toBe(hash)
+    const set = Rules.policySet(decode(document))
+    expect(set.policyHash).toBe(hash)
+    expect(PolicySet.evaluateSync(set, action()).policyHash).toBe(hash)
+  })
+})
+
+// -----------------------------------------------------------------------------
+// equivalence with code
+// -----------------------------------------------------------------------------
+
+describe("Rules and code", () => {
+  const document = {
+    id: "tools",
+    version: "1",
+    combine: "first-applicable",
+    default: "allow",
+    rules: [
+      { id: "no-shell", match: { name: "shell.*" }, effect: "deny", reason: reason("tool.blocked") },
+      {
+        id: "large",
+        match: { name: "payments.*", roles: ["operator", "admin"], tenant: "acme" },
+        when: { all: [{ field: "payload.amount", gt: 1000 }, { not: { field: "metadata.risk", eq: "low" } }] },
+        effect: "pending",
+        reason: reason("payment.large"),
+        approval: { quorum: 2, roles: ["finance"], timeoutSeconds: 60 }
+      },
+      {
+        id: "risky",
+        match: { resource: { type: "account", id: "1" } },
+        when: { any: [{ field: "metadata.region", in: ["a", "b"] }, { field: "actor.kind", eq: "service" }] },
+        effect: "warn",
+        reason: reason("risk.high")
+      }
+    ]
+  }
+
+  const stamp = (id: string) => ({ policyId: `tools/${id}`, ruleId: id })
+  const indeterminate = (id: string, field: string, why: string) =>
+    Decision.deny({
+      code: "rules.indeterminate",
+      message: `Rule "${id}" cannot be evaluated: ${field} ${why}; failing closed`,
+      ...stamp(id)
+    })
+  const typeOf = (u: unknown) => u === null ? "null" : Array.isArray(u) ? "an array" : typeof u === "object" ? "an object" : `a ${typeof u}`
+
+  const code = Policy.firstApplicable([
+    Policy.make("tools/no-shell", (a) =>
+      a.name.startsWith("shell.")
+        ? Decision.deny({ ...reason("tool.blocked"), ...stamp("no-shell") })
+        : Decision.notApplicable),
+    Policy.make("tools/large", (a) => {
+      if (!a.name.startsWith("payments.") || !a.actor.roles.some((r) => r === "operator" || r === "admin")) {
+        return Decision.notApplicable
+      }
+      if (a.actor.tenant !== "acme") return Decision.notApplicable
+      const payload = a.payload as Record<string, unknown> | undefined
+      const amount = typeof payload === "object" && payload !== null && !Array.isArray(payload) && Object.hasOwn(payload, "amount")
+        ? payload.amount
+        : undefined
+      const risk = Object.hasOwn(a.metadata, "risk") ? a.metadata.risk : undefined
+      const big: boolean | string = amount === undefined
+        ? "is missing"
+        : typeof amount !== "number"
+        ? `is ${typeOf(amount)}, not a number`
+        : amount > 1000
+      const notLow: boolean | string = risk === undefined ? "is missing" : risk !== "low"
+      if (big === false || notLow === false) return Decision.notApplicable
+      if (typeof big === "string") return indeterminate("large", "payload.amount", big)
+      if (typeof notLow === "string") return indeterminate("large", "metadata.risk", notLow)
+      return Decision.requireApproval({ ...reason("payment.large"), ...stamp("large") }, {
+        quorum: 2,
+        roles: ["finance"],
+        timeout: "60 seconds"
+      })
+    }),
+    Policy.make("tools/risky", (a) => {
+      if (a.resource?.type !== "account" || a.resource.id !== "1") return Decision.notApplicable
+      const region = Object.hasOwn(a.metadata, "region") ? a.metadata.region : undefined
+      if ((region !== undefined && (region === "a" || region === "b")) || a.actor.kind === "service") {
+        return Decision.warn({ ...reason("risk.high"), ...stamp("risky") })
+      }
+      if (region === undefined) return indeterminate("risky", "metadata.region", "is missing")
+      return Decision.notApplicable
+    })
+  ])
+
+  const actions = fc.tuple(
+    Arbitraries.action,
+    fc.option(fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.constant("lots"), fc.constant(null)), { nil: undefined }),
+    fc.option(fc.constantFrom("low", "high", "a", "b"), { nil: undefined })
+  ).map(([a, amount, risk]) =>
+    Action.make({
+      ...a,
+      name: a.name === "tool0" ? "payments.refund" : a.name,
+      payload: amount === undefined ? a.payload : { amount },
+      metadata: { ...a.metadata, ...(risk === undefined ? {} : { risk, region: risk }) }
+    })
+  )
+
+  it.prop("a rules document and the equivalent code policy decide the same", [actions], ([a]) => {
+    const rules = decode(document)
+    expect(Policy.evaluateSync(rules.policy, a)).toEqual(
+      Policy.evaluateSync(Policy.firstApplicable([code, Policy.constant("tools/default", Decision.allow())]), a)
+    )
+  }, { fastCheck: { numRuns: 500 } })
+})
