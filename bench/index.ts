@@ -16,7 +16,7 @@ import * as Effect from "effect/Effect"
 import { measureApprovals } from "./approvals.js"
 import { measureAsync } from "./async.js"
 import { measureSqlite } from "./sqlite.js"
-import { actions, expected, makeSet, plainLoop, policy, requests } from "./tools20.js"
+import { actions, expected, makeRulesSet, makeSet, plainLoop, policy, requests } from "./tools20.js"
 
 const ROUNDS = Number(process.env.GAVEL_BENCH_ROUNDS ?? 300)
 const WARMUP = Math.max(20, Math.floor(ROUNDS / 5))
@@ -28,6 +28,7 @@ interface System {
 
 const untimed = makeSet("untimed")
 const timed = makeSet("timed")
+const fromRules = makeRulesSet("untimed")
 
 const systems: ReadonlyArray<System> = [
   { name: "plain JS loop (floor)", decide: (i) => plainLoop(actions[i]!) },
@@ -35,6 +36,10 @@ const systems: ReadonlyArray<System> = [
   {
     name: "gavel sync, full DecisionRecord",
     decide: (i) => Decision.canProceed(PolicySet.evaluateSync(untimed, actions[i]!).decision)
+  },
+  {
+    name: "gavel rules document, full record",
+    decide: (i) => Decision.canProceed(PolicySet.evaluateSync(fromRules, actions[i]!).decision)
   },
   {
     name: "gavel sync, record + timed explain",

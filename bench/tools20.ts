@@ -2,7 +2,8 @@
  * The "tools-20" reference workload of BENCHMARKS.md, shared by every row of
  * the benchmark so that all systems decide the same 1,000 requests.
  */
-import { Action, Decision, Policy, PolicySet } from "@gavel/core"
+import { Action, Decision, Policy, PolicySet, Rules } from "@gavel/core"
+import * as Effect from "effect/Effect"
 
 export const TOOLS = 20
 export const REQUESTS = 1000
@@ -94,3 +95,33 @@ export const policy = Policy.all(Array.from({ length: TOOLS }, (_, i) => rule(i)
 
 export const makeSet = (explain: PolicySet.ExplainMode): PolicySet.Sync =>
   PolicySet.unsafeMake({ id: "tools-20", version: "1", policy, explain })
+
+/**
+ * The same 20 rules as a declarative rules document (row 3 of BENCHMARKS.md):
+ * per tool, a deny rule on the amount and an allow rule on the roles,
+ * combined deny-wins, with a default deny.
+ */
+export const rulesDocument = {
+  id: "tools-20",
+  version: "1",
+  combine: "deny-wins",
+  default: "deny",
+  rules: Array.from({ length: TOOLS }, (_, i) => [
+    {
+      id: `tool${i}-amount`,
+      match: { name: `tool${i}` },
+      when: { field: "payload.amount", gt: 1000 + i },
+      effect: "deny",
+      reason: { code: "amount.exceeded", message: `Amount over ${1000 + i} on tool${i}` }
+    },
+    {
+      id: `tool${i}-roles`,
+      match: { name: `tool${i}`, roles: i % 2 === 0 ? ["operator", "admin"] : ["admin"] },
+      effect: "allow"
+    }
+  ]).flat()
+}
+
+export const rules = Effect.runSync(Rules.decode(rulesDocument))
+
+export const makeRulesSet = (explain: PolicySet.ExplainMode): PolicySet.Sync => Rules.policySet(rules, { explain })

@@ -47,6 +47,7 @@ import type * as Action from "./Action.js"
 import * as Decision from "./Decision.js"
 import * as DecisionRecord from "./DecisionRecord.js"
 import { canonicalJson, sha256Hex } from "./internal/canonical.js"
+import * as policyInternal from "./internal/policy.js"
 import * as internal from "./internal/rules.js"
 import * as Policy from "./Policy.js"
 import * as PolicySet from "./PolicySet.js"
@@ -707,33 +708,41 @@ const decisionOf = (documentId: string, rule: Rule): Decision.Decision => {
   }
 }
 
+/** A string test: equality for a literal, the glob matcher otherwise, nothing when absent. */
+const stringTest = (pattern: string | undefined) => ({
+  literal: pattern !== undefined && !internal.hasWildcard(pattern) ? pattern : undefined,
+  glob: pattern !== undefined && internal.hasWildcard(pattern) ? pattern : undefined
+})
+
+const holdsAny = (held: ReadonlyArray<string>, wanted: ReadonlyArray<string>): boolean => {
+  for (let i = 0; i < held.length; i++) if (wanted.includes(held[i]!)) return true
+  return false
+}
+
+/**
+ * One function of the same shape for every rule (so the call site stays
+ * monomorphic in a document of many rules), testing the most selective field,
+ * the name, first.
+ */
 const compileMatch = (match: Match | undefined): ((action: Action.Action) => boolean) => {
-  const tests: Array<(action: Action.Action) => boolean> = []
-  if (match?.kind !== undefined) {
-    const kind = match.kind
-    tests.push((a) => a.kind === kind)
-  }
-  if (match?.name !== undefined) {
-    const name = internal.compileGlob(match.name)
-    tests.push((a) => name(a.name))
-  }
-  if (match?.roles !== undefined) {
-    const roles = new Set(match.roles)
-    tests.push((a) => a.actor.roles.some((role) => roles.has(role)))
-  }
-  if (match?.tenant !== undefined) {
-    const tenant = match.tenant
-    tests.push((a) => a.actor.tenant === tenant)
-  }
-  if (match?.resource !== undefined) {
-    const type = match.resource.type
-    const id = match.resource.id === undefined ? undefined : internal.compileGlob(match.resource.id)
-    tests.push((a) => a.resource !== undefined && (type === undefined || a.resource.type === type) && (id === undefined || id(a.resource.id)))
-  }
-  return (action) => {
-    for (let i = 0; i < tests.length; i++) if (!tests[i]!(action)) return false
-    return true
-  }
+  const name = stringTest(match?.name)
+  const kind = match?.kind
+  const roles = match?.roles
+  const tenant = match?.tenant
+  const resource = match?.resource
+  const resourceId = stringTest(resource?.id)
+  return (a) =>
+    (name.literal === undefined || a.name === name.literal) &&
+    (name.glob === undefined || internal.globMatch(name.glob, a.name)) &&
+    (kind === undefined || a.kind === kind) &&
+    (roles === undefined || holdsAny(a.actor.roles, roles)) &&
+    (tenant === undefined || a.actor.tenant === tenant) &&
+    (resource === undefined || (
+      a.resource !== undefined &&
+      (resource.type === undefined || a.resource.type === resource.type) &&
+      (resourceId.literal === undefined || a.resource.id === resourceId.literal) &&
+      (resourceId.glob === undefined || internal.globMatch(resourceId.glob, a.resource.id))
+    ))
 }
 
 const compileRule = (documentId: string, rule: Rule): Policy.Sync => {
@@ -781,9 +790,17 @@ const defaultOf = (document: RulesDocument): Decision.Decision | undefined => {
 const build = (document: RulesDocument): Rules => {
   const rules = document.rules.map((rule) => ({ id: rule.id, policy: compileRule(document.id, rule) }))
   const policies = rules.map((r) => r.policy)
-  const combined: Policy.Sync = document.combine === "first-applicable"
-    ? Policy.firstApplicable(policies, { id: document.id })
-    : Policy.all(policies, { id: document.id })
+  // A rule whose match names one literal action name is only evaluated (and
+  // only listed in the trail) for actions of that name: for the others it
+  // abstains whatever they hold.
+  const combined = policyInternal.indexedByName(
+    policies as unknown as ReadonlyArray<policyInternal.Node>,
+    document.rules.map((rule) =>
+      rule.match?.name !== undefined && !internal.hasWildcard(rule.match.name) ? rule.match.name : undefined
+    ),
+    document.combine === "first-applicable" ? policyInternal.firstApplicable : policyInternal.all,
+    document.id
+  ) as unknown as Policy.Sync
   const defaultDecision = defaultOf(document)
   const policy = defaultDecision === undefined
     ? combined

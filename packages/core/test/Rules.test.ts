@@ -597,3 +597,30 @@ describe("Rules and code", () => {
     )
   }, { fastCheck: { numRuns: 500 } })
 })
+
+describe("Rules evaluation index", () => {
+  const document = {
+    id: "idx",
+    version: "1",
+    combine: "first-applicable",
+    default: "deny",
+    rules: [
+      { id: "read-ok", match: { name: "files.read" }, effect: "allow" },
+      { id: "shell-any", match: { name: "shell.*" }, effect: "deny", reason: { code: "shell", message: "no shell" } },
+      { id: "write-warn", match: { name: "files.write" }, effect: "warn", reason: { code: "w", message: "w" } },
+      { id: "late-read", match: { name: "files.read" }, effect: "deny", reason: { code: "r", message: "r" } }
+    ]
+  }
+  const act = (name: string) => Action.make({ actor: { id: "a", kind: "agent" }, kind: "tool", name })
+
+  it("evaluates and lists only the rules that can apply to the action's name, in document order", () => {
+    const set = Rules.policySet(decode(document))
+    const trail = (name: string) => PolicySet.evaluateSync(set, act(name)).explain.map((e) => e.policyId)
+    expect(trail("files.read")).toEqual(["idx/read-ok"])
+    expect(trail("files.write")).toEqual(["idx/shell-any", "idx/write-warn"])
+    expect(trail("shell.exec")).toEqual(["idx/shell-any"])
+    expect(PolicySet.evaluateSync(set, act("shell.exec")).decision._tag).toBe("Deny")
+    expect(PolicySet.evaluateSync(set, act("files.write")).decision._tag).toBe("Warn")
+    expect(PolicySet.evaluateSync(set, act("other")).defaulted).toBe(true)
+  })
+})

@@ -759,6 +759,40 @@ export const firstApplicable = (children: ReadonlyArray<Node>, id: string | unde
 }
 
 /**
+ * `combine(children)`, evaluating for each action only the children that can
+ * apply to its name: `names[i]` is the one action name child `i` can apply to
+ * (or `undefined` when it may apply to any). The others are provably
+ * abstaining, so the outcome is `combine`'s; they are left out of the trail.
+ * One combined node per name is built up front, in declaration order.
+ *
+ * @internal
+ */
+export const indexedByName = (
+  children: ReadonlyArray<Node>,
+  names: ReadonlyArray<string | undefined>,
+  combine: (children: ReadonlyArray<Node>, id: string | undefined) => Node,
+  id: string | undefined
+): Node => {
+  const full = combine(children, id)
+  const groups = new Map<string, Node>()
+  for (const name of names) {
+    if (name !== undefined && !groups.has(name)) {
+      groups.set(name, combine(children.filter((_, i) => names[i] === undefined || names[i] === name), id))
+    }
+  }
+  const rest = combine(children.filter((_, i) => names[i] === undefined), id)
+  const pick = (ctx: Context): Node => groups.get(ctx.action.name) ?? rest
+  return makeNode({
+    id: full.id,
+    isSync: full.isSync,
+    evalSync: full.isSync ? (ctx) => pick(ctx).evalSync(ctx) : notSync,
+    evalEffect: (ctx) => pick(ctx).evalEffect(ctx),
+    describe: full.describe,
+    named: full.named
+  })
+}
+
+/**
  * Applies a decision policy to an applicable result and joins the two, so the
  * decision policy can tighten but never loosen. An abstaining inner policy
  * stays abstaining.

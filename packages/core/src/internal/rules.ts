@@ -10,7 +10,8 @@ import type * as Action from "../Action.js"
 // globs
 // -----------------------------------------------------------------------------
 
-const hasWildcard = (pattern: string): boolean => pattern.includes("*") || pattern.includes("?")
+/** @internal */
+export const hasWildcard = (pattern: string): boolean => pattern.includes("*") || pattern.includes("?")
 
 /**
  * Whether `text` matches `pattern`, where `*` matches any run of characters
