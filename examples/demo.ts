@@ -1,0 +1,201 @@
+/**
+ * The gavel demo (`npm run demo`): an AI agent's tool calls governed end to
+ * end, on an embedded SQLite file in a temporary directory.
+ *
+ * 1. Rules: examples/rules/agent-tools.yaml is loaded and checked (a bad
+ *    document would be refused, every problem named), and composed with a
+ *    code policy: deployments need an approved change ticket, looked up in a
+ *    ticketing system within 300 ms.
+ * 2. An allowed tool call (`files.read`) runs.
+ * 3. A denied one (`shell.exec`) does not, and says why.
+ * 4. A deployment whose ticketing system does not answer: the check times
+ *    out and fails closed — denied, never allowed by accident.
+ * 5. A 25,000 EUR transfer needs two finance approvers: it parks; the agent,
+ *    which holds the finance role itself, may not approve its own transfer;
+ *    alice and bob approve; the transfer resumes and runs exactly once.
+ * 6. An instant payment whose one-second approval window passes: it expires,
+ *    the payment never runs.
+ * 7. The audit trail in the SQLite file is verified: every step above,
+ *    hash-chained.
+ *
+ * Run it from the repository root after `npm ci`:
+ *
+ *   npm run demo          (or: npx tsx examples/demo.ts)
+ */
+import * as RulesFile from "@gavel/adapters/RulesFile"
+import * as Sqlite from "@gavel/adapters/Sqlite"
+import {
+  Action,
+  ApprovalStore,
+  Audit,
+  AuditSink,
+  Governance,
+  Identity,
+  Policy,
+  PolicySet,
+  type Rules,
+  Ticketing
+} from "@gavel/core"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { check, fail, report } from "./support/checks.js"
+
+const say = (line: string) => console.log(line)
+const step = (title: string) => console.log(`\n${title}`)
+
+/** How a governed call ended, in one line. */
+const outcome = (exit: Exit.Exit<unknown, { readonly _tag: string }>): string => {
+  if (Exit.isSuccess(exit)) return "ran"
+  const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+  if (error === undefined) return "defect"
+  if ("record" in error) {
+    const record = (error as unknown as Governance.Denied).record
+    return `${error._tag} (${record.reasonCodes.join(", ")})`
+  }
+  return error._tag
+}
+
+const program = (rules: Rules.Rules) => Effect.gen(function*() {
+  // ---------------------------------------------------------------------------
+  step("1. Rules")
+  say(`   loaded ${rules.id} ${rules.version}: ${rules.document.rules.length} rules, ${rules.combine}, default deny`)
+  say(`   policyHash ${rules.policyHash.slice(0, 16)}…`)
+  say("   composed with code: deploy.* needs an approved change ticket (ticketing, 300 ms, fail closed)")
+
+  const governance = yield* Governance.Governance
+  const agent = { id: "agent-7", kind: "agent" as const, roles: ["deployer", "finance"], tenant: "acme" }
+  const call = (name: string, payload?: unknown, metadata?: Record<string, string>) =>
+    Action.make({ actor: agent, kind: "tool", name, payload, ...(metadata === undefined ? {} : { metadata }) })
+  const runs: Array<string> = []
+  const work = (action: Action.Action) => Effect.sync(() => void runs.push(action.name))
+
+  // ---------------------------------------------------------------------------
+  step("2. An allowed tool call")
+  const read = yield* Effect.exit(governance.enforce(call("files.read", { path: "/reports/q3.pdf" }), work))
+  say(`   agent-7 files.read → ${outcome(read)}`)
+  check("files.read runs", Exit.isSuccess(read) && runs.includes("files.read"), outcome(read))
+
+  // ---------------------------------------------------------------------------
+  step("3. A denied tool call")
+  const shell = yield* Effect.exit(governance.enforce(call("shell.exec", { cmd: "rm -rf /" }), work))
+  say(`   agent-7 shell.exec → ${outcome(shell)}`)
+  check("shell.exec denied", outcome(shell) === "Denied (tool.blocked)", outcome(shell))
+
+  // ---------------------------------------------------------------------------
+  step("4. An external check that times out fails closed")
+  const started = Date.now()
+  const deploy = yield* Effect.exit(
+    governance.enforce(call("deploy.production", { service: "billing" }, { ticket: "CHG-1042" }), work)
+  )
+  say(`   agent-7 deploy.production (ticketing does not answer) → ${outcome(deploy)} after ${Date.now() - started} ms`)
+  check("deploy denied on timeout", outcome(deploy) === "Denied (policy.timeout)", outcome(deploy))
+  check("deploy never ran", !runs.includes("deploy.production"), runs.join(", "))
+
+  // ---------------------------------------------------------------------------
+  step("5. A transfer that needs two approvers")
+  const transfer = call("payments.transfer", { amount: 25_000, currency: "EUR", to: "DE89 3704 0044" })
+  const parked = yield* Effect.fork(governance.enforce(transfer, work))
+  const store = yield* ApprovalStore.ApprovalStore
+  const [pending] = yield* waitForPending(store)
+  if (pending === undefined) return yield* Effect.die("no approval was opened")
+  say(`   payments.transfer 25,000 EUR → pending: ${pending.id}, quorum ${pending.requirement.quorum}, roles finance`)
+  const self = yield* Effect.either(governance.approve(pending.id, human("agent-7")))
+  say(`   agent-7 approves its own transfer → ${self._tag === "Left" ? self.left._tag : "accepted?!"}`)
+  check("self-approval refused", self._tag === "Left" && self.left._tag === "SelfApprovalForbidden", String(self._tag))
+  const first = yield* governance.approve(pending.id, human("alice"), "invoice 4411 checked")
+  say(`   alice approves → ${first.status} (1 of 2)`)
+  const second = yield* governance.approve(pending.id, human("bob"))
+  say(`   bob approves → ${second.status}`)
+  yield* Fiber.join(parked)
+  const transfers = runs.filter((name) => name === "payments.transfer").length
+  say(`   the parked transfer resumed and ran ${transfers} time(s)`)
+  check("transfer ran once", transfers === 1, `${transfers}`)
+  const again = yield* Effect.either(governance.resume(pending.id, transfer, work))
+  say(`   resuming it again → ${again._tag === "Left" ? again.left._tag : "ran again?!"}`)
+  check("no second run", again._tag === "Left" && runs.filter((n) => n === "payments.transfer").length === 1, "")
+
+  // ---------------------------------------------------------------------------
+  step("6. An approval nobody gives in time")
+  const instant = yield* Effect.exit(governance.enforce(call("payments.instant", { amount: 900, to: "FR76" }), work))
+  say(`   payments.instant (1 s window, no approver) → ${outcome(instant)}`)
+  check("instant payment expired", outcome(instant) === "ApprovalExpired", outcome(instant))
+  check("instant payment never ran", !runs.includes("payments.instant"), runs.join(", "))
+
+  // ---------------------------------------------------------------------------
+  step("7. The audit trail")
+  const events = yield* Effect.flatMap(AuditSink.AuditSink, (sink) => sink.read())
+  const verdict = Audit.verify(events)
+  const kinds = new Map<string, number>()
+  for (const event of events) kinds.set(event.type, (kinds.get(event.type) ?? 0) + 1)
+  say(`   ${events.length} events: ${[...kinds].map(([type, n]) => `${type} ×${n}`).join(", ")}`)
+  const head = verdict._tag === "Intact" && verdict.head !== null
+    ? `, head #${verdict.head.sequence} ${verdict.head.hash.slice(0, 16)}…`
+    : ""
+  say(`   verify → ${verdict._tag}${head}`)
+  check("trail intact", verdict._tag === "Intact", verdict._tag)
+})
+
+const human = (id: string): Action.Principal => ({ id, kind: "human", roles: [], attributes: {} })
+
+/** The approvals inbox, once the parked call has opened its approval. */
+const waitForPending = (store: ApprovalStore.Service) =>
+  store.listPending().pipe(
+    Effect.filterOrFail((pending) => pending.length > 0),
+    Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.upTo("5 seconds"))),
+    Effect.orDie
+  )
+
+// -----------------------------------------------------------------------------
+// wiring: SQLite in a temp directory, an identity directory, a ticketing
+// system that never answers
+// -----------------------------------------------------------------------------
+
+const directory = new Map<string, Identity.ResolvedPrincipal>([
+  ["agent-7", { id: "agent-7", roles: ["deployer", "finance"], tenant: "acme", status: "active" }],
+  ["alice", { id: "alice", roles: ["finance"], tenant: "acme", status: "active" }],
+  ["bob", { id: "bob", roles: ["finance"], tenant: "acme", status: "active" }]
+])
+
+const IdentityLive = Layer.succeed(Identity.Identity, {
+  resolve: (id) => Effect.succeed(Option.fromNullable(directory.get(id))),
+  canApprove: () => Effect.succeed(true)
+})
+
+const TicketingDown = Layer.succeed(Ticketing.Ticketing, { lookup: () => Effect.never })
+
+const dir = mkdtempSync(join(tmpdir(), "gavel-demo-"))
+console.log(`gavel demo — database ${join(dir, "gavel.db")}`)
+
+const main = Effect.gen(function*() {
+  const rules = yield* RulesFile.load("examples/rules/agent-tools.yaml")
+  const policySet = yield* PolicySet.make({
+    id: rules.id,
+    version: rules.version,
+    policy: Policy.all([
+      rules.policy,
+      Ticketing.requireStatus("approved", { id: "change-ticket" }).pipe(
+        Policy.timeout("300 millis"),
+        Policy.failClosed,
+        Policy.when((action) => action.name.startsWith("deploy."))
+      )
+    ])
+  })
+  const GovernanceLive = Governance.layer({ policySet, sweepInterval: "200 millis" }).pipe(
+    Layer.provideMerge(Sqlite.layer({ filename: join(dir, "gavel.db") })),
+    Layer.provide(Layer.mergeAll(IdentityLive, TicketingDown))
+  )
+  yield* Effect.provide(program(rules), GovernanceLive)
+})
+
+Effect.runPromise(main.pipe(Effect.provide(NodeContext.layer))).then(report, (error) => {
+  fail(String(error))
+  report()
+}).finally(() => rmSync(dir, { recursive: true, force: true }))
