@@ -50,9 +50,9 @@ export interface RequestOptions {
  *
  * @example
  * ```ts
- * import { ApprovalStoreSuite } from "@gavel/testing"
+ * import { Fixtures } from "@gavel/testing"
  *
- * const pending = ApprovalStoreSuite.request({ id: "apr_1", quorum: 2 })
+ * const pending = Fixtures.request({ id: "apr_1", quorum: 2 })
  * ```
  *
  * @since 0.1.0
