@@ -665,11 +665,8 @@ interface Compiled {
 
 const compiled = new WeakMap<Rules, Compiled>()
 
-const compiledOf = (rules: Rules): Compiled => {
-  const found = compiled.get(rules)
-  if (found === undefined) throw new Error("gavel: a Rules value not built by Rules.decode (a bug in the caller)")
-  return found
-}
+/** The compiled form; a copy of a decoded value (spread, structured clone) is compiled again from its document. */
+const compiledOf = (rules: Rules): Compiled => compiled.get(rules) ?? compiled.get(build(rules.document))!
 
 const makeReason = (documentId: string, ruleId: string, reason: RuleReason): Decision.ReasonInput => ({
   code: reason.code,

@@ -623,4 +623,11 @@ describe("Rules evaluation index", () => {
     expect(PolicySet.evaluateSync(set, act("files.write")).decision._tag).toBe("Warn")
     expect(PolicySet.evaluateSync(set, act("other")).defaulted).toBe(true)
   })
+
+  it("a copy of a decoded value works like the original", () => {
+    const rules = decode(document)
+    const copy = { ...rules }
+    expect(PolicySet.evaluateSync(Rules.policySet(copy), act("shell.exec")).reasonCodes).toEqual(["shell"])
+    expect(Rules.explain(copy, act("files.read")).matched.map((m) => m.ruleId)).toEqual(["read-ok", "late-read"])
+  })
 })
