@@ -202,24 +202,25 @@ const fragmentNames = (sourceFile: ts.SourceFile): ReadonlyArray<string> => {
   return []
 }
 
+/** Over the repository's options: checking only, nothing emitted, no build info or references. */
+const checkOnly = {
+  composite: false,
+  incremental: false,
+  declaration: false,
+  declarationMap: false,
+  sourceMap: false,
+  emitDeclarationOnly: false,
+  noEmit: true,
+  // Like the examples: docs show Node programs (process.env, node:http).
+  types: ["node"]
+}
+
 const compilerOptions = (): ts.CompilerOptions => {
   const configPath = path.join(root, "tsconfig.base.json")
   const config = ts.readConfigFile(configPath, ts.sys.readFile)
   if (config.error !== undefined) throw new Error(ts.flattenDiagnosticMessageText(config.error.messageText, "\n"))
   const { options, errors } = ts.convertCompilerOptionsFromJson(
-    {
-      ...config.config.compilerOptions,
-      // Checking only: nothing is emitted, no build info, no project references.
-      composite: false,
-      incremental: false,
-      declaration: false,
-      declarationMap: false,
-      sourceMap: false,
-      emitDeclarationOnly: false,
-      noEmit: true,
-      // Like the examples: docs show Node programs (process.env, node:http).
-      types: ["node"]
-    },
+    { ...config.config.compilerOptions, ...checkOnly },
     root
   )
   if (errors.length > 0) throw new Error(ts.formatDiagnostics(errors, formatHost))
@@ -245,16 +246,7 @@ const writeModules = (modules: ReadonlyArray<Module>): void => {
     JSON.stringify(
       {
         extends: relative(path.join(root, "tsconfig.base.json")),
-        compilerOptions: {
-          composite: false,
-          incremental: false,
-          declaration: false,
-          declarationMap: false,
-          sourceMap: false,
-          emitDeclarationOnly: false,
-          noEmit: true,
-          types: ["node"]
-        },
+        compilerOptions: checkOnly,
         files: [relative(globalsFile), ...modules.map((m) => relative(m.fileName))]
       },
       null,
