@@ -533,7 +533,7 @@ describe("gavel across processes", () => {
     ])
     expect(Audit.verify(outcome.events)._tag).toBe("Intact")
     expect((await readApproval(db, outcome.id)).status).toBe("consumed")
-  }, 30_000)
+  }, TIMEOUT)
 })
 
 // -----------------------------------------------------------------------------
