@@ -675,7 +675,10 @@ const makeReason = (documentId: string, ruleId: string, reason: RuleReason): Dec
   ruleId
 })
 
-const decisionOf = (documentId: string, rule: Rule): Decision.Decision => {
+const decisionOf = (
+  documentId: string,
+  rule: Pick<Rule, "id" | "effect" | "reason" | "approval" | "reviewPath">
+): Decision.Decision => {
   const reason = rule.reason === undefined ? undefined : makeReason(documentId, rule.id, rule.reason)
   // The cross checks guarantee a reason for every effect but allow.
   const reasons = reason ?? []
@@ -762,26 +765,15 @@ const compileRule = (documentId: string, rule: Rule): Policy.Sync => {
   })
 }
 
+/** The document's default, as the decision of a rule named `default` (an allow needs no reason). */
 const defaultOf = (document: RulesDocument): Decision.Decision | undefined => {
   if (document.default === undefined) return undefined
-  const reason = makeReason(
-    document.id,
-    "default",
-    document.defaultReason ?? {
-      code: "rules.default",
-      message: `No rule of "${document.id}" applied; the document's default is ${document.default}`
-    }
-  )
-  switch (document.default) {
-    case "allow":
-      return Decision.allow(document.defaultReason === undefined ? undefined : reason)
-    case "warn":
-      return Decision.warn(reason)
-    case "defer":
-      return Decision.defer(reason)
-    case "deny":
-      return Decision.deny(reason)
-  }
+  const reason = document.defaultReason ?? (document.default === "allow" ? undefined : {
+    code: "rules.default",
+    message: `No rule of "${document.id}" applied; the document's default is ${document.default}`
+  })
+  const effect = document.default
+  return decisionOf(document.id, reason === undefined ? { id: "default", effect } : { id: "default", effect, reason })
 }
 
 const build = (document: RulesDocument): Rules => {
