@@ -81,11 +81,10 @@ export const rule = (i: number): Policy.Sync => {
   const name = `tool${i}`
   const limit = 1000 + i
   const role = i % 2 === 0 ? "operator" : "admin"
+  const overLimit = Decision.deny({ code: "amount.exceeded", message: `Amount over ${limit} on ${name}` })
   return Policy.make(`tools20.${name}`, (action) => {
     if (action.name !== name) return Decision.notApplicable
-    if (amountOf(action) > limit) {
-      return Decision.deny({ code: "amount.exceeded", message: `Amount over ${limit} on ${name}` })
-    }
+    if (amountOf(action) > limit) return overLimit
     const roles = action.actor.roles
     return roles.includes(role) || roles.includes("admin") ? Decision.allow() : Decision.notApplicable
   })
@@ -95,6 +94,28 @@ export const policy = Policy.all(Array.from({ length: TOOLS }, (_, i) => rule(i)
 
 export const makeSet = (explain: PolicySet.ExplainMode): PolicySet.Sync =>
   PolicySet.unsafeMake({ id: "tools-20", version: "1", policy, explain })
+
+/**
+ * Rule i again, its tool declared with `Policy.forAction` instead of tested
+ * inside: `Policy.all` then evaluates, for each action, only the rule of its
+ * tool (the same decision and trail, see `Policy.forAction`).
+ */
+export const scopedRule = (i: number): Policy.Sync => {
+  const name = `tool${i}`
+  const limit = 1000 + i
+  const role = i % 2 === 0 ? "operator" : "admin"
+  const overLimit = Decision.deny({ code: "amount.exceeded", message: `Amount over ${limit} on ${name}` })
+  return Policy.make(`tools20.${name}`, (action) => {
+    if (amountOf(action) > limit) return overLimit
+    const roles = action.actor.roles
+    return roles.includes(role) || roles.includes("admin") ? Decision.allow() : Decision.notApplicable
+  }).pipe(Policy.forAction(name))
+}
+
+export const scopedPolicy = Policy.all(Array.from({ length: TOOLS }, (_, i) => scopedRule(i)), { id: "tools20" })
+
+export const makeScopedSet = (explain: PolicySet.ExplainMode): PolicySet.Sync =>
+  PolicySet.unsafeMake({ id: "tools-20-scoped", version: "1", policy: scopedPolicy, explain })
 
 /**
  * The same 20 rules as a declarative rules document (row 3 of BENCHMARKS.md):

@@ -222,7 +222,7 @@ export interface ConcurrencyOptions extends CombinatorOptions {
 export const all = <const Ps extends ReadonlyArray<Policy.Any>>(
   policies: Ps,
   options?: CombinatorOptions
-): Policy.Combined<Ps[number]> => fromNode(internal.all(policies.map(toNode), options?.id))
+): Policy.Combined<Ps[number]> => fromNode(internal.indexed(policies.map(toNode), internal.all, options?.id))
 
 /**
  * The same result and explain trail as {@link all}, with the effectful
@@ -237,7 +237,11 @@ export const allConcurrent = <const Ps extends ReadonlyArray<Policy.Any>>(
   policies: Ps,
   options?: ConcurrencyOptions
 ): Policy.Combined<Ps[number]> =>
-  fromNode(internal.allConcurrent(policies.map(toNode), options?.id, options?.concurrency ?? "unbounded"))
+  fromNode(internal.indexed(
+    policies.map(toNode),
+    (children, id) => internal.allConcurrent(children, id, options?.concurrency ?? "unbounded"),
+    options?.id
+  ))
 
 /**
  * Stops at the first `Deny`, for latency-sensitive paths. Synchronous policies
@@ -256,7 +260,11 @@ export const firstDenial = <const Ps extends ReadonlyArray<Policy.Any>>(
   policies: Ps,
   options?: ConcurrencyOptions
 ): Policy.Combined<Ps[number]> =>
-  fromNode(internal.firstDenial(policies.map(toNode), options?.id, options?.concurrency ?? "unbounded"))
+  fromNode(internal.indexed(
+    policies.map(toNode),
+    (children, id) => internal.firstDenial(children, id, options?.concurrency ?? "unbounded"),
+    options?.id
+  ))
 
 /**
  * Ordered rules: the first policy that does not abstain decides, and the
@@ -268,7 +276,8 @@ export const firstDenial = <const Ps extends ReadonlyArray<Policy.Any>>(
 export const firstApplicable = <const Ps extends ReadonlyArray<Policy.Any>>(
   policies: Ps,
   options?: CombinatorOptions
-): Policy.Combined<Ps[number]> => fromNode(internal.firstApplicable(policies.map(toNode), options?.id))
+): Policy.Combined<Ps[number]> =>
+  fromNode(internal.indexed(policies.map(toNode), internal.firstApplicable, options?.id))
 
 /**
  * Applies a decision policy after `self`: it sees the composed decision and
@@ -317,6 +326,39 @@ export const when: {
 } = dual(
   2,
   (self: Policy.Any, predicate: (action: Action.Action) => boolean) => fromNode(internal.when(toNode(self), predicate))
+)
+
+/**
+ * Scopes `self` to actions with one of the given names: for any other action
+ * it abstains without running, and leaves no explain entry (like
+ * {@link when}). Unlike a `when` predicate, the scope is declared, so the
+ * combinators ({@link all}, {@link allConcurrent}, {@link firstDenial},
+ * {@link firstApplicable}) index their scoped children by name and evaluate
+ * for each action only the children that can apply to it. The outcome and the
+ * trail are the same as without the index; only the time differs, which
+ * matters when a set holds one policy per tool or route.
+ *
+ * @example
+ * ```ts
+ * import { Decision, Policy } from "@gavel/core"
+ *
+ * const refunds = Policy.make("refunds.limit", (action) =>
+ *   (action.payload as { amount: number }).amount > 500
+ *     ? Decision.requireApproval({ code: "refund.large", message: "Refunds over 500 need finance" })
+ *     : Decision.allow()
+ * ).pipe(Policy.forAction("payments.refund"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const forAction: {
+  (names: string | readonly [string, ...Array<string>]): <P extends Policy.Any>(self: P) => Policy.Combined<P>
+  <P extends Policy.Any>(self: P, names: string | readonly [string, ...Array<string>]): Policy.Combined<P>
+} = dual(
+  2,
+  (self: Policy.Any, names: string | ReadonlyArray<string>) =>
+    fromNode(internal.forAction(toNode(self), typeof names === "string" ? [names] : Array.from(names)))
 )
 
 // -----------------------------------------------------------------------------

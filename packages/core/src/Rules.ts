@@ -785,7 +785,7 @@ const build = (document: RulesDocument): Rules => {
   const combined = policyInternal.indexedByName(
     policies as unknown as ReadonlyArray<policyInternal.Node>,
     document.rules.map((rule) =>
-      rule.match?.name !== undefined && !internal.hasWildcard(rule.match.name) ? rule.match.name : undefined
+      rule.match?.name !== undefined && !internal.hasWildcard(rule.match.name) ? [rule.match.name] : undefined
     ),
     document.combine === "first-applicable" ? policyInternal.firstApplicable : policyInternal.all,
     document.id

@@ -271,3 +271,84 @@ describe("Policy.when", () => {
     expect(Decision.reasonCodes(Policy.evaluateSync(p, action))).toEqual(["policy.defect"])
   })
 })
+
+describe("Policy.forAction", () => {
+  const names = ["a", "b", "c"] as const
+  const named = (name: string) => Action.make({ actor: { id: "agent-1", kind: "agent" }, kind: "tool", name })
+
+  /** A policy for each (scope, result): scoped with forAction, or the same scope as a `when` predicate. */
+  const scopedPolicies = (
+    specs: ReadonlyArray<{ readonly scope: ReadonlyArray<string> | null; readonly result: Decision.Result }>,
+    how: "forAction" | "when"
+  ) =>
+    specs.map(({ result, scope }, i) => {
+      const leaf = Policy.constant(`p${i}`, result)
+      if (scope === null || scope.length === 0) return leaf
+      return how === "forAction"
+        ? leaf.pipe(Policy.forAction(scope as [string, ...Array<string>]))
+        : leaf.pipe(Policy.when((a) => scope.includes(a.name)))
+    })
+
+  const spec = fc.record({
+    scope: fc.option(fc.uniqueArray(fc.constantFrom(...names, "d"), { maxLength: 2 })),
+    result: Arbitraries.result
+  })
+
+  it("decides and explains exactly as the same scope written with `when`, under every combinator", () =>
+    fc.assert(
+      fc.property(fc.array(spec, { maxLength: 8 }), fc.constantFrom(...names, "zzz"), (specs, name) => {
+        const combinators = [
+          (ps: ReadonlyArray<Policy.Sync>) => Policy.all(ps),
+          (ps: ReadonlyArray<Policy.Sync>) => Policy.allConcurrent(ps),
+          (ps: ReadonlyArray<Policy.Sync>) => Policy.firstDenial(ps),
+          (ps: ReadonlyArray<Policy.Sync>) => Policy.firstApplicable(ps)
+        ]
+        for (const combine of combinators) {
+          const record = (how: "forAction" | "when") => {
+            const set = PolicySet.unsafeMake({ id: "s", version: "1", policy: combine(scopedPolicies(specs, how)) })
+            const r = PolicySet.evaluateSync(set, named(name))
+            return { decision: r.decision, defaulted: r.defaulted, explain: r.explain }
+          }
+          expect(record("forAction")).toEqual(record("when"))
+        }
+      }),
+      { numRuns: 300 }
+    ))
+
+  it.effect("is indexed on the effectful path too", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const checks = names.map((name) =>
+        Policy.effect(`check.${name}`, () => Effect.sync(() => (calls++, Decision.allow()))).pipe(Policy.forAction(name))
+      )
+      const result = yield* Policy.evaluate(Policy.all(checks), named("b"))
+      expect(result._tag).toBe("Allow")
+      expect(calls).toBe(1)
+      const none = yield* Policy.evaluate(Policy.all(checks), named("zzz"))
+      expect(none._tag).toBe("NotApplicable")
+      expect(calls).toBe(1)
+    }))
+
+  it("takes several names, and only those", () => {
+    const p = Policy.constant("p", Decision.allow()).pipe(Policy.forAction(["a", "c"]))
+    expect(names.map((name) => Policy.evaluateSync(p, named(name))._tag)).toEqual(["Allow", "NotApplicable", "Allow"])
+  })
+})
+
+describe("Policy leaves returning constant decisions", () => {
+  it("stamp each of them with the right policy id, however they alternate", () => {
+    const allow = Decision.allow({ code: "ok", message: "ok" })
+    const warn = Decision.warn({ code: "careful", message: "careful" })
+    const deny = Decision.deny({ code: "no", message: "no" })
+    const sequence = [allow, warn, allow, deny, deny, warn, allow, Decision.notApplicable, deny, allow]
+    let i = 0
+    const p = Policy.make("alternating", () => sequence[i++ % sequence.length]!)
+    for (let round = 0; round < 3 * sequence.length; round++) {
+      const expected = sequence[round % sequence.length]!
+      const result = Policy.evaluateSync(p, action)
+      expect(result._tag).toBe(expected._tag)
+      expect(Decision.reasonCodes(result)).toEqual(Decision.reasonCodes(expected))
+      if (result._tag !== "NotApplicable") expect(result.reasons.every((r) => r.policyId === "alternating")).toBe(true)
+    }
+  })
+})

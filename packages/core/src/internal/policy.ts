@@ -273,6 +273,7 @@ export type Description =
   }
   | { readonly op: "Narrow"; readonly id: string; readonly child: Description }
   | { readonly op: "When"; readonly child: Description }
+  | { readonly op: "ForAction"; readonly names: ReadonlyArray<string>; readonly child: Description }
   | { readonly op: "Timeout" | "Budget"; readonly millis: number; readonly child: Description }
   | { readonly op: "Retry" | "FailClosed" | "OnFailure"; readonly child: Description }
 
@@ -287,6 +288,11 @@ export interface Node {
   readonly describe: () => Description
   /** Leaves and decision policies, for id validation. */
   readonly named: () => ReadonlyArray<Node>
+  /**
+   * Set by `forAction`: the node abstains, leaving no trail entry, for
+   * actions of any other name (so combinators may skip it for them).
+   */
+  readonly actionNames?: ReadonlyArray<string> | undefined
 }
 
 const variance = { _E: (_: never) => _, _R: (_: never) => _ }
@@ -386,8 +392,19 @@ const record = (ctx: Context, policyId: string, result: Decision.Result, duratio
   if (ctx.trail !== undefined) ctx.trail.push({ policyId, result, durationMillis })
 }
 
+const unset: unique symbol = Symbol("unset")
+
 /** @internal */
 export const leaf = (id: string, f: (action: Action.Action) => Decision.Result): Node => {
+  // Decisions are immutable values: a policy that returns one of the last two
+  // decision objects it returned (constants, such as an allow and a deny)
+  // gets the same checked and stamped result, without checking and copying
+  // it again.
+  // (Not `undefined` at first: a policy may return garbage such as undefined.)
+  let value1: unknown = unset
+  let checked1: Decision.Result | undefined
+  let value2: unknown = unset
+  let checked2: Decision.Result | undefined
   const call = (action: Action.Action): Decision.Result => {
     let value: Decision.Result
     try {
@@ -395,7 +412,19 @@ export const leaf = (id: string, f: (action: Action.Action) => Decision.Result):
     } catch (error) {
       return defect(id, describeThrown(error))
     }
-    return value === Decision.notApplicable ? value : checkResult(id, value)
+    if (value === Decision.notApplicable) return value
+    if (value === value1) return checked1!
+    if (value !== value2) {
+      checked2 = checkResult(id, value)
+      value2 = value
+    }
+    // The most recent first.
+    const checked = checked2!
+    value2 = value1
+    checked2 = checked1
+    value1 = value
+    checked1 = checked
+    return checked
   }
   // Untimed entries are immutable; when the policy returns the same result
   // object as last time (NotApplicable, a constant decision) its entry is
@@ -760,7 +789,7 @@ export const firstApplicable = (children: ReadonlyArray<Node>, id: string | unde
 
 /**
  * `combine(children)`, evaluating for each action only the children that can
- * apply to its name: `names[i]` is the one action name child `i` can apply to
+ * apply to its name: `names[i]` are the action names child `i` can apply to
  * (or `undefined` when it may apply to any). The others are provably
  * abstaining, so the outcome is `combine`'s; they are left out of the trail.
  * One combined node per name is built up front, in declaration order.
@@ -769,15 +798,17 @@ export const firstApplicable = (children: ReadonlyArray<Node>, id: string | unde
  */
 export const indexedByName = (
   children: ReadonlyArray<Node>,
-  names: ReadonlyArray<string | undefined>,
+  names: ReadonlyArray<ReadonlyArray<string> | undefined>,
   combine: (children: ReadonlyArray<Node>, id: string | undefined) => Node,
   id: string | undefined
 ): Node => {
   const full = combine(children, id)
   const groups = new Map<string, Node>()
-  for (const name of names) {
-    if (name !== undefined && !groups.has(name)) {
-      groups.set(name, combine(children.filter((_, i) => names[i] === undefined || names[i] === name), id))
+  for (const of of names) {
+    for (const name of of ?? []) {
+      if (!groups.has(name)) {
+        groups.set(name, combine(children.filter((_, i) => names[i] === undefined || names[i]!.includes(name)), id))
+      }
     }
   }
   const rest = combine(children.filter((_, i) => names[i] === undefined), id)
@@ -888,6 +919,45 @@ export const when = (self: Node, predicate: (action: Action.Action) => boolean):
     describe: () => ({ op: "When", child: self.describe() }),
     named: () => self.named()
   })
+}
+
+/**
+ * `when` with the predicate "the action's name is one of `names`", declared
+ * on the node so that combinators can index their children by name.
+ *
+ * @internal
+ */
+export const forAction = (self: Node, names: ReadonlyArray<string>): Node => {
+  const only = names.length === 1 ? names[0] : undefined
+  const applies = only !== undefined
+    ? (ctx: Context) => ctx.action.name === only
+    : (ctx: Context) => names.includes(ctx.action.name)
+  return makeNode({
+    id: self.id,
+    isSync: self.isSync,
+    evalSync: self.isSync ? (ctx) => applies(ctx) ? self.evalSync(ctx) : Decision.notApplicable : notSync,
+    evalEffect: (ctx) => applies(ctx) ? self.evalEffect(ctx) : Effect.succeed(Decision.notApplicable),
+    describe: () => ({ op: "ForAction", names, child: self.describe() }),
+    named: () => self.named(),
+    actionNames: names
+  })
+}
+
+/**
+ * A combinator over `children`, indexed by action name when at least two of
+ * them are scoped with `forAction` (see {@link indexedByName}); otherwise the
+ * plain combination.
+ *
+ * @internal
+ */
+export const indexed = (
+  children: ReadonlyArray<Node>,
+  combine: (children: ReadonlyArray<Node>, id: string | undefined) => Node,
+  id: string | undefined
+): Node => {
+  let scoped = 0
+  for (const child of children) if (child.actionNames !== undefined) scoped++
+  return scoped < 2 ? combine(children, id) : indexedByName(children, children.map((c) => c.actionNames), combine, id)
 }
 
 // -----------------------------------------------------------------------------
