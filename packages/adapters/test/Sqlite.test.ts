@@ -6,7 +6,9 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as fs from "node:fs"
@@ -208,6 +210,113 @@ describe("Sqlite.layer", () => {
       )
       expect(error).toMatchObject({ _tag: "StoreError", operation: "get" })
       expect(error.message).toContain(`stored approval "a" is unreadable`)
+    }))
+})
+
+describe("Sqlite ApprovalStore and the caller's transactions", () => {
+  const now = new Date(Date.UTC(2026, 0, 1, 9))
+  const approve: Approval.VoteInput = { approver: "bob", verdict: "approve", note: null, at: now }
+
+  /** The status of each approval in `ids`, as a fresh connection to the file sees it. */
+  const statuses = (filename: string, ids: ReadonlyArray<string>) =>
+    raw(filename, (db) =>
+      ids.map((id) =>
+        (db.prepare("SELECT status FROM gavel_approvals WHERE id = ?").get(id) as { status: string } | undefined)
+          ?.status ?? "absent"
+      ))
+
+  it.scoped("inside a transaction the caller opened, transitions commit and roll back with it", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      yield* withDatabase(
+        filename,
+        Effect.gen(function*() {
+          const store = yield* ApprovalStore.ApprovalStore
+          const sql = yield* SqlClient.SqlClient
+          yield* store.create(request({ id: "kept", createdAt: now }))
+          yield* store.create(request({ id: "undone", createdAt: now }))
+          yield* sql.withTransaction(Effect.gen(function*() {
+            yield* store.create(request({ id: "new", createdAt: now }))
+            yield* store.vote("kept", approve)
+          }))
+          const failed = yield* Effect.flip(sql.withTransaction(Effect.gen(function*() {
+            yield* store.create(request({ id: "never", createdAt: now }))
+            yield* store.vote("undone", approve)
+            // The caller's own failure after the store's writes.
+            return yield* Effect.fail("caller failed" as const)
+          })))
+          expect(failed).toBe("caller failed")
+        })
+      )
+      expect(yield* statuses(filename, ["kept", "new", "undone", "never"])).toEqual([
+        "approved",
+        "pending",
+        "pending",
+        "absent"
+      ])
+    }))
+
+  it.scoped("a transition from another fiber waits for the caller's transaction, and is not rolled back with it", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      const order = yield* withDatabase(
+        filename,
+        Effect.gen(function*() {
+          const store = yield* ApprovalStore.ApprovalStore
+          const sql = yield* SqlClient.SqlClient
+          yield* store.create(request({ id: "a", createdAt: now }))
+          const order: Array<string> = []
+          const inside = yield* Deferred.make<void>()
+          const release = yield* Deferred.make<void>()
+          const caller = yield* Effect.fork(Effect.flip(sql.withTransaction(Effect.gen(function*() {
+            yield* sql`INSERT INTO gavel_decisions (decision_id, request_id, correlation_id, policy_id, outcome,
+              evaluated_at, record) VALUES ('d', 'r', 'c', 'p', 'Deny', 0, '{}')`
+            yield* Deferred.succeed(inside, undefined)
+            // Holds the connection across an asynchronous wait, as a host's transaction may.
+            yield* Deferred.await(release)
+            order.push("caller rolls back")
+            return yield* Effect.fail("caller failed" as const)
+          }))))
+          yield* Deferred.await(inside)
+          const voter = yield* Effect.fork(Effect.tap(store.vote("a", approve), () => Effect.sync(() => order.push("vote"))))
+          yield* Effect.yieldNow()
+          yield* Deferred.succeed(release, undefined)
+          expect(yield* Fiber.join(caller)).toBe("caller failed")
+          expect((yield* Fiber.join(voter)).status).toBe("approved")
+          return order
+        })
+      )
+      expect(order).toEqual(["caller rolls back", "vote"])
+      expect(yield* statuses(filename, ["a"])).toEqual(["approved"])
+      expect(yield* raw(filename, (db) => db.prepare("SELECT count(*) AS n FROM gavel_decisions").get())).toEqual({ n: 0 })
+    }))
+
+  it.scoped("a transition waiting for the connection can be interrupted, and leaves it free", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      const status = yield* withDatabase(
+        filename,
+        Effect.gen(function*() {
+          const store = yield* ApprovalStore.ApprovalStore
+          const sql = yield* SqlClient.SqlClient
+          yield* store.create(request({ id: "a", createdAt: now }))
+          const inside = yield* Deferred.make<void>()
+          const release = yield* Deferred.make<void>()
+          const caller = yield* Effect.fork(sql.withTransaction(
+            Effect.zipRight(Deferred.succeed(inside, undefined), Deferred.await(release))
+          ))
+          yield* Deferred.await(inside)
+          const voter = yield* Effect.fork(store.vote("a", approve))
+          yield* Effect.yieldNow()
+          yield* Fiber.interrupt(voter)
+          yield* Deferred.succeed(release, undefined)
+          yield* Fiber.join(caller)
+          const voted = yield* store.vote("a", { ...approve, approver: "carol" })
+          return voted.status
+        })
+      )
+      expect(status).toBe("approved")
+      expect(yield* statuses(filename, ["a"])).toEqual(["approved"])
     }))
 })
 

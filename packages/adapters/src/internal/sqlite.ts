@@ -9,6 +9,7 @@ import * as DecisionRecord from "@gavel/core/DecisionRecord"
 import * as Override from "@gavel/core/Override"
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { Connection } from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import * as Cause from "effect/Cause"
@@ -101,6 +102,79 @@ export const immediate = <E2>(sql: SqlClient.SqlClient, onError: (error: SqlErro
           }))
         )
   )
+
+/**
+ * Runs `body` on the client's connection in one `BEGIN IMMEDIATE`
+ * transaction, as {@link immediate} does, but hands it the connection
+ * itself: the store's hot paths run their fixed statements with
+ * `Connection.execute` (a prepared-statement cache hit) instead of building,
+ * compiling and tracing a `Statement` per query, and take the connection
+ * once per transaction instead of once per statement.
+ *
+ * `body` runs uninterruptibly: it is a handful of synchronous statements,
+ * and an interruption then waits for the commit or the rollback rather than
+ * landing between them. Waiting for the connection (another fiber's
+ * transaction) stays interruptible. Inside a transaction the caller opened
+ * on the same client, `body` runs on that transaction's connection, as part
+ * of it. A `SqlError` from any statement, the `BEGIN` or the `COMMIT` goes
+ * through `onError`; every other failure is `body`'s own.
+ */
+export const transact = <E2>(sql: SqlClient.SqlClient, onError: (error: SqlError) => E2) =>
+<A, E>(body: (conn: Connection) => Effect.Effect<A, E>): Effect.Effect<A, Exclude<E, SqlError> | E2> =>
+  mapSqlError(
+    Effect.flatMap(
+      Effect.serviceOption(SqlClient.TransactionConnection),
+      (enclosing): Effect.Effect<A, E | SqlError> =>
+        Option.isSome(enclosing)
+          ? body(enclosing.value[0])
+          : Effect.uninterruptibleMask((restore) =>
+            Effect.scoped(Effect.flatMap(restore(sql.reserve), (conn) => {
+              const rollback = (cause: Cause.Cause<E | SqlError>) =>
+                Effect.zipRight(Effect.ignore(conn.execute("ROLLBACK", [], undefined)), Effect.failCause(cause))
+              return Effect.zipRight(
+                conn.execute("BEGIN IMMEDIATE", [], undefined),
+                Effect.matchCauseEffect(body(conn), {
+                  onFailure: rollback,
+                  onSuccess: (a) =>
+                    Effect.matchCauseEffect(conn.execute("COMMIT", [], undefined), {
+                      onFailure: rollback,
+                      onSuccess: () => Effect.succeed(a)
+                    })
+                })
+              )
+            }))
+          )
+    ),
+    onError
+  )
+
+/**
+ * Runs `body` on the client's connection outside a transaction (each
+ * statement commits by itself), or on the connection of the transaction the
+ * caller opened on this client. Taking the connection waits for another
+ * fiber's transaction on it, as every `@effect/sql` statement does. A
+ * `SqlError` goes through `onError`.
+ */
+export const withConnection = <E2>(sql: SqlClient.SqlClient, onError: (error: SqlError) => E2) =>
+<A, E>(body: (conn: Connection) => Effect.Effect<A, E>): Effect.Effect<A, Exclude<E, SqlError> | E2> =>
+  mapSqlError(
+    Effect.flatMap(
+      Effect.serviceOption(SqlClient.TransactionConnection),
+      (enclosing): Effect.Effect<A, E | SqlError> =>
+        Option.isSome(enclosing)
+          ? body(enclosing.value[0])
+          : Effect.scoped(Effect.flatMap(sql.reserve, body))
+    ),
+    onError
+  )
+
+const mapSqlError = <A, E, E2>(
+  effect: Effect.Effect<A, E>,
+  onError: (error: SqlError) => E2
+): Effect.Effect<A, Exclude<E, SqlError> | E2> =>
+  Effect.mapError(effect, (error) => (isSqlError(error) ? onError(error) : error as Exclude<E, SqlError>))
+
+const isSqlError = (u: unknown): u is SqlError => Predicate.isTagged(u, "SqlError")
 
 /** The number of rows a write changed, from better-sqlite3's run result. */
 const changes = (result: unknown): number =>
@@ -220,8 +294,9 @@ export const inspect = (sql: SqlClient.SqlClient): Effect.Effect<Inspection, Sql
 // -----------------------------------------------------------------------------
 
 const ApprovalJson = Schema.parseJson(Approval.ApprovalRequest)
-const encodeApproval = Schema.encode(ApprovalJson)
-const decodeApproval = Schema.decode(ApprovalJson)
+// Either, not Effect: the codecs are synchronous, and run inside the transaction.
+const encodeApproval = Schema.encodeEither(ApprovalJson)
+const decodeApproval = Schema.decodeEither(ApprovalJson)
 const DecisionJson = Schema.parseJson(DecisionRecord.DecisionRecord)
 const encodeDecision = Schema.encode(DecisionJson)
 const decodeDecision = Schema.decode(DecisionJson)
@@ -240,108 +315,142 @@ interface ApprovalRow {
   readonly request: string
 }
 
+// The hot paths' statements, fixed texts: each is prepared once by the
+// client's statement cache and found there by its text afterwards.
+const insertApproval = `INSERT INTO gavel_approvals (id, kind, status, requester, tenant, decision_id, request_id,
+  correlation_id, action_hash, created_at, expires_at, resolved_at, consumed_at, version, request)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`
+const selectApproval = "SELECT version, request FROM gavel_approvals WHERE id = ?"
+// Compare-and-set on the version read in the same transaction.
+const updateApproval = `UPDATE gavel_approvals SET status = ?, resolved_at = ?, consumed_at = ?, version = ?, request = ?
+  WHERE id = ? AND version = ?`
+
 /** The approval store over `sql`; the tables must exist. */
 export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Service => {
   const sql = client.withoutTransforms()
-  const transaction = (operation: string) => immediate(sql, storeError(operation))
+  const transaction = (operation: string) => transact(sql, storeError(operation))
+  const connection = (operation: string) => withConnection(sql, storeError(operation))
 
-  const decodeRow = (operation: string, approvalId: string) => (text: string) =>
-    Effect.mapError(decodeApproval(text), unreadable(operation, `stored approval "${approvalId}"`))
+  const decodeRow = (
+    operation: string,
+    approvalId: string,
+    text: string
+  ): Either.Either<Approval.ApprovalRequest, Approval.StoreError> =>
+    Either.mapLeft(decodeApproval(text), unreadable(operation, `stored approval "${approvalId}"`))
 
   const load = (
+    conn: Connection,
     operation: string,
     approvalId: string
-  ): Effect.Effect<readonly [number, Approval.ApprovalRequest], Approval.ApprovalNotFound | Approval.StoreError> =>
+  ): Effect.Effect<
+    readonly [number, Approval.ApprovalRequest],
+    Approval.ApprovalNotFound | Approval.StoreError | SqlError
+  > =>
     Effect.flatMap(
-      Effect.mapError(
-        sql<ApprovalRow>`SELECT version, request FROM gavel_approvals WHERE id = ${approvalId}`,
-        storeError(operation)
-      ),
-      ([row]): Effect.Effect<
+      conn.execute(selectApproval, [approvalId], undefined),
+      (rows): Effect.Effect<
         readonly [number, Approval.ApprovalRequest],
         Approval.ApprovalNotFound | Approval.StoreError
-      > =>
-        row === undefined
-          ? Effect.fail(new Approval.ApprovalNotFound({ approvalId }))
-          : Effect.map(decodeRow(operation, approvalId)(row.request), (request) => [row.version, request] as const)
+      > => {
+        const row = rows[0] as ApprovalRow | undefined
+        if (row === undefined) return Effect.fail(new Approval.ApprovalNotFound({ approvalId }))
+        return Either.map(decodeRow(operation, approvalId, row.request), (request) => [row.version, request] as const)
+      }
     )
 
-  const write = (operation: string, version: number, next: Approval.ApprovalRequest) =>
-    Effect.gen(function*() {
-      const text = yield* Effect.mapError(encodeApproval(next), unstorable(operation, `approval "${next.id}"`))
-      const result = yield* Effect.mapError(
-        sql`UPDATE gavel_approvals SET status = ${next.status}, resolved_at = ${millis(next.resolvedAt)},
-          consumed_at = ${millis(next.consumedAt)}, version = ${version + 1}, request = ${text}
-          WHERE id = ${next.id} AND version = ${version}`.raw,
-        storeError(operation)
-      )
-      if (changes(result) !== 1) {
-        return yield* new Approval.StoreError({
-          operation,
-          detail: `approval "${next.id}" changed while it was being written`
-        })
-      }
-      return next
-    })
+  const write = (
+    conn: Connection,
+    operation: string,
+    version: number,
+    next: Approval.ApprovalRequest
+  ): Effect.Effect<Approval.ApprovalRequest, Approval.StoreError | SqlError> => {
+    const text = encodeApproval(next)
+    if (Either.isLeft(text)) return Effect.fail(unstorable(operation, `approval "${next.id}"`)(text.left))
+    return Effect.flatMap(
+      conn.executeRaw(updateApproval, [
+        next.status,
+        millis(next.resolvedAt),
+        millis(next.consumedAt),
+        version + 1,
+        text.right,
+        next.id,
+        version
+      ]),
+      (result) =>
+        changes(result) === 1
+          ? Effect.succeed(next)
+          : Effect.fail(
+            new Approval.StoreError({ operation, detail: `approval "${next.id}" changed while it was being written` })
+          )
+    )
+  }
 
   const transition = <E>(
     operation: string,
     approvalId: string,
     f: (request: Approval.ApprovalRequest) => Either.Either<Approval.ApprovalRequest, E>
   ) =>
-    transaction(operation)(Effect.gen(function*() {
-      const [version, current] = yield* load(operation, approvalId)
-      const next = yield* f(current)
-      return yield* write(operation, version, next)
-    }))
+    transaction(operation)((conn) =>
+      Effect.flatMap(
+        load(conn, operation, approvalId),
+        ([version, current]) => Effect.flatMap(f(current), (next) => write(conn, operation, version, next))
+      )
+    )
+
+  const create = (request: Approval.ApprovalRequest): Effect.Effect<void, Approval.StoreError> => {
+    if (request.status !== "pending") {
+      return Effect.fail(new Approval.StoreError({ operation: "create", detail: "a new approval must be pending" }))
+    }
+    const text = encodeApproval(request)
+    if (Either.isLeft(text)) return Effect.fail(unstorable("create", `approval "${request.id}"`)(text.left))
+    const params = [
+      request.id,
+      request.kind,
+      request.status,
+      request.requester,
+      request.summary.actor.tenant ?? null,
+      request.decisionId,
+      request.requestId,
+      request.correlationId,
+      request.actionHash,
+      request.createdAt.getTime(),
+      request.requirement.expiresAt.getTime(),
+      millis(request.resolvedAt),
+      millis(request.consumedAt),
+      text.right
+    ]
+    return withConnection(sql, (error) =>
+      sqliteCode(error) === "SQLITE_CONSTRAINT_PRIMARYKEY"
+        ? new Approval.StoreError({ operation: "create", detail: `approval "${request.id}" already exists`, cause: error })
+        : storeError("create")(error))((conn) => Effect.asVoid(conn.executeRaw(insertApproval, params)))
+  }
 
   const service: ApprovalStore.Service = ApprovalStore.ApprovalStore.of({
     shared: true,
-    create: (request) =>
-      Effect.gen(function*() {
-        if (request.status !== "pending") {
-          return yield* new Approval.StoreError({ operation: "create", detail: "a new approval must be pending" })
-        }
-        const text = yield* Effect.mapError(encodeApproval(request), unstorable("create", `approval "${request.id}"`))
-        yield* sql`INSERT INTO gavel_approvals (id, kind, status, requester, tenant, decision_id, request_id,
-          correlation_id, action_hash, created_at, expires_at, resolved_at, consumed_at, version, request)
-          VALUES (${request.id}, ${request.kind}, ${request.status}, ${request.requester},
-          ${request.summary.actor.tenant ?? null}, ${request.decisionId}, ${request.requestId},
-          ${request.correlationId}, ${request.actionHash}, ${request.createdAt.getTime()},
-          ${request.requirement.expiresAt.getTime()}, ${millis(request.resolvedAt)}, ${millis(request.consumedAt)},
-          1, ${text})`.pipe(
-          Effect.mapError((error) =>
-            sqliteCode(error) === "SQLITE_CONSTRAINT_PRIMARYKEY"
-              ? new Approval.StoreError({
-                operation: "create",
-                detail: `approval "${request.id}" already exists`,
-                cause: error
-              })
-              : storeError("create")(error)
-          )
-        )
-      }),
-    get: (approvalId) => Effect.map(load("get", approvalId), ([, request]) => request),
+    create,
+    get: (approvalId) => connection("get")((conn) => Effect.map(load(conn, "get", approvalId), ([, request]) => request)),
     vote: (approvalId, vote, options) => transition("vote", approvalId, (r) => Approval.vote(r, vote, options)),
     consume: (approvalId, actionHash, now) =>
       transition("consume", approvalId, (r) => Approval.consume(r, actionHash, now)),
     cancel: (approvalId, now) => transition("cancel", approvalId, (r) => Approval.cancel(r, now)),
     expireDue: (now) =>
-      transaction("expireDue")(Effect.gen(function*() {
-        const rows = yield* Effect.mapError(
-          sql<ApprovalRow & { readonly id: string }>`SELECT id, version, request
-            FROM gavel_approvals WHERE status = 'pending' AND expires_at <= ${now.getTime()}
+      transaction("expireDue")((conn) =>
+        Effect.gen(function*() {
+          const rows = yield* conn.execute(
+            `SELECT id, version, request FROM gavel_approvals WHERE status = 'pending' AND expires_at <= ?
             ORDER BY created_at, rowid`,
-          storeError("expireDue")
-        )
-        const expired: Array<Approval.ApprovalRequest> = []
-        for (const row of rows) {
-          const request = yield* decodeRow("expireDue", row.id)(row.request)
-          const next = Approval.expire(request, now)
-          if (Option.isSome(next)) expired.push(yield* write("expireDue", row.version, next.value))
-        }
-        return expired
-      })),
+            [now.getTime()],
+            undefined
+          )
+          const expired: Array<Approval.ApprovalRequest> = []
+          for (const row of rows as ReadonlyArray<ApprovalRow & { readonly id: string }>) {
+            const request = yield* decodeRow("expireDue", row.id, row.request)
+            const next = Approval.expire(request, now)
+            if (Option.isSome(next)) expired.push(yield* write(conn, "expireDue", row.version, next.value))
+          }
+          return expired
+        })
+      ),
     list: (filter) =>
       Effect.gen(function*() {
         const limit = filter?.limit
@@ -360,7 +469,7 @@ export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Se
           }`,
           storeError("list")
         )
-        return yield* Effect.forEach(rows, (row) => decodeRow("list", row.id)(row.request))
+        return yield* Effect.forEach(rows, (row) => decodeRow("list", row.id, row.request))
       }),
     listPending: (filter) => service.list({ ...filter, status: "pending" }),
     saveDecision: (record) =>
