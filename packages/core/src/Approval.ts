@@ -437,14 +437,21 @@ export const isDue = (self: ApprovalRequest, now: number): boolean =>
 export const countedApprovers = (self: ApprovalRequest): ReadonlyArray<string> =>
   self.votes.filter((v) => v.counted && v.verdict === "approve").map((v) => v.approver)
 
+// The errors below are built from a request that is already valid, once per
+// parked call when a sweep wakes 100k of them: their fields are not
+// validated again (`true`: no schema check in the constructor).
+
 const notPending = (self: ApprovalRequest): AlreadyResolved | ApprovalExpired =>
   self.status === "expired"
-    ? new ApprovalExpired({ approvalId: self.id, expiresAt: self.requirement.expiresAt })
-    : new AlreadyResolved({ approvalId: self.id, status: self.status })
+    ? new ApprovalExpired({ approvalId: self.id, expiresAt: self.requirement.expiresAt }, true)
+    : new AlreadyResolved({ approvalId: self.id, status: self.status }, true)
 
 const rejection = (self: ApprovalRequest): ApprovalRejected => {
   const by = self.votes.find((v) => v.counted && v.verdict === "reject")
-  return new ApprovalRejected({ approvalId: self.id, rejectedBy: by?.approver ?? "unknown", note: by?.note ?? null })
+  return new ApprovalRejected(
+    { approvalId: self.id, rejectedBy: by?.approver ?? "unknown", note: by?.note ?? null },
+    true
+  )
 }
 
 /**
@@ -564,7 +571,9 @@ export const failure = (
     case "rejected":
       return Option.some(rejection(self))
     case "consumed":
-      return Option.some(new AlreadyConsumed({ approvalId: self.id, consumedAt: self.consumedAt ?? self.createdAt }))
+      return Option.some(
+        new AlreadyConsumed({ approvalId: self.id, consumedAt: self.consumedAt ?? self.createdAt }, true)
+      )
     default:
       return Option.some(notPending(self))
   }

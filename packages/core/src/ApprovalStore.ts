@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Stream from "effect/Stream"
 import type * as Action from "./Action.js"
 import * as Approval from "./Approval.js"
 import type * as DecisionRecord from "./DecisionRecord.js"
@@ -40,6 +41,18 @@ export interface Service {
    * polls it for resolutions it did not write itself.
    */
   readonly shared: boolean
+  /**
+   * Optional, for a shared store that can announce changes (Postgres'
+   * LISTEN/NOTIFY): every approval that leaves `pending` — resolved,
+   * expired or cancelled, by any process — as the store learns of it, so
+   * that a call parked in this process wakes at once instead of at the next
+   * poll. `Resync` says announcements may have been missed (the store
+   * (re)connected): the runtime re-checks every approval it waits for.
+   * Announcements are hints: the runtime reads the approval with `get`
+   * before it acts, and keeps polling (`pollInterval`) as the fallback. The
+   * stream never fails; it runs until interrupted.
+   */
+  readonly resolutions?: Stream.Stream<Resolution> | undefined
   /** Stores a new pending request. */
   readonly create: (request: Approval.ApprovalRequest) => Effect.Effect<void, Approval.StoreError>
   readonly get: (
@@ -87,6 +100,17 @@ export interface Service {
     now: Date
   ) => Effect.Effect<Option.Option<Override.Override>, Approval.StoreError>
 }
+
+/**
+ * What {@link Service.resolutions} announces: an approval that left
+ * `pending`, or `Resync` when announcements may have been missed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Resolution =
+  | { readonly _tag: "Resolved"; readonly approvalId: string }
+  | { readonly _tag: "Resync" }
 
 /**
  * @since 0.1.0

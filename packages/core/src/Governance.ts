@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import type * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -14,6 +15,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import * as Action from "./Action.js"
 import * as Approval from "./Approval.js"
@@ -448,6 +450,35 @@ const stillSatisfied = (request: Approval.ApprovalRequest, decision: Decision.De
   }
 }
 
+/** The votes of a new approval (shared: votes are never added in place). */
+const noVotes: ReadonlyArray<Approval.Vote> = Object.freeze([])
+
+/**
+ * A parked caller: the resolution that arrived before it parked, or how to
+ * wake it. One small object per parked call.
+ */
+class Waiter {
+  resolved: Approval.ApprovalRequest | undefined = undefined
+  private wake: ((effect: Effect.Effect<Approval.ApprovalRequest>) => void) | undefined = undefined
+
+  constructor(
+    readonly approvalId: string,
+    readonly onInterrupt: ((approvalId: string) => Effect.Effect<void>) | undefined
+  ) {}
+
+  notify(request: Approval.ApprovalRequest): void {
+    if (this.wake === undefined) this.resolved = request
+    else this.wake(Effect.succeed(request))
+  }
+
+  /** Suspends the fiber until {@link notify}. */
+  parked(): Effect.Effect<Approval.ApprovalRequest> {
+    return Effect.async<Approval.ApprovalRequest>((resume) => {
+      this.wake = resume
+    })
+  }
+}
+
 /**
  * Builds the service. Prefer {@link layer}, which also runs the sweeper.
  *
@@ -460,6 +491,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   const identity = yield* Identity
   const redaction = options.redaction === undefined ? Redaction.defaults : yield* Redaction.make(options.redaction)
   const context = yield* Effect.context<R>()
+  const ids = Context.get(context, IdGenerator)
   const approvalTimeout = yield* durationOf(
     options.approvalTimeout,
     seconds("approval_timeout_seconds", "governance", 3600)
@@ -468,16 +500,15 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   const maxTransforms = options.maxTransforms ?? 3
   const set = options.policySet
 
-  // Parked callers by approval id: one callback, or several when `enforce`
-  // and `resume` wait on the same approval. Callbacks, not Deferreds, keep a
-  // parked call small (100k parked calls must fit in a few hundred MB).
-  type Waiter = (request: Approval.ApprovalRequest) => void
+  // Parked callers by approval id: one waiter, or several when `enforce`
+  // and `resume` wait on the same approval. Small objects, not Deferreds,
+  // keep a parked call small (100k parked calls must fit in a few hundred MB).
   const waiters = new Map<string, Waiter | Array<Waiter>>()
 
   const addWaiter = (approvalId: string, waiter: Waiter): void => {
     const current = waiters.get(approvalId)
     if (current === undefined) waiters.set(approvalId, waiter)
-    else if (typeof current === "function") waiters.set(approvalId, [current, waiter])
+    else if (current instanceof Waiter) waiters.set(approvalId, [current, waiter])
     else current.push(waiter)
   }
 
@@ -497,8 +528,8 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     const current = waiters.get(request.id)
     if (current === undefined) return
     waiters.delete(request.id)
-    if (typeof current === "function") current(request)
-    else for (const waiter of current) waiter(request)
+    if (current instanceof Waiter) current.notify(request)
+    else for (const waiter of current) waiter.notify(request)
   }
 
   const now = Effect.map(Effect.clockWith((clock) => clock.currentTimeMillis), (ms) => new Date(ms))
@@ -584,13 +615,13 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   }
 
   const open = (action: Action.Action, record: DecisionRecord.DecisionRecord) =>
-    Effect.gen(function*() {
+    Effect.suspend(() => {
       const decision = record.decision
       const createdAt = record.evaluatedAt
-      const ids = yield* Effect.provide(IdGenerator, context)
       const kind: Approval.Kind = decision._tag === "RequireApproval" ? "approval" : "acknowledgment"
       const requirement = decision._tag === "RequireApproval" ? decision.requirement : undefined
       const timeout = requirement?.timeout ?? approvalTimeout
+      const expiresAt = createdAt.getTime() + Duration.toMillis(timeout)
       const request: Approval.ApprovalRequest = {
         id: ids.next("apr"),
         kind,
@@ -606,40 +637,59 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
           quorum: requirement?.quorum ?? 1,
           authority: record.approvalAuthority ?? { roles: [], principals: [] },
           separationOfDuties: requirement?.separationOfDuties ?? false,
-          expiresAt: new Date(createdAt.getTime() + Duration.toMillis(timeout))
+          // The record's own expiry is usually this instant: one Date less per parked call.
+          expiresAt: record.expiresAt !== null && record.expiresAt.getTime() === expiresAt
+            ? record.expiresAt
+            : new Date(expiresAt)
         },
-        votes: [],
+        votes: noVotes,
         status: "pending",
         createdAt,
         resolvedAt: null,
         consumedAt: null,
         trace: record.trace
       }
-      yield* Effect.uninterruptible(
-        store.create(request).pipe(
-          Effect.zipRight(write(entries.approval("approval.requested", request, createdAt, request.requester))),
-          Effect.zipRight(Metrics.adjustApprovalsPending(1))
-        )
+      return Effect.as(
+        Effect.uninterruptible(
+          store.create(request).pipe(
+            Effect.zipRight(write(entries.approval("approval.requested", request, createdAt, request.requester))),
+            Effect.zipRight(Metrics.adjustApprovalsPending(1))
+          )
+        ),
+        request
       )
-      return request
     })
 
   /**
-   * Waits until the approval leaves `pending`. Registers before reading, so
-   * a resolution written in between is not missed. Only the wait itself is
-   * interruptible; interrupting it runs `onInterrupt` (built only then).
+   * What an interrupted wait does (the only way out of it but a resolution).
+   * An anonymous function, like every function a parked call keeps: tsx
+   * (`keepNames`) gives each named closure its own property table.
    */
-  const awaitResolution = (
+  const interrupted = (waiter: Waiter) => (cause: Cause.Cause<never>): Effect.Effect<never> => {
+    removeWaiter(waiter.approvalId, waiter)
+    return waiter.onInterrupt === undefined
+      ? Effect.failCause(cause)
+      : Effect.zipRight(waiter.onInterrupt(waiter.approvalId), Effect.failCause(cause))
+  }
+
+  /**
+   * Waits until the approval leaves `pending`, then goes on with `then`.
+   * Call it in an uninterruptible region: only the wait itself is
+   * interruptible, and interrupting it runs `onInterrupt` (built only then).
+   * Registers before reading, so a resolution written in between is not
+   * missed.
+   *
+   * While parked, the fiber's stack holds this wait's two handlers (and the
+   * region around it): nothing they capture may be large. The decision
+   * record and the request are not among it.
+   */
+  const awaitResolution = <A, E, R2>(
     approvalId: string,
-    onInterrupt: ((approvalId: string) => Effect.Effect<void>) | undefined
-  ): Effect.Effect<Approval.ApprovalRequest, Approval.ApprovalNotFound | Approval.StoreError> =>
-    Effect.uninterruptible(Effect.suspend(() => {
-      let resolved: Approval.ApprovalRequest | undefined
-      let wake: ((effect: Effect.Effect<Approval.ApprovalRequest>) => void) | undefined
-      const waiter: Waiter = (request) => {
-        if (wake === undefined) resolved = request
-        else wake(Effect.succeed(request))
-      }
+    onInterrupt: ((approvalId: string) => Effect.Effect<void>) | undefined,
+    then: (request: Approval.ApprovalRequest) => Effect.Effect<A, E, R2>
+  ): Effect.Effect<A, E | Approval.ApprovalNotFound | Approval.StoreError, R2> =>
+    Effect.suspend(() => {
+      const waiter = new Waiter(approvalId, onInterrupt)
       addWaiter(approvalId, waiter)
       return Effect.matchEffect(store.get(approvalId), {
         onFailure: (error) => {
@@ -649,19 +699,16 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
         onSuccess: (current) => {
           if (current.status !== "pending") {
             removeWaiter(approvalId, waiter)
-            return Effect.succeed(current)
+            return then(current)
           }
-          if (resolved !== undefined) return Effect.succeed(resolved)
-          return Effect.interruptible(Effect.async<Approval.ApprovalRequest>((resume) => {
-            wake = resume
-            return Effect.suspend(() => {
-              removeWaiter(approvalId, waiter)
-              return onInterrupt === undefined ? Effect.void : onInterrupt(approvalId)
-            })
-          }))
+          if (waiter.resolved !== undefined) return then(waiter.resolved)
+          return Effect.matchCauseEffect(Effect.interruptible(waiter.parked()), {
+            onFailure: interrupted(waiter),
+            onSuccess: then
+          })
         }
       })
-    }))
+    })
 
   const cancel = (approvalId: string, by?: Action.Principal) =>
     Effect.uninterruptible(Effect.flatMap(now, (at) =>
@@ -676,20 +723,31 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   /**
    * Opens an approval for the action and parks until it is resolved, then
    * completes. Opening and parking cannot be split by an interruption: a
-   * caller that gives up always cancels the approval it opened. (`record` is
-   * not captured by the parked continuation: a parked call stays small.)
+   * caller that gives up always cancels the approval it opened.
+   *
+   * The region stays on the parked fiber's stack until the approval
+   * resolves, so it reaches the record only through `toOpen`, emptied once
+   * the approval is open: a parked call does not keep its record. (Each
+   * `enforce` builds this effect anew, so it runs once.)
    */
   const openAndPark = <A, E, R2>(
     action: Action.Action,
     record: DecisionRecord.DecisionRecord,
     work: (action: Action.Action) => Effect.Effect<A, E, R2>
-  ) =>
-    Effect.flatMap(
-      Effect.uninterruptible(
-        Effect.flatMap(open(action, record), (request) => awaitResolution(request.id, cancelQuietly))
-      ),
-      (resolved) => complete(resolved, action, work)
+  ): Effect.Effect<A, E | ResumeError, R2> => {
+    let toOpen: DecisionRecord.DecisionRecord | undefined = record
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(
+        Effect.suspend(() => {
+          const opening = open(action, toOpen!)
+          toOpen = undefined
+          return opening
+        }),
+        (request) =>
+          awaitResolution(request.id, cancelQuietly, (resolved) => restore(complete(resolved, action, work)))
+      )
     )
+  }
 
   /** After resolution: still allowed, consumed once (for this very action), then the work. */
   const complete = <A, E, R2>(
@@ -812,7 +870,9 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
           new Approval.ActionMismatch({ approvalId, expected: request.actionHash, actual: actionHash })
         )
       }
-      return Effect.flatMap(awaitResolution(approvalId, undefined), (resolved) => complete(resolved, action, work))
+      return Effect.uninterruptibleMask((restore) =>
+        awaitResolution(approvalId, undefined, (resolved) => restore(complete(resolved, action, work)))
+      )
     })
 
   /**
@@ -862,7 +922,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       }
       // Votes already cast count only while their approvers are still eligible.
       const earlier = request.votes.filter((v) => v.counted).map((v) => v.approver)
-      const checks = yield* Effect.forEach(
+      const checks = earlier.length === 0 ? [] : yield* Effect.forEach(
         earlier,
         (approver) => Effect.map(eligibility(approver, request), (v) => v === "ok" ? undefined : approver),
         { concurrency: "unbounded" }
@@ -874,10 +934,12 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
           store.vote(approvalId, { approver: voter.id, verdict, note: note ?? null, at }, { revoked }),
           (next) => {
             notify(next)
-            const voted = write(entries.approval("approval.voted", next, at, voter.id))
+            // Both events carry the approval as it stands after the vote: encoded once.
+            const data = entries.approvalData(next)
+            const voted = write(entries.approval("approval.voted", next, at, voter.id, data))
             return next.status === "pending" ? voted : voted.pipe(
               Effect.zipRight(Metrics.adjustApprovalsPending(-1)),
-              Effect.zipRight(write(entries.approval("approval.resolved", next, at, voter.id)))
+              Effect.zipRight(write(entries.approval("approval.resolved", next, at, voter.id, data)))
             )
           }
         )
@@ -901,7 +963,6 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       if (principalId === record.inputs.actor.id) return yield* refuse("own_decision")
       const verdict = yield* withinAuthority(principalId, record.overridePolicy.authority, record.inputs.actor.tenant)
       if (verdict !== "ok") return yield* refuse(verdict)
-      const ids = yield* Effect.provide(IdGenerator, context)
       const grantedAt = yield* now
       const granted: Override.Override = {
         id: ids.next("ovr"),
@@ -934,16 +995,30 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     })))
 
   if (store.shared) {
-    // Resolutions written by other processes reach this one by polling.
-    yield* Effect.forkScoped(
-      Effect.suspend(() =>
-        Effect.forEach(
-          Array.from(waiters.keys()),
-          (id) => Effect.match(store.get(id), { onFailure: () => undefined, onSuccess: notify }),
-          { concurrency: 16, discard: true }
-        )
-      ).pipe(Effect.repeat(Schedule.spaced(pollInterval)))
+    // Resolutions written by other processes reach this one by polling, and
+    // at once when the store announces them (`resolutions`); an announcement
+    // is only a hint to read the approval now.
+    const recheck = (id: string) => Effect.match(store.get(id), { onFailure: () => undefined, onSuccess: notify })
+    const recheckAll = Effect.suspend(() =>
+      Effect.forEach(Array.from(waiters.keys()), recheck, { concurrency: 16, discard: true })
     )
+    yield* Effect.forkScoped(recheckAll.pipe(Effect.repeat(Schedule.spaced(pollInterval))))
+    if (store.resolutions !== undefined) {
+      yield* Effect.forkScoped(
+        store.resolutions.pipe(
+          Stream.mapEffect(
+            (resolution) =>
+              resolution._tag === "Resync"
+                ? recheckAll
+                : waiters.has(resolution.approvalId)
+                ? recheck(resolution.approvalId)
+                : Effect.void,
+            { concurrency: 16, unordered: true }
+          ),
+          Stream.runDrain
+        )
+      )
+    }
   }
 
   return Governance.of({

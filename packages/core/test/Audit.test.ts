@@ -5,6 +5,7 @@ import {
   Audit,
   AuditSink,
   Decision,
+  DecisionRecord,
   Governance,
   IdGenerator,
   Metrics,
@@ -13,6 +14,7 @@ import {
 } from "@gavel/core"
 import { Approvals, Fakes } from "@gavel/testing"
 import { assert, describe, expect, it } from "@effect/vitest"
+import * as Arbitrary from "effect/Arbitrary"
 import * as Effect from "effect/Effect"
 import * as FastCheck from "effect/FastCheck"
 import * as Fiber from "effect/Fiber"
@@ -21,6 +23,7 @@ import * as Metric from "effect/Metric"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
+import { encodeApproval, encodeRecord } from "../src/internal/auditEntries.js"
 
 // -----------------------------------------------------------------------------
 // verify
@@ -400,4 +403,35 @@ describe("Governance audit trail", () => {
         })
       )
     ))))
+})
+
+describe("audit entries encoding", () => {
+  // The audit trail's `data` is built by compiled encoders: they must agree
+  // with `Schema.encodeSync` on every value, and refuse what it refuses.
+  const agree = <A, I>(schema: Schema.Schema<A, I>, fast: (a: A) => unknown) =>
+    FastCheck.assert(
+      FastCheck.property(Arbitrary.make(schema), (value) => {
+        assert.deepStrictEqual(fast(value), Schema.encodeSync(schema)(value))
+      }),
+      { numRuns: 300 }
+    )
+
+  it("encodes decision records as Schema does", () => agree(DecisionRecord.DecisionRecord, encodeRecord))
+  it("encodes approval requests as Schema does", () => agree(Approval.ApprovalRequest, encodeApproval))
+
+  it("drops members the schema does not declare, and refuses what Schema refuses", () => {
+    const value = FastCheck.sample(Arbitrary.make(Approval.ApprovalRequest), { numRuns: 1, seed: 7 })[0]!
+    const extra = { ...value, secret: "s3cr3t", summary: { ...value.summary, extra: 1 } }
+    assert.deepStrictEqual(encodeApproval(extra), Schema.encodeSync(Approval.ApprovalRequest)(extra))
+    assert.notProperty(encodeApproval(extra), "secret")
+    const invalid = [
+      { ...value, createdAt: new Date(NaN) },
+      { ...value, requirement: { ...value.requirement, quorum: 0 } },
+      { ...value, status: "unknown" },
+      { ...value, reasons: [{ code: " ", message: "m", outcome: "Deny" }] }
+    ]
+    for (const bad of invalid) {
+      expect(() => encodeApproval(bad as Approval.ApprovalRequest)).toThrow()
+    }
+  })
 })

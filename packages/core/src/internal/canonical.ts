@@ -11,9 +11,6 @@ import * as Redacted from "effect/Redacted"
  * portable implementation runs.
  */
 
-const isPlainRecord = (u: unknown): u is Record<string, unknown> =>
-  typeof u === "object" && u !== null && !Array.isArray(u)
-
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
 /** ASCII text is already in NFC: only other text needs normalizing. */
@@ -25,21 +22,41 @@ const plain = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
 const quote = (text: string): string =>
   plain.test(text) ? `"${text}"` : JSON.stringify(ascii.test(text) ? text : text.normalize("NFC"))
 
+/**
+ * Quoted object keys, by key: the keys of audited data are few (field
+ * names) and met on every event. Only ASCII keys are kept (they need no
+ * normalizing, so that ASCII keys alone sort by code unit), up to a bound
+ * so that data with ever-new keys cannot grow it without limit.
+ */
+const quotedKeys = new Map<string, string>()
+const quotedKeysLimit = 4096
+
+/** The quoted form of an ASCII key, or `undefined` for a key with other characters. */
+const quoteKey = (key: string): string | undefined => {
+  const cached = quotedKeys.get(key)
+  if (cached !== undefined) return cached
+  if (!ascii.test(key)) return undefined
+  const quoted = quote(key)
+  if (quotedKeys.size < quotedKeysLimit) quotedKeys.set(key, quoted)
+  return quoted
+}
+
 /** The canonical text of a value, or `undefined` for what JSON omits. */
 const encode = (value: unknown): string | undefined => {
   switch (typeof value) {
     case "string":
       return quote(value)
     case "number":
-      // Non-finite numbers follow JSON.stringify (null); -0 is 0.
-      return Number.isFinite(value) ? JSON.stringify(value === 0 ? 0 : value) : "null"
+      // Non-finite numbers follow JSON.stringify (null); -0 is 0. For finite
+      // numbers, String gives JSON's text.
+      return Number.isFinite(value) ? String(value) : "null"
     case "boolean":
       return value ? "true" : "false"
     case "bigint":
       return value.toString()
-    case "undefined":
-    case "function":
-    case "symbol":
+    case "object":
+      break
+    default:
       return undefined
   }
   if (value === null) return "null"
@@ -55,30 +72,33 @@ const encode = (value: unknown): string | undefined => {
     for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + (encode(value[i]) ?? "null")
     return out + "]"
   }
-  if (isPlainRecord(value)) {
-    const keys = Object.keys(value)
-    if (keys.every((key) => ascii.test(key))) {
-      // ASCII keys are their own NFC form, so no two are equal: sorting the
-      // keys by code unit (the default sort) is the whole ordering.
-      keys.sort()
-      let out = "{"
-      for (const key of keys) {
-        const v = encode(value[key])
-        if (v !== undefined) out += (out.length === 1 ? "" : ",") + quote(key) + ":" + v
-      }
-      return out + "}"
-    }
-    const members: Array<readonly [string, string]> = []
-    for (const k of keys) {
-      const v = encode(value[k])
-      if (v !== undefined) members.push([quote(k), v])
-    }
-    // Sorted by NFC key; two distinct keys that are equal after NFC are both
-    // kept, ordered by their values, so insertion order never matters.
-    members.sort(([ka, va], [kb, vb]) => compare(ka, kb) || compare(va, vb))
-    return `{${members.map(([k, v]) => `${k}:${v}`).join(",")}}`
+  const record = value as Record<string, unknown>
+  const keys = Object.keys(record)
+  // ASCII keys are their own NFC form, so no two are equal: sorting the keys
+  // by code unit (the default sort) is the whole ordering.
+  keys.sort()
+  let out = "{"
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!
+    const quoted = quoteKey(key)
+    if (quoted === undefined) return encodeMembers(record, keys)
+    const v = encode(record[key])
+    if (v !== undefined) out += (out.length === 1 ? "" : ",") + quoted + ":" + v
   }
-  return undefined
+  return out + "}"
+}
+
+/** An object with a key that is not ASCII: keys sorted by their NFC form. */
+const encodeMembers = (record: Record<string, unknown>, keys: ReadonlyArray<string>): string => {
+  const members: Array<readonly [string, string]> = []
+  for (const k of keys) {
+    const v = encode(record[k])
+    if (v !== undefined) members.push([quote(k), v])
+  }
+  // Sorted by NFC key; two distinct keys that are equal after NFC are both
+  // kept, ordered by their values, so insertion order never matters.
+  members.sort(([ka, va], [kb, vb]) => compare(ka, kb) || compare(va, vb))
+  return `{${members.map(([k, v]) => `${k}:${v}`).join(",")}}`
 }
 
 /**
