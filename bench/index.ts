@@ -1,110 +1,150 @@
 /**
- * `npm run bench`: the tools-20 workload of ../shared/BENCHMARKS.md, every
- * row measured in the same process run, each checked against the reference
- * decisions before its time counts (a disagreement exits non-zero).
+ * `npm run bench`: gavel side by side with the floor and its peers
+ * (../shared/BENCHMARKS.md, and the project's BENCHMARKS.md), in one process
+ * run, as one table.
  *
- * Rows are interleaved: each round runs every system once over the 1,000
- * requests, in an order that rotates from round to round, so that the drift
- * of a shared, noisy machine hits every row alike. A row's figures are the
- * median and p99 of its per-round ns/decision, and the median of its
- * per-round ratio to the floor measured in the same round.
+ * Parts, in order: tools-20 (decisions/ns, with casbin and Cedar), async
+ * (virtual latency and overhead), approvals (cycles/s in memory), sqlite
+ * (cycles/s next to raw better-sqlite3), postgres (when GAVEL_DATABASE_URL
+ * is set), scale (parked approvals, sweeping). Progress goes to stderr.
  *
- * GAVEL_BENCH_ROUNDS sets the number of rounds (default 300).
+ *     npm run bench                      the table on stdout
+ *     npm run -s bench -- --json         the same rows as JSON on stdout (for tracking over time)
+ *     npm run bench -- --markdown FILE   also rewrites the table between FILE's bench markers
+ *
+ * Exits non-zero when a system disagrees with the reference decisions or a
+ * scenario goes wrong (work not run exactly once, approvals not consumed…);
+ * a missed goal is reported in the table, not as a failure (the machines are
+ * noisy).
+ *
+ * GAVEL_BENCH_ROUNDS sets the tools-20 rounds (default 300); below 50 every
+ * part runs in its quick mode (CI).
  */
-import { Decision, Policy, PolicySet } from "@gavel/core"
-import * as Effect from "effect/Effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
 import { measureApprovals } from "./approvals.js"
 import { measureAsync } from "./async.js"
+import { measureDecisions } from "./decisions.js"
+import { measurePostgres } from "./postgres.js"
+import { type Part, progress, quick, type Row } from "./report.js"
 import { measureSqlite } from "./sqlite.js"
-import { actions, expected, makeRulesSet, makeSet, plainLoop, policy, requests } from "./tools20.js"
 
-const ROUNDS = Number(process.env.GAVEL_BENCH_ROUNDS ?? 300)
-const WARMUP = Math.max(20, Math.floor(ROUNDS / 5))
-
-interface System {
-  readonly name: string
-  readonly decide: (i: number) => boolean
+const args = process.argv.slice(2)
+const json = args.includes("--json")
+const markdownAt = args.indexOf("--markdown")
+const markdown = markdownAt >= 0 ? args[markdownAt + 1] : undefined
+if (markdownAt >= 0 && (markdown === undefined || markdown.startsWith("--"))) {
+  process.stderr.write("bench: --markdown needs a file\n")
+  process.exit(2)
+}
+const unknown = args.filter((a, i) => a !== "--json" && a !== "--markdown" && i !== markdownAt + 1)
+if (unknown.length > 0) {
+  process.stderr.write(`bench: unknown argument ${unknown[0]} (use --json, --markdown FILE)\n`)
+  process.exit(2)
 }
 
-const untimed = makeSet("untimed")
-const timed = makeSet("timed")
-const fromRules = makeRulesSet("untimed")
+const machine = {
+  node: process.version,
+  platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+  cpu: os.cpus()[0]?.model ?? "unknown",
+  cores: os.cpus().length,
+  memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+  loadAverageAtStart: os.loadavg()[0]!.toFixed(2)
+}
 
-const systems: ReadonlyArray<System> = [
-  { name: "plain JS loop (floor)", decide: (i) => plainLoop(actions[i]!) },
-  { name: "gavel sync, bare decision", decide: (i) => Decision.canProceed(Policy.evaluateSync(policy, actions[i]!)) },
-  {
-    name: "gavel sync, full DecisionRecord",
-    decide: (i) => Decision.canProceed(PolicySet.evaluateSync(untimed, actions[i]!).decision)
-  },
-  {
-    name: "gavel rules document, full record",
-    decide: (i) => Decision.canProceed(PolicySet.evaluateSync(fromRules, actions[i]!).decision)
-  },
-  {
-    name: "gavel sync, record + timed explain",
-    decide: (i) => Decision.canProceed(PolicySet.evaluateSync(timed, actions[i]!).decision)
-  },
-  {
-    name: "gavel evaluate (Effect.runSync)",
-    decide: (i) => Decision.canProceed(Effect.runSync(PolicySet.evaluate(untimed, actions[i]!)).decision)
+const started = performance.now()
+const parts: Array<Part> = []
+for (
+  const [name, measure] of [
+    ["tools-20", measureDecisions],
+    ["async", () => measureAsync(quick ? 200 : 6_000)],
+    ["approvals and scale", measureApprovals],
+    ["sqlite", measureSqlite],
+    ["postgres", measurePostgres]
+  ] as const
+) {
+  const start = performance.now()
+  try {
+    parts.push(await measure())
+  } catch (error) {
+    parts.push({ rows: [], errors: [`${name}: ${error instanceof Error ? error.stack ?? error.message : String(error)}`] })
   }
-]
+  progress(`${name} done in ${((performance.now() - start) / 1000).toFixed(1)} s`)
+}
+const seconds = (performance.now() - started) / 1000
 
-let failed = false
-for (const system of systems) {
-  let disagreements = 0
-  let first = -1
-  for (let i = 0; i < expected.length; i++) {
-    if (system.decide(i) !== expected[i]) {
-      disagreements++
-      if (first < 0) first = i
+const order = ["tools-20", "async", "approvals", "sqlite", "postgres", "scale"]
+const rows = parts.flatMap((p) => p.rows).sort((a, b) => order.indexOf(a.section) - order.indexOf(b.section))
+const errors = parts.flatMap((p) => p.errors)
+const goals = rows.filter((r) => r.goal !== undefined)
+const missed = goals.filter((r) => !r.goal!.met)
+
+const figure = (x: number | undefined): string =>
+  x === undefined ? "" : !Number.isFinite(x) ? "n/a" : Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(Math.abs(x) >= 10 ? 1 : 2)
+
+const ratio = (x: number | undefined): string => (x === undefined ? "" : `${x >= 100 ? x.toFixed(0) : x.toFixed(1)}x`)
+
+const goalText = (row: Row): string =>
+  row.goal === undefined ? "" : `${row.goal.text} ${row.goal.met ? "(met)" : "(MISSED)"}`
+
+const header = `gavel bench, ${new Date().toISOString().slice(0, 10)}: Node ${machine.node}, ${machine.cores} x ${machine.cpu}, ` +
+  `${machine.memoryGiB} GiB, load ${machine.loadAverageAtStart} at start; ${seconds.toFixed(0)} s${quick ? " (quick mode)" : ""}`
+
+const table = (): string => {
+  const lines = [header, ""]
+  const head = `${"row".padEnd(46)}${"median".padStart(11)}${"p99".padStart(11)}  ${"unit".padEnd(12)}${"x floor".padStart(8)}  goal / note`
+  let section = ""
+  for (const row of rows) {
+    if (row.section !== section) {
+      if (section !== "") lines.push("")
+      section = row.section
+      lines.push(`[${section}]`, head)
     }
+    const tail = [goalText(row), row.note ?? ""].filter((s) => s !== "").join("; ")
+    lines.push(
+      `${row.name.padEnd(46)}${figure(row.median).padStart(11)}${figure(row.p99).padStart(11)}  ${row.unit.padEnd(12)}${
+        ratio(row.ratio).padStart(8)
+      }  ${tail}`.trimEnd()
+    )
   }
-  if (disagreements > 0) {
-    console.error(`${system.name}: disagrees with the reference on ${disagreements} requests (first: request ${first})`)
-    failed = true
-  }
+  lines.push("", `goals: ${goals.length - missed.length} met, ${missed.length} missed`)
+  return lines.join("\n")
 }
 
-let sink = 0
-const n = expected.length
-const samples = systems.map(() => [] as Array<number>)
-const ratios = systems.map(() => [] as Array<number>)
-for (let round = 0; round < WARMUP + ROUNDS; round++) {
-  const times = new Array<number>(systems.length)
-  for (let k = 0; k < systems.length; k++) {
-    const s = (round + k) % systems.length
-    const decide = systems[s]!.decide
-    const start = performance.now()
-    for (let i = 0; i < n; i++) if (decide(i)) sink++
-    times[s] = ((performance.now() - start) * 1e6) / n
+const markdownTable = (): string => {
+  const lines = [
+    `Taken ${new Date().toISOString().slice(0, 10)} with \`npm run bench\` (${seconds.toFixed(0)} s): Node ${machine.node}, ` +
+    `${machine.platform}, ${machine.cores} x ${machine.cpu}, ${machine.memoryGiB} GiB, load average ${machine.loadAverageAtStart} at start.`,
+    "",
+    "| section | row | median | p99 | unit | x floor | goal / note |",
+    "|---|---|---:|---:|---|---:|---|"
+  ]
+  for (const row of rows) {
+    const tail = [goalText(row), row.note ?? ""].filter((s) => s !== "").join("; ")
+    lines.push(
+      `| ${row.section} | ${row.name} | ${figure(row.median)} | ${figure(row.p99)} | ${row.unit} | ${ratio(row.ratio)} | ${tail} |`
+    )
   }
-  if (round < WARMUP) continue
-  for (let s = 0; s < systems.length; s++) {
-    samples[s]!.push(times[s]!)
-    ratios[s]!.push(times[s]! / times[0]!)
-  }
+  return lines.join("\n")
 }
 
-const quantile = (xs: Array<number>, q: number) => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!
+if (json) {
+  console.log(JSON.stringify({ takenAt: new Date().toISOString(), seconds, quick, machine, rows, errors }, null, 2))
+} else {
+  console.log(table())
 }
-
-console.log(`tools-20: ${requests.length} requests x ${ROUNDS} rounds (ns per decision; Node ${process.version})`)
-console.log(`${"system".padEnd(40)}${"median".padStart(10)}${"p99".padStart(10)}${"x floor".padStart(10)}`)
-systems.forEach((system, s) => {
-  const median = quantile(samples[s]!, 0.5).toFixed(0).padStart(10)
-  const p99 = quantile(samples[s]!, 0.99).toFixed(0).padStart(10)
-  console.log(`${system.name.padEnd(40)}${median}${p99}${quantile(ratios[s]!, 0.5).toFixed(1).padStart(10)}`)
-})
-if (sink < 0) console.log(sink)
-
-const asyncRows = await measureAsync(Math.max(200, ROUNDS * 20))
-console.log("")
-console.log("async: identity + ticketing + compliance checks against immediate fakes, one record per decision, one runPromise per decision (µs)")
-for (const row of asyncRows) console.log(`${row.name.padEnd(44)}${row.microsPerDecision.toFixed(2).padStart(10)}`)
-if (!(await measureApprovals())) failed = true
-if (!(await measureSqlite())) failed = true
-if (failed) process.exitCode = 1
+if (markdown !== undefined) {
+  const begin = "<!-- bench:begin -->"
+  const end = "<!-- bench:end -->"
+  const text = fs.readFileSync(markdown, "utf8")
+  const from = text.indexOf(begin)
+  const to = text.indexOf(end)
+  if (from < 0 || to < from) {
+    errors.push(`--markdown: ${markdown} has no ${begin} … ${end} markers`)
+  } else {
+    fs.writeFileSync(markdown, `${text.slice(0, from + begin.length)}\n${markdownTable()}\n${text.slice(to)}`)
+    progress(`wrote the table into ${markdown}`)
+  }
+}
+for (const error of errors) process.stderr.write(`bench: ERROR ${error}\n`)
+if (errors.length > 0) process.exitCode = 1
