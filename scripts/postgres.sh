@@ -58,6 +58,10 @@ as_owner() {
 install() {
   if bindir >/dev/null && command -v psql >/dev/null 2>&1; then
     echo "postgres.sh: PostgreSQL found in $(bindir)"
+    # Server binaries without Debian's package: the OS user the server runs as when we are root.
+    if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+      useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+    fi
     return
   fi
   local sudo_cmd=()
