@@ -73,21 +73,26 @@ export const plainLoop = (action: Action.Action): boolean => {
 const amountOf = (action: Action.Action): number => (action.payload as { amount: number }).amount
 
 /**
- * Rule i, written as a gavel policy: it applies to tool i only; it denies an
- * amount over 1000 + i, allows the tool's role or an admin, and abstains
- * otherwise (so the default, Deny, decides).
+ * What rule i decides for an action of tool i: it denies an amount over
+ * 1000 + i, allows the tool's role or an admin, and abstains otherwise (so
+ * the default, Deny, decides).
  */
-export const rule = (i: number): Policy.Sync => {
-  const name = `tool${i}`
+const decideTool = (i: number): (action: Action.Action) => Decision.Result => {
   const limit = 1000 + i
   const role = i % 2 === 0 ? "operator" : "admin"
-  const overLimit = Decision.deny({ code: "amount.exceeded", message: `Amount over ${limit} on ${name}` })
-  return Policy.make(`tools20.${name}`, (action) => {
-    if (action.name !== name) return Decision.notApplicable
+  const overLimit = Decision.deny({ code: "amount.exceeded", message: `Amount over ${limit} on tool${i}` })
+  return (action) => {
     if (amountOf(action) > limit) return overLimit
     const roles = action.actor.roles
     return roles.includes(role) || roles.includes("admin") ? Decision.allow() : Decision.notApplicable
-  })
+  }
+}
+
+/** Rule i, written as a gavel policy that tests the tool name itself and abstains for any other tool. */
+export const rule = (i: number): Policy.Sync => {
+  const name = `tool${i}`
+  const decide = decideTool(i)
+  return Policy.make(`tools20.${name}`, (action) => action.name !== name ? Decision.notApplicable : decide(action))
 }
 
 export const policy = Policy.all(Array.from({ length: TOOLS }, (_, i) => rule(i)), { id: "tools20" })
@@ -100,17 +105,8 @@ export const makeSet = (explain: PolicySet.ExplainMode): PolicySet.Sync =>
  * inside: `Policy.all` then evaluates, for each action, only the rule of its
  * tool (the same decision and trail, see `Policy.forAction`).
  */
-export const scopedRule = (i: number): Policy.Sync => {
-  const name = `tool${i}`
-  const limit = 1000 + i
-  const role = i % 2 === 0 ? "operator" : "admin"
-  const overLimit = Decision.deny({ code: "amount.exceeded", message: `Amount over ${limit} on ${name}` })
-  return Policy.make(`tools20.${name}`, (action) => {
-    if (amountOf(action) > limit) return overLimit
-    const roles = action.actor.roles
-    return roles.includes(role) || roles.includes("admin") ? Decision.allow() : Decision.notApplicable
-  }).pipe(Policy.forAction(name))
-}
+export const scopedRule = (i: number): Policy.Sync =>
+  Policy.make(`tools20.tool${i}`, decideTool(i)).pipe(Policy.forAction(`tool${i}`))
 
 export const scopedPolicy = Policy.all(Array.from({ length: TOOLS }, (_, i) => scopedRule(i)), { id: "tools20" })
 
