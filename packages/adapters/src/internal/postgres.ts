@@ -24,7 +24,7 @@ import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { type AuditRow, normalize, readEvent, unreadable, unstorable } from "./rows.js"
+import { type AuditRow, driverCode, normalize, readEvent, unreadable, unstorable } from "./rows.js"
 
 // -----------------------------------------------------------------------------
 // constants
@@ -53,10 +53,7 @@ const MAX_ATTEMPTS = 50
 // -----------------------------------------------------------------------------
 
 /** The SQLSTATE behind a failed statement (`23505`…), if any. */
-export const pgCode = (error: unknown): string | undefined => {
-  const cause = Predicate.hasProperty(error, "cause") ? error.cause : error
-  return Predicate.hasProperty(cause, "code") && typeof cause.code === "string" ? cause.code : undefined
-}
+export const pgCode: (error: unknown) => string | undefined = driverCode
 
 /**
  * A one-line description of a failure, with the SQLSTATE and the driver's

@@ -8,7 +8,19 @@ import * as Approval from "@gavel/core/Approval"
 import * as Audit from "@gavel/core/Audit"
 import * as Either from "effect/Either"
 import type * as ParseResult from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+
+/**
+ * The driver's error code behind a failed statement (`SQLITE_BUSY`, a
+ * Postgres SQLSTATE such as `23505`…), if any.
+ *
+ * @internal
+ */
+export const driverCode = (error: unknown): string | undefined => {
+  const cause = Predicate.hasProperty(error, "cause") ? error.cause : error
+  return Predicate.hasProperty(cause, "code") && typeof cause.code === "string" ? cause.code : undefined
+}
 
 /** @internal */
 export const unreadable = (operation: string, what: string) => (error: ParseResult.ParseError): Approval.StoreError =>

@@ -18,7 +18,7 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
-import { type AuditRow, normalize, readEvent, unreadable, unstorable } from "./rows.js"
+import { type AuditRow, driverCode, normalize, readEvent, unreadable, unstorable } from "./rows.js"
 
 // -----------------------------------------------------------------------------
 // constants
@@ -35,10 +35,7 @@ export const migrationsTable = "gavel_migrations"
 // -----------------------------------------------------------------------------
 
 /** The SQLite result code behind a failed statement (`SQLITE_BUSY`…), if any. */
-export const sqliteCode = (error: unknown): string | undefined => {
-  const cause = Predicate.hasProperty(error, "cause") ? error.cause : error
-  return Predicate.hasProperty(cause, "code") && typeof cause.code === "string" ? cause.code : undefined
-}
+export const sqliteCode: (error: unknown) => string | undefined = driverCode
 
 /** A one-line description of a failure, with the SQLite code and message when there is one. */
 export const describe = (error: unknown): string => {
