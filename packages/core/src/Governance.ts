@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import * as Arr from "effect/Array"
 import type * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -25,7 +26,7 @@ import { AuditSink } from "./AuditSink.js"
 import * as Decision from "./Decision.js"
 import * as DecisionRecord from "./DecisionRecord.js"
 import { IdGenerator } from "./IdGenerator.js"
-import { Identity } from "./Identity.js"
+import { Identity, type ResolvedPrincipal } from "./Identity.js"
 import type * as Override from "./Override.js"
 import * as entries from "./internal/auditEntries.js"
 import * as Metrics from "./Metrics.js"
@@ -448,6 +449,12 @@ const stillSatisfied = (request: Approval.ApprovalRequest, decision: Decision.De
     default:
       return false
   }
+}
+
+/** A principal as the identity system knows it: its canonical id, and what it resolved to. */
+interface Canonical {
+  readonly id: string
+  readonly resolved: Option.Option<ResolvedPrincipal>
 }
 
 /** The votes of a new approval (shared: votes are never added in place). */
@@ -876,36 +883,52 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     })
 
   /**
-   * Whether the identity system says `principalId` is active, of the
+   * Who `presented` is according to the identity system: the id it
+   * resolves to (its canonical form: a directory may fold case, width or
+   * whitespace, or know aliases), or `presented` itself when the identity
+   * system does not know it. Every comparison of principals — separation of
+   * duties, one vote per approver, an override of one's own decision — is
+   * between canonical ids, so an alias is the same person.
+   */
+  const resolveCanonical = (presented: string) =>
+    Effect.map(identity.resolve(presented), (resolved): Canonical => ({
+      id: Option.isSome(resolved) ? resolved.value.id : presented,
+      resolved
+    }))
+
+  /**
+   * Whether the identity system says the principal is active, of the
    * decision's tenant (when both have one) and within `authority`.
    */
-  const withinAuthority = (principalId: string, authority: Decision.Authority, tenant: string | null) =>
-    Effect.map(
-      identity.resolve(principalId),
-      (resolved): "ok" | "unknown_principal" | "inactive" | "other_tenant" | "outside_authority" => {
-        if (Option.isNone(resolved)) return "unknown_principal"
-        if (resolved.value.status !== "active") return "inactive"
-        if (tenant !== null && resolved.value.tenant !== undefined && resolved.value.tenant !== tenant) {
-          return "other_tenant"
-        }
-        return authority.principals.includes(principalId) ||
-            resolved.value.roles.some((role) => authority.roles.includes(role))
-          ? "ok"
-          : "outside_authority"
-      }
-    )
+  const withinAuthority = (
+    principal: Canonical,
+    authority: Decision.Authority,
+    tenant: string | null
+  ): "ok" | "unknown_principal" | "inactive" | "other_tenant" | "outside_authority" => {
+    const resolved = principal.resolved
+    if (Option.isNone(resolved)) return "unknown_principal"
+    if (resolved.value.status !== "active") return "inactive"
+    if (tenant !== null && resolved.value.tenant !== undefined && resolved.value.tenant !== tenant) {
+      return "other_tenant"
+    }
+    return authority.principals.includes(principal.id) ||
+        resolved.value.roles.some((role) => authority.roles.includes(role))
+      ? "ok"
+      : "outside_authority"
+  }
 
-  const eligibility = (principalId: string, request: Approval.ApprovalRequest) =>
-    Effect.flatMap(withinAuthority(principalId, request.requirement.authority, request.summary.actor.tenant), (verdict) =>
-      verdict === "ok"
-        ? Effect.map(identity.canApprove(principalId, request), (ok) => ok ? verdict : "refused" as const)
-        : Effect.succeed(verdict))
+  const eligibility = (principal: Canonical, request: Approval.ApprovalRequest) => {
+    const verdict = withinAuthority(principal, request.requirement.authority, request.summary.actor.tenant)
+    return verdict === "ok"
+      ? Effect.map(identity.canApprove(principal.id, request), (ok) => ok ? verdict : "refused" as const)
+      : Effect.succeed(verdict)
+  }
 
   const castVote = (
     expected: Approval.Kind | undefined,
     verdict: Approval.Verdict,
     approvalId: string,
-    voter: Action.Principal,
+    presented: Action.Principal,
     note: string | undefined
   ): Effect.Effect<Approval.ApprovalRequest, VoteError> =>
     Effect.gen(function*() {
@@ -913,21 +936,46 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       if (expected !== undefined && request.kind !== expected) {
         return yield* new Approval.WrongKind({ approvalId, expected, actual: request.kind })
       }
-      if (request.requirement.separationOfDuties && voter.id === request.requester) {
+      // The voter, the requester and every earlier voter as the identity
+      // system knows them now.
+      const [voter, requester, earlier] = yield* Effect.all([
+        resolveCanonical(presented.id),
+        resolveCanonical(request.requester),
+        Effect.forEach(request.votes, (v) => resolveCanonical(v.approver), { concurrency: "unbounded" })
+      ], { concurrency: "unbounded" })
+      if (
+        request.requirement.separationOfDuties &&
+        (voter.id === requester.id || presented.id === request.requester)
+      ) {
         return yield* new Approval.SelfApprovalForbidden({ approvalId, principalId: voter.id })
       }
-      const verdictOfVoter = yield* eligibility(voter.id, request)
+      if (earlier.some((e) => e.id === voter.id)) {
+        return yield* new Approval.DuplicateVote({ approvalId, principalId: voter.id })
+      }
+      const verdictOfVoter = yield* eligibility(voter, request)
       if (verdictOfVoter !== "ok") {
         return yield* new Approval.NotAnApprover({ approvalId, principalId: voter.id, reason: verdictOfVoter })
       }
-      // Votes already cast count only while their approvers are still eligible.
-      const earlier = request.votes.filter((v) => v.counted).map((v) => v.approver)
-      const checks = earlier.length === 0 ? [] : yield* Effect.forEach(
-        earlier,
-        (approver) => Effect.map(eligibility(approver, request), (v) => v === "ok" ? undefined : approver),
-        { concurrency: "unbounded" }
+      // Votes already cast count only while their approvers are still
+      // eligible, once per person (votes recorded under two aliases of one
+      // approver count once), and never the requester's under separation of
+      // duties.
+      const seen = new Set<string>()
+      const twice = request.votes.map((v, i) => {
+        const approver = earlier[i]!.id
+        const again = seen.has(approver) || (request.requirement.separationOfDuties && approver === requester.id)
+        if (v.counted) seen.add(approver)
+        return again
+      })
+      const revoked = Arr.getSomes(
+        yield* Effect.forEach(request.votes, (v, i) =>
+          !v.counted
+            ? Effect.succeedNone
+            : twice[i]
+            ? Effect.succeedSome(v.approver)
+            : Effect.map(eligibility(earlier[i]!, request), (e) => e === "ok" ? Option.none() : Option.some(v.approver)),
+          { concurrency: "unbounded" })
       )
-      const revoked = checks.filter((id): id is string => id !== undefined)
       const at = yield* now
       return yield* Effect.uninterruptible(
         Effect.tap(
@@ -960,15 +1008,19 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
         return yield* refuse("invalid_duration")
       }
       if (record.overridePolicy === null) return yield* refuse("no_override_policy")
-      if (principalId === record.inputs.actor.id) return yield* refuse("own_decision")
-      const verdict = yield* withinAuthority(principalId, record.overridePolicy.authority, record.inputs.actor.tenant)
+      const [authority, actor] = yield* Effect.all([
+        resolveCanonical(principalId),
+        resolveCanonical(record.inputs.actor.id)
+      ], { concurrency: "unbounded" })
+      if (authority.id === actor.id || principalId === record.inputs.actor.id) return yield* refuse("own_decision")
+      const verdict = withinAuthority(authority, record.overridePolicy.authority, record.inputs.actor.tenant)
       if (verdict !== "ok") return yield* refuse(verdict)
       const grantedAt = yield* now
       const granted: Override.Override = {
         id: ids.next("ovr"),
         overrides: decisionId,
         policyId: record.policyId,
-        grantedBy: principalId,
+        grantedBy: authority.id,
         reason: options.reason.trim(),
         scope: record.scope,
         coverage: options.scope ?? "actor",
