@@ -86,6 +86,7 @@ const segmentsOf = (path: string): Array<string | number> =>
  */
 const locate = (problems: ReadonlyArray<Rules.Problem>, text: string): Array<Rules.Problem> => {
   const lineCounter = new YAML.LineCounter()
+  // Only on a text that passed `checkText`: the composer is recursive.
   const doc = YAML.parseDocument(text, { lineCounter, uniqueKeys: false })
   return problems.map((problem) => {
     if (problem.line !== undefined) return problem
@@ -117,6 +118,133 @@ const yamlMessage = (error: YAML.YAMLError): string =>
   (error.message.split("\n")[0] ?? error.code).replace(/ at line \d+, column \d+:?$/, "")
 
 // -----------------------------------------------------------------------------
+// bounds of the text
+// -----------------------------------------------------------------------------
+
+interface TextFrame {
+  readonly token: YAML.CST.Token
+  readonly key: string | number | undefined
+  readonly parent: TextFrame | undefined
+  readonly depth: number
+}
+
+const isCollection = (
+  token: YAML.CST.Token
+): token is YAML.CST.BlockMap | YAML.CST.BlockSequence | YAML.CST.FlowCollection =>
+  token.type === "block-map" || token.type === "block-seq" || token.type === "flow-collection"
+
+const isMapping = (token: YAML.CST.BlockMap | YAML.CST.BlockSequence | YAML.CST.FlowCollection): boolean =>
+  token.type === "block-map" || (token.type === "flow-collection" && token.start.source === "{")
+
+const scalarOf = (token: YAML.CST.Token | null | undefined): string | undefined => {
+  if (token === null || token === undefined) return undefined
+  const scalar = YAML.CST.isScalar(token) ? YAML.CST.resolveAsScalar(token) : null
+  return scalar === null ? undefined : scalar.value
+}
+
+const textPathOf = (frame: TextFrame): Array<string | number> => {
+  const path: Array<string | number> = []
+  for (let f: TextFrame | undefined = frame; f !== undefined && f.key !== undefined; f = f.parent) path.push(f.key)
+  return path.reverse()
+}
+
+/** The id of the rule a frame is in, as written (`#index` when it has none), or `null` outside the rules. */
+const textRuleOf = (frame: TextFrame): string | null => {
+  let f: TextFrame | undefined = frame
+  while (f?.parent?.parent !== undefined && f.parent.parent.key !== undefined) f = f.parent
+  if (f?.parent?.key !== "rules" || typeof f.key !== "number") return null
+  const rule = f.token
+  if (isCollection(rule) && isMapping(rule)) {
+    for (const item of rule.items) {
+      const id = scalarOf(item.key) === "id" ? scalarOf(item.value) : undefined
+      if (id !== undefined && id !== "") return id
+    }
+  }
+  return `#${f.key}`
+}
+
+/**
+ * Checks the nesting and the number of values of a text before it is
+ * composed into a document: the `yaml` composer (and `JSON.stringify`,
+ * `toJS`…) recurse, and overflow the stack on a deep enough text, while its
+ * lexer and parser (the CST, walked here with an explicit stack) do not. The
+ * same limits as `Rules.decode`'s, so a text that passes composes safely.
+ */
+const checkText = (text: string, maxValues: number): Array<Rules.Problem> => {
+  const lineCounter = new YAML.LineCounter()
+  const stack: Array<TextFrame> = []
+  for (const token of new YAML.Parser(lineCounter.addNewLine).parse(text)) {
+    if (token.type === "document" && token.value !== undefined) {
+      stack.push({ token: token.value, key: undefined, parent: undefined, depth: 0 })
+    }
+  }
+  let values = stack.length
+  const problem = (frame: TextFrame, message: string): Array<Rules.Problem> => {
+    const { col, line } = lineCounter.linePos(frame.token.offset)
+    const path = textPathOf(frame)
+    return [{ rule: textRuleOf(frame), path: Rules.formatPath(path), message, line, column: col }]
+  }
+  while (stack.length > 0) {
+    const frame = stack.pop()!
+    const token = frame.token
+    if (!isCollection(token)) continue
+    const depth = frame.depth + 1
+    if (depth > Rules.maxNesting) {
+      return problem(
+        frame,
+        `nested too deeply: objects and lists nest at most ${Rules.maxNesting} levels in a rules document`
+      )
+    }
+    values += token.items.length
+    if (values > maxValues) {
+      return problem(
+        frame,
+        `a rules document holds at most ${maxValues} values (objects, lists and scalars, counted where they occur); this one holds more`
+      )
+    }
+    const mapping = isMapping(token)
+    token.items.forEach((item, index) => {
+      const key = mapping ? scalarOf(item.key) ?? index : index
+      // A key may be a collection itself (`? [a, b]: c`): its nesting counts too.
+      if (item.key !== null && item.key !== undefined) stack.push({ token: item.key, key, parent: frame, depth })
+      if (item.value !== undefined) stack.push({ token: item.value, key, parent: frame, depth })
+    })
+  }
+  return []
+}
+
+/**
+ * Duplicate keys, found in linear time (the `yaml` package's own
+ * `uniqueKeys` compares every pair of keys of a map: quadratic).
+ */
+const duplicateKeys = (doc: YAML.Document, lineCounter: YAML.LineCounter): Array<Rules.Problem> => {
+  const problems: Array<Rules.Problem> = []
+  YAML.visit(doc, {
+    Map: (_, map) => {
+      const seen = new Set<unknown>()
+      for (const pair of map.items) {
+        if (!YAML.isScalar(pair.key)) continue
+        const value = pair.key.value
+        if (!seen.has(value)) {
+          seen.add(value)
+          continue
+        }
+        const position = pair.key.range === undefined || pair.key.range === null
+          ? undefined
+          : lineCounter.linePos(pair.key.range[0])
+        problems.push({
+          rule: null,
+          path: "",
+          message: "YAML syntax error: Map keys must be unique",
+          ...(position === undefined ? {} : { line: position.line, column: position.col })
+        })
+      }
+    }
+  })
+  return problems
+}
+
+// -----------------------------------------------------------------------------
 // parsing
 // -----------------------------------------------------------------------------
 
@@ -127,19 +255,35 @@ const yamlMessage = (error: YAML.YAMLError): string =>
 export interface ParseOptions {
   /** Where the text came from, for error messages. */
   readonly source?: string | undefined
+  /** Limits to use instead of `Rules.defaultLimits` (see `Rules.Limits`). */
+  readonly limits?: Partial<Rules.Limits> | undefined
+}
+
+/** The text's bounds, checked with the limits `Rules.decode` will use (an invalid limit is its to report). */
+const textBounds = (text: string, options: ParseOptions | undefined): Array<Rules.Problem> => {
+  const maxValues = options?.limits?.maxValues ?? Rules.defaultLimits.maxValues
+  return checkText(text, Number.isSafeInteger(maxValues) && maxValues > 0 ? maxValues : Rules.defaultLimits.maxValues)
 }
 
 /**
  * Decodes a rules document from YAML text. A syntax error, a duplicate key
- * or several documents in one stream are problems with their line and column.
+ * or several documents in one stream are problems with their line and column;
+ * so is a text nested too deeply or holding too many values (`Rules.Limits`),
+ * refused before it is composed.
  *
  * @since 0.1.0
  * @category parsing
  */
 export const parseYaml = (text: string, options?: ParseOptions): Effect.Effect<Rules.Rules, Rules.InvalidRules> => {
   const source = options?.source
+  const bounds = textBounds(text, options)
+  if (bounds.length > 0) return Either.left(invalid(bounds, source))
   const lineCounter = new YAML.LineCounter()
-  const doc = YAML.parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: true })
+  const doc = YAML.parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: true })
+  if (doc.errors.length === 0) {
+    const duplicates = duplicateKeys(doc, lineCounter)
+    if (duplicates.length > 0) return Either.left(invalid(duplicates, source))
+  }
   if (doc.errors.length > 0) {
     return Either.left(invalid(
       doc.errors.map((error) => {
@@ -166,7 +310,7 @@ export const parseYaml = (text: string, options?: ParseOptions): Effect.Effect<R
       message: `YAML error: ${error instanceof Error ? error.message : String(error)}`
     }], source))
   }
-  return withPositions(Rules.decode(input, { source }), text, source)
+  return withPositions(Rules.decode(input, { source, limits: options?.limits }), text, source)
 }
 
 const jsonLineColumn = /line (\d+) column (\d+)/
@@ -191,7 +335,11 @@ const jsonPosition = (message: string, text: string): { readonly line: number; r
  */
 export const parseJson = (text: string, options?: ParseOptions): Effect.Effect<Rules.Rules, Rules.InvalidRules> => {
   const source = options?.source
-  return Effect.mapError(Rules.parseJson(text, { source }), (error) => {
+  // JSON is YAML: the same bounds, checked on the text, so that the positions
+  // (found with the `yaml` composer) are safe to look up.
+  const bounds = textBounds(text, options)
+  if (bounds.length > 0) return Either.left(invalid(bounds, source))
+  return Effect.mapError(Rules.parseJson(text, { source, limits: options?.limits }), (error) => {
     const first = error.problems[0]
     if (error.problems.length === 1 && first !== undefined && first.message.startsWith("JSON syntax error")) {
       const position = jsonPosition(first.message, text)
@@ -202,6 +350,15 @@ export const parseJson = (text: string, options?: ParseOptions): Effect.Effect<R
 }
 
 /**
+ * @since 0.1.0
+ * @category models
+ */
+export interface LoadOptions {
+  /** Limits to use instead of `Rules.defaultLimits` (see `Rules.Limits`). */
+  readonly limits?: Partial<Rules.Limits> | undefined
+}
+
+/**
  * Reads and decodes the rules document at `path`, in the format its
  * extension names. Nothing of an invalid document is loaded.
  *
@@ -209,7 +366,8 @@ export const parseJson = (text: string, options?: ParseOptions): Effect.Effect<R
  * @category loading
  */
 export const load = (
-  path: string
+  path: string,
+  options?: LoadOptions
 ): Effect.Effect<Rules.Rules, Rules.InvalidRules | RulesFileError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const format = formatOf(path)
@@ -232,5 +390,6 @@ export const load = (
           })
       )
     )
-    return yield* (format === "json" ? parseJson(text, { source: path }) : parseYaml(text, { source: path }))
+    const parseOptions = { source: path, limits: options?.limits }
+    return yield* (format === "json" ? parseJson(text, parseOptions) : parseYaml(text, parseOptions))
   })

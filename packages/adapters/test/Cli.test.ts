@@ -623,6 +623,26 @@ rules:
     expect(errorLine(missing)).toBe(`gavel: rules file "${path.join(f.dir, "nope.yaml")}" does not exist`)
   })
 
+  it("refuses a document nested 100,000 deep on one line each, exit 6, no stack trace", async () => {
+    const f = files()
+    const deep = path.join(f.dir, "deep.json")
+    const depth = 100_000
+    const head = `{"id":"p","version":"1","combine":"first-applicable","rules":[{"id":"r","effect":"deny",` +
+      `"reason":{"code":"c","message":"m"},"when":`
+    const not = `{"not":`
+    fs.writeFileSync(deep, `${head}${not.repeat(depth)}{"field":"name","eq":"x"}${"}".repeat(depth)}}]}`)
+    const result = await inProcess(["rules", "check", deep])
+    expect(result.code).toBe(Cli.ExitCode.InvalidRules)
+    expect(result.stderr).toBe("")
+    // Refused at the condition under the 77th "not", 81 objects deep, at its column.
+    expect(result.stdout.trimEnd().split("\n")).toEqual([
+      `${deep}: rule "r" at rules[0].when${".not".repeat(9)}…(68 more) (line 1, column ${
+        head.length + not.length * 77 + 1
+      }): nested too deeply: objects and lists nest at most 80 levels in a rules document`,
+      "invalid: 1 problem"
+    ])
+  })
+
   it("explains an action: the rules that matched, the one that decided, the record", async () => {
     const f = files()
     const human = await inProcess(["rules", "explain", "--action", f.payment, f.valid])

@@ -137,3 +137,98 @@ describe("RulesFile.load", () => {
       expect(other).toMatchObject({ _tag: "RulesFileError", reason: "UnsupportedFormat" })
     }))
 })
+
+describe("RulesFile bounds", () => {
+  const header = `id: payments\nversion: "1"\ncombine: first-applicable\n`
+  const refused = (result: Effect.Effect<Rules.Rules, Rules.InvalidRules>) => Effect.runSync(Effect.flip(result)).problems
+  const deepNesting = `nested too deeply: objects and lists nest at most ${Rules.maxNesting} levels in a rules document`
+
+  it("refuses a text nested 100,000 deep, in YAML and JSON, with its position, before composing it", () => {
+    const deep = "[".repeat(100_000) + "]".repeat(100_000)
+    for (const parse of [RulesFile.parseYaml, RulesFile.parseJson]) {
+      expect(refused(parse(deep))).toEqual([{
+        rule: null,
+        path: "[0]".repeat(Rules.maxNesting),
+        message: deepNesting,
+        line: 1,
+        column: Rules.maxNesting + 1
+      }])
+    }
+    // The JSON parser copes with this depth; the positions of its problems,
+    // looked up with the yaml composer, used to crash the process.
+    const condition = `${"{\"not\":".repeat(100_000)}{"field":"name","eq":"x"}${"}".repeat(100_000)}`
+    const json = `{"id":"payments","version":"1","combine":"first-applicable","rules":[
+{"id":"deep","effect":"deny","reason":{"code":"c","message":"m"},"when":${condition}}]}`
+    const problems = refused(RulesFile.parseJson(json))
+    expect(problems).toMatchObject([{ rule: "deep", message: deepNesting, line: 2 }])
+    expect(problems[0]!.path).toMatch(/^rules\[0\]\.when\.not\.not/)
+  })
+
+  it("refuses deep block nesting with the rule, the path and the line", () => {
+    const levels = 2_000
+    const text = `${header}rules:\n  - id: deep\n    effect: deny\n    reason: { code: c, message: m }\n    when:\n` +
+      Array.from({ length: levels }, (_, i) => `${" ".repeat(6 + 2 * i)}not:`).join("\n") +
+      `\n${" ".repeat(6 + 2 * levels)}{ field: name, eq: x }\n`
+    const problems = refused(RulesFile.parseYaml(text))
+    expect(problems).toMatchObject([{ rule: "deep", message: deepNesting }])
+    expect(problems[0]!.path).toMatch(/^rules\[0\]\.when\.not\.not/)
+    expect(problems[0]!.line).toBeGreaterThan(8)
+    // Conditions at the nesting limit of conditions are refused by it, at their line.
+    const deepish = `${header}rules:\n  - id: deep\n    effect: deny\n    reason: { code: c, message: m }\n    when:\n` +
+      Array.from({ length: 40 }, (_, i) => `${" ".repeat(6 + 2 * i)}not:`).join("\n") +
+      `\n${" ".repeat(6 + 80)}{ field: name, eq: x }\n`
+    expect(refused(RulesFile.parseYaml(deepish))).toMatchObject([{
+      rule: "deep",
+      message: "conditions nest at most 32 levels deep",
+      line: 9 + 32 // the condition at fault, the 33rd "not"
+    }])
+  })
+
+  it("refuses an alias bomb and a text with too many values", () => {
+    const names = "abcdefghij"
+    const bomb = `${header}rules: []\ndescription: &a [x, x, x, x, x, x, x, x, x, x]\n` +
+      Array.from({ length: 9 }, (_, i) =>
+        `${names[i + 1]}: &${names[i + 1]} [${Array(10).fill(`*${names[i]}`).join(", ")}]`).join("\n")
+    expect(refused(RulesFile.parseYaml(bomb))[0]!.message).toMatch(/resource exhaustion/)
+    const many = `${header}rules: []\ndescription: [${Array(100_001).fill("1").join(",")}]\n`
+    expect(refused(RulesFile.parseYaml(many))).toMatchObject([{
+      rule: null,
+      path: "description",
+      message: expect.stringMatching(/^a rules document holds at most 100000 values/),
+      line: 5,
+      column: 14
+    }])
+    // With a higher limit it is composed, and refused for what it is (the message does not quote it all).
+    const composed = refused(RulesFile.parseYaml(many, { limits: { maxValues: 200_000 } }))
+    expect(composed).toMatchObject([{ path: "description", message: expect.stringMatching(/^Expected string, actual \[1,1,/) }])
+    expect(composed[0]!.message.length).toBe(200)
+  })
+
+  it("finds duplicate keys of a large map in linear time, at their line", () => {
+    const keys = 20_000
+    const text = `${header}rules: []\nextra:\n${Array.from({ length: keys }, (_, i) => `  k${i}: 1`).join("\n")}\n  k7: 2\n`
+    expect(refused(RulesFile.parseYaml(text))).toEqual([{
+      rule: null,
+      path: "",
+      message: "YAML syntax error: Map keys must be unique",
+      line: 6 + keys,
+      column: 3
+    }])
+  })
+
+  it.effect("takes limits when loading a file", () =>
+    Effect.gen(function*() {
+      const file = write("limits.yaml", yaml)
+      const error = (yield* Effect.flip(RulesFile.load(file, { limits: { maxRules: 2 } }).pipe(
+        Effect.provide(NodeContext.layer)
+      ))) as Rules.InvalidRules
+      expect(error.problems).toEqual([{
+        rule: null,
+        path: "rules",
+        message: "a rules document holds at most 2 rules; this one has 3",
+        line: 7,
+        column: 3
+      }])
+    }))
+})
+

@@ -308,23 +308,40 @@ const headerFields = {
   defaultReason: optional(RuleReason)
 }
 
-/**
- * A rules document, structure and cross-rule checks included: decoding it
- * with `onExcessProperty: "error"` refuses everything {@link decode} refuses
- * (but {@link decode} reports the problems of every rule even when some do
- * not decode, and names them by rule).
- *
- * @since 0.1.0
- * @category schemas
- */
-export const RulesDocument = Schema.Struct({ ...headerFields, rules: Schema.Array(Rule) }).pipe(
+const DocumentStructure = Schema.Struct({ ...headerFields, rules: Schema.Array(Rule) }).pipe(
   Schema.filter((document) =>
     crossChecks(document.combine, document.rules.map((rule, index) => ({ index, raw: rule, rule }))).map((p) => ({
       path: p.path,
       message: p.message
     }))
   )
-).annotations({ identifier: "RulesDocument" })
+)
+
+/**
+ * A rules document, structure and cross-rule checks included: decoding it
+ * with `onExcessProperty: "error"` refuses everything {@link decode} refuses
+ * (but {@link decode} reports the problems of every rule even when some do
+ * not decode, and names them by rule), the {@link defaultLimits} included.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const RulesDocument: Schema.Schema<
+  Schema.Schema.Type<typeof DocumentStructure>,
+  Schema.Schema.Encoded<typeof DocumentStructure>
+> = Schema.declare([DocumentStructure], {
+  // The bounds (with the default limits) are checked by an iterative walk
+  // before the structure's recursive decoding can overflow on the input.
+  decode: (structure) => (input, options, ast) => {
+    const bounds = internal.checkBounds(input, defaultLimits)
+    if (bounds.length === 0) return ParseResult.decodeUnknown(structure)(input, options)
+    const issues = bounds.map(conditionIssue(ast, input))
+    return ParseResult.fail(
+      issues.length === 1 ? issues[0]! : new ParseResult.Composite(ast, input, issues as [ParseResult.ParseIssue, ...Array<ParseResult.ParseIssue>])
+    )
+  },
+  encode: (structure) => (input, options) => ParseResult.encodeUnknown(structure)(input, options)
+}, { identifier: "RulesDocument" })
 
 /**
  * @since 0.1.0
@@ -360,15 +377,26 @@ export const Problem = Schema.Struct({
  */
 export interface Problem extends Schema.Schema.Type<typeof Problem> {}
 
+const pathSegment = /[^.[\]]+|\[\d+\]/g
+
+/** A very long path (too deep a nesting) by its first segments: `rules[0].when.not.not…(70 more)`. */
+const abbreviate = (path: string): string => {
+  const segments = path.match(pathSegment) ?? []
+  if (segments.length <= 16) return path
+  const head = segments.slice(0, 12).map((s, i) => i === 0 || s.startsWith("[") ? s : `.${s}`).join("")
+  return `${head}…(${segments.length - 12} more)`
+}
+
 /**
  * A problem on one line: `rule "large-payment" at rules[1].when.gt (line 9,
- * column 7): gt compares with a number, not "big"`.
+ * column 7): gt compares with a number, not "big"`. A path of more than 16
+ * segments is shortened to its first 12: `rules[0].when.not.not…(70 more)`.
  *
  * @since 0.1.0
  * @category errors
  */
 export const formatProblem = (problem: Problem): string => {
-  const where = problem.path === "" ? "document" : problem.path
+  const where = problem.path === "" ? "document" : abbreviate(problem.path)
   const position = problem.line === undefined
     ? ""
     : ` (line ${problem.line}${problem.column === undefined ? "" : `, column ${problem.column}`})`
@@ -439,6 +467,9 @@ const issuesOf = (error: ParseResult.ParseError, prefix: Path): Array<{ path: Pa
           path,
           message: objectExpected.test(issue.message)
             ? `expected an object, not ${show(actualOf(issue.message))}`
+            : issue.message.length > 200
+            // Schema's messages quote the whole value at fault ("Expected string, actual [1,1,…]").
+            ? `${issue.message.slice(0, 199)}…`
             : issue.message
         }
     }
@@ -577,14 +608,14 @@ const crossChecks = (combine: Combine | undefined, entries: ReadonlyArray<Entry>
   return problems
 }
 
-const nameOf = (entries: ReadonlyArray<Entry>, path: Path): string | null => {
-  if (path[0] !== "rules" || typeof path[1] !== "number") return null
-  const entry = entries[path[1]]
-  return entry === undefined ? null : rawId(entry.raw) ?? `#${path[1]}`
+/** The rule a path is in, named by the rules as written (`raws`: the document's `rules`, whatever it is). */
+const nameOf = (raws: unknown, path: Path): string | null => {
+  if (path[0] !== "rules" || typeof path[1] !== "number" || !Array.isArray(raws) || path[1] >= raws.length) return null
+  return rawId(raws[path[1]]) ?? `#${path[1]}`
 }
 
 /** Problems, sorted by where they are in the document (then as found). */
-const toProblems = (located: ReadonlyArray<Located>, entries: ReadonlyArray<Entry>): Array<Problem> =>
+const toProblems = (located: ReadonlyArray<Located>, raws: unknown): Array<Problem> =>
   located
     .map((p, order) => ({ p, order }))
     .sort((a, b) => {
@@ -592,9 +623,9 @@ const toProblems = (located: ReadonlyArray<Located>, entries: ReadonlyArray<Entr
       const ib = b.p.path[0] === "rules" && typeof b.p.path[1] === "number" ? b.p.path[1] : -1
       return ia - ib || a.order - b.order
     })
-    .map(({ p }) => ({ rule: nameOf(entries, p.path), path: formatPath(p.path), message: p.message }))
+    .map(({ p }) => ({ rule: nameOf(raws, p.path), path: formatPath(p.path), message: p.message }))
 
-const decodeDocument = (input: unknown): Either.Either<RulesDocument, ReadonlyArray<Problem>> => {
+const decodeDocument = (input: unknown, limits: Limits): Either.Either<RulesDocument, ReadonlyArray<Problem>> => {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     return Either.left([{
       rule: null,
@@ -604,23 +635,31 @@ const decodeDocument = (input: unknown): Either.Either<RulesDocument, ReadonlyAr
       }`
     }])
   }
-  const located: Array<Located> = []
-  const header = decodeHeader(input)
-  if (Either.isLeft(header)) located.push(...issuesOf(header.left, []))
   const rawRules = (input as { rules?: unknown }).rules
+  // Bounds first, by an iterative walk: nothing recursive (Schema decoding,
+  // error formatting, compilation) runs on a document that exceeds them.
+  const bounds = internal.checkBounds(input, limits)
+  if (bounds.some((issue) => issue.fatal)) return Either.left(toProblems(bounds, rawRules))
+  const located: Array<Located> = [...bounds]
+  const add = (problems: ReadonlyArray<Located>) => {
+    // Not `push(...problems)`: a long list would overflow the arguments.
+    for (const problem of problems) located.push(problem)
+  }
+  const header = decodeHeader(input)
+  if (Either.isLeft(header)) add(issuesOf(header.left, []))
   const entries: Array<Entry> = []
   if (Array.isArray(rawRules)) {
     rawRules.forEach((raw: unknown, index) => {
       const decoded = decodeRule(raw)
-      if (Either.isLeft(decoded)) located.push(...issuesOf(decoded.left, ["rules", index]))
+      if (Either.isLeft(decoded)) add(issuesOf(decoded.left, ["rules", index]))
       entries.push({ index, raw, rule: Either.getOrUndefined(decoded) })
     })
   }
   // The combination decides reachability even when other header fields are wrong.
   const rawCombine = (input as { combine?: unknown }).combine
   const combine = Schema.is(Combine)(rawCombine) ? rawCombine : undefined
-  located.push(...crossChecks(combine, entries))
-  if (located.length > 0 || Either.isLeft(header)) return Either.left(toProblems(located, entries))
+  add(crossChecks(combine, entries))
+  if (located.length > 0 || Either.isLeft(header)) return Either.left(toProblems(located, rawRules))
   const { rules: _rules, ...fields } = header.right
   return Either.right({ ...fields, rules: entries.map((e) => e.rule!) })
 }
@@ -812,12 +851,78 @@ const invalid = (problems: ReadonlyArray<Problem>, source: string | undefined) =
   new InvalidRules(source === undefined ? { problems } : { source, problems })
 
 /**
+ * The size limits of a rules document, each refused with an
+ * {@link InvalidRules} naming where it is exceeded, before anything of the
+ * document is decoded (see docs/rules.md, "Limits"):
+ *
+ * - `maxRules`: rules in the document (default 1,000);
+ * - `maxValues`: values of every kind — objects, lists, strings, numbers… —
+ *   counted where they occur, so a value referenced twice counts twice
+ *   (default 100,000);
+ * - `maxGlobLength`: characters of a glob (`match.name`, `match.resource.id`,
+ *   a condition's `glob`; default 256).
+ *
+ * Two limits are fixed: conditions nest at most 32 levels
+ * ({@link maxConditionDepth}) and objects and lists at most 80
+ * ({@link maxNesting}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Limits {
+  readonly maxRules: number
+  readonly maxValues: number
+  readonly maxGlobLength: number
+}
+
+/**
+ * The default {@link Limits}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const defaultLimits: Limits = { maxRules: 1_000, maxValues: 100_000, maxGlobLength: 256 }
+
+/**
+ * How deep conditions (`all`, `any`, `not`) nest at most: 32.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const maxConditionDepth: number = internal.maxConditionDepth
+
+/**
+ * How deep objects and lists nest at most anywhere in a rules document: 80,
+ * room for conditions at {@link maxConditionDepth} and the levels around
+ * them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const maxNesting: number = internal.maxNesting
+
+/**
  * @since 0.1.0
  * @category models
  */
 export interface DecodeOptions {
   /** Where the document came from (a file name), for error messages. */
   readonly source?: string | undefined
+  /** Limits to use instead of {@link defaultLimits}; each a positive integer. */
+  readonly limits?: Partial<Limits> | undefined
+}
+
+/** The limits of `options`, or the problems of the ones that are not positive integers. */
+const limitsOf = (options: DecodeOptions | undefined): Either.Either<Limits, ReadonlyArray<Problem>> => {
+  const limits = { ...defaultLimits }
+  const problems: Array<Problem> = []
+  for (const key of Object.keys(defaultLimits) as Array<keyof Limits>) {
+    const value = options?.limits?.[key]
+    if (value === undefined) continue
+    if (Number.isSafeInteger(value) && value > 0) limits[key] = value
+    else problems.push({ rule: null, path: "", message: `limits.${key} must be a positive integer, not ${typeof value === "number" ? String(value) : show(value)}` })
+  }
+  return problems.length > 0 ? Either.left(problems) : Either.right(limits)
 }
 
 /**
@@ -831,7 +936,7 @@ export interface DecodeOptions {
  * @category decoding
  */
 export const decode = (input: unknown, options?: DecodeOptions): Effect.Effect<Rules, InvalidRules> =>
-  Either.match(decodeDocument(input), {
+  Either.match(Either.flatMap(limitsOf(options), (limits) => decodeDocument(input, limits)), {
     onLeft: (problems) => Either.left(invalid(problems, options?.source)),
     onRight: (document) => Either.right(build(document))
   })

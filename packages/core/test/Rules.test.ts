@@ -631,3 +631,167 @@ describe("Rules evaluation index", () => {
     expect(Rules.explain(copy, act("files.read")).matched.map((m) => m.ruleId)).toEqual(["read-ok", "late-read"])
   })
 })
+
+// -----------------------------------------------------------------------------
+// limits
+// -----------------------------------------------------------------------------
+
+describe("Rules limits", () => {
+  const rule = (extra: Record<string, unknown> = {}) => ({ id: "r", effect: "deny", reason: reason("r"), ...extra })
+  const nest = (depth: number, wrap: (inner: unknown) => unknown, leaf: unknown): unknown => {
+    let value = leaf
+    for (let i = 0; i < depth; i++) value = wrap(value)
+    return value
+  }
+  const comparison = { field: "name", eq: "payments.transfer" }
+  const notChain = (depth: number) => nest(depth, (c) => ({ not: c }), comparison)
+  const allChain = (depth: number) => nest(depth, (c) => ({ all: [c] }), comparison)
+  const deepList = (depth: number) => nest(depth, (v) => [v], 1)
+  const refuseWith = (input: unknown, options?: Rules.DecodeOptions) => {
+    const result = Effect.runSync(Effect.either(Rules.decode(input, options)))
+    if (Either.isRight(result)) throw new Error("expected the document to be refused")
+    return result.left.problems
+  }
+  /** What the bounds count, by an independent recursive count (small inputs only): every value, shared ones each time. */
+  const values = (u: unknown): number =>
+    typeof u !== "object" || u === null ? 1 : 1 + Object.values(u).reduce((n: number, v) => n + values(v), 0)
+
+  it("refuses conditions nested 100,000 deep, naming the rule, an abbreviated path and the limit", () => {
+    const nots = refuseWith(doc([rule({ when: notChain(100_000) })]))
+    expect(nots).toEqual([{ rule: "r", path: `rules[0].when${".not".repeat(32)}`, message: "conditions nest at most 32 levels deep" }])
+    expect(Rules.formatProblem(nots[0]!)).toBe(
+      `rule "r" at rules[0].when${".not".repeat(9)}…(23 more): conditions nest at most 32 levels deep`
+    )
+    const alls = refuseWith(doc([rule({ when: allChain(100_000) })]))
+    expect(alls).toMatchObject([{ rule: "r", message: "conditions nest at most 32 levels deep" }])
+    expect(alls[0]!.path).toMatch(/^rules\[0\]\.when\.all\[0\]\.all\[0\]/)
+  })
+
+  it("refuses a value nested 100,000 deep anywhere in the document, before any recursive decoding", () => {
+    const cases: ReadonlyArray<readonly [unknown, string | null, string]> = [
+      [{ ...doc([]), combine: deepList(100_000) }, null, "combine[0]"],
+      [{ ...doc([]), unknown: deepList(100_000) }, null, "unknown[0]"],
+      [doc([deepList(100_000)]), "#0", "rules[0][0]"],
+      [doc([rule({ effect: deepList(100_000) })]), "r", "rules[0].effect[0]"],
+      [doc([rule({ description: nest(100_000, (v) => ({ a: v }), 1) })]), "r", "rules[0].description.a"],
+      [doc([rule({ match: { name: deepList(100_000) } })]), "r", "rules[0].match.name[0]"],
+      [doc([rule({ when: { field: "payload.x", gt: deepList(100_000) } })]), "r", "rules[0].when.gt[0]"],
+      [doc([rule({ when: { field: "payload.x", in: [deepList(100_000)] } })]), "r", "rules[0].when.in[0][0]"],
+      [doc([rule({ effect: "pending", approval: { roles: deepList(100_000) } })]), "r", "rules[0].approval.roles[0]"]
+    ]
+    for (const [input, ruleName, prefix] of cases) {
+      const problems = refuseWith(input)
+      expect(problems).toHaveLength(1)
+      expect(problems[0]).toMatchObject({
+        rule: ruleName,
+        message: `nested too deeply: objects and lists nest at most ${Rules.maxNesting} levels in a rules document`
+      })
+      expect(problems[0]!.path.startsWith(prefix)).toBe(true)
+    }
+  })
+
+  it("refuses a cycle and a small shared structure that is huge as a tree", () => {
+    const cyclic: Record<string, unknown> = { field: "name", eq: "x" }
+    cyclic.self = cyclic
+    expect(refuseWith(doc([rule({ when: cyclic })]))[0]!.message).toMatch(/^nested too deeply/)
+    // 3^30 conditions as a tree, 30 objects in memory.
+    const shared = nest(30, (c) => ({ all: [c, c, c] }), comparison)
+    expect(refuseWith(doc([rule({ when: shared })]))[0]!.message).toMatch(/^a rules document holds at most 100000 values/)
+  })
+
+  it("refuses a condition list of a million entries, a huge in list and too many rules, each at its path", () => {
+    const million = Array.from({ length: 1_000_000 }, () => comparison)
+    expect(refuseWith(doc([rule({ when: { all: million } })]))).toEqual([{
+      rule: "r",
+      path: "rules[0].when.all",
+      message: "a rules document holds at most 100000 values (objects, lists and scalars, counted where they occur); this one holds more"
+    }])
+    // Wrong comparisons too: nothing of them is checked one by one.
+    const wrong = Array.from({ length: 1_000_000 }, () => ({ field: "name", gt: 1 }))
+    expect(refuseWith(doc([rule({ when: { any: wrong } })]))).toHaveLength(1)
+    const list = Array.from({ length: 1_000_000 }, (_, i) => i)
+    expect(refuseWith(doc([rule({ when: { field: "payload.x", in: list } })]))[0]!.path).toBe("rules[0].when.in")
+    expect(refuseWith(doc(new Array(100_000).fill(rule())))).toEqual([{
+      rule: null,
+      path: "rules",
+      message: "a rules document holds at most 1000 rules; this one has 100000"
+    }])
+  })
+
+  it("refuses a glob longer than the limit wherever globs are, along with the document's other problems", () => {
+    const stars = "*".repeat(100_000)
+    const problems = refuseWith(doc([
+      rule({ match: { name: stars, resource: { id: `${stars}a` } } }),
+      rule({ id: "s", when: { field: "payload.x", glob: "*a".repeat(50_000) }, effect: "permit" })
+    ]))
+    expect(problems.map((p) => [p.rule, p.path, p.message])).toEqual([
+      ["r", "rules[0].match.name", "a glob is at most 256 characters long; this one has 100000"],
+      ["r", "rules[0].match.resource.id", "a glob is at most 256 characters long; this one has 100001"],
+      ["s", "rules[1].when.glob", "a glob is at most 256 characters long; this one has 100000"],
+      ["s", "rules[1].effect", expect.stringMatching(/^unknown effect "permit"/)]
+    ])
+  })
+
+  it("accepts a document right at the limits, and evaluates it", () => {
+    const pattern = `${"*a".repeat(127)}**`
+    expect(pattern.length).toBe(256)
+    const atLimits = decode(doc([
+      rule({ id: "nots", when: notChain(Rules.maxConditionDepth - 1), match: { name: pattern } }),
+      rule({ id: "alls", when: allChain(Rules.maxConditionDepth - 1) }),
+      ...Array.from({ length: 998 }, (_, i) => rule({ id: `r${i}`, match: { name: `n${i}` } }))
+    ]))
+    expect(atLimits.document.rules).toHaveLength(1000)
+    // 31 negations of a true comparison: false; the all chain: true.
+    const name = `${"a".repeat(127)}.transfer`
+    expect(Rules.explain(atLimits, action({ name: "payments.transfer" })).decidedBy).toEqual(["alls"])
+    expect(Rules.explain(atLimits, action({ name })).decidedBy).toEqual(["nots"])
+    expect(refuseWith(doc([rule({ when: notChain(Rules.maxConditionDepth) })]))[0]!.message).toBe(
+      "conditions nest at most 32 levels deep"
+    )
+    expect(refuseWith(doc([rule({ match: { name: `${pattern}a` } })]))[0]!.path).toBe("rules[0].match.name")
+  })
+
+  it("matches a glob at the limit against a 100,000-character name in bounded time", () => {
+    // Exponential for a backtracking matcher; O(pattern × name) here.
+    const pattern = `${"*a".repeat(127)}*b`
+    const rules = decode(doc([rule({ match: { name: pattern } })]))
+    expect(evaluate(rules, action({ name: "a".repeat(100_000) }))._tag).toBe("NotApplicable")
+    expect(evaluate(rules, action({ name: `${"a".repeat(100_000)}b` }))._tag).toBe("Deny")
+  })
+
+  it.prop(
+    "takes its limits from the options: a document is accepted exactly up to them",
+    [fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 20 }), fc.integer({ min: 0, max: 3 })],
+    ([rules, globLength, depth]) => {
+      const input = doc(Array.from({ length: rules }, (_, i) =>
+        rule({ id: `r${i}`, match: { name: "x".repeat(globLength - 1) + "*" }, when: notChain(depth) })))
+      const exact = { maxRules: rules, maxGlobLength: globLength, maxValues: values(input) }
+      expect(Effect.runSync(Effect.either(Rules.decode(input, { limits: exact })))._tag).toBe("Right")
+      for (const key of ["maxRules", "maxGlobLength", "maxValues"] as const) {
+        const problems = refuseWith(input, { limits: { ...exact, [key]: exact[key] - 1 } })
+        expect(problems.length).toBeGreaterThan(0)
+      }
+    }
+  )
+
+  it("refuses a limit that is not a positive integer", () => {
+    expect(refuseWith(doc([]), { limits: { maxRules: 0, maxValues: Number.NaN } }).map((p) => p.message)).toEqual([
+      "limits.maxRules must be a positive integer, not 0",
+      "limits.maxValues must be a positive integer, not NaN"
+    ])
+  })
+
+  it("refuses through parseJson and the RulesDocument schema too, without overflowing the stack", () => {
+    const text = JSON.stringify(doc([rule({ when: comparison })])).replace(
+      `{"field":"name","eq":"payments.transfer"}`,
+      `${"{\"not\":".repeat(100_000)}{"field":"name","eq":"x"}${"}".repeat(100_000)}`
+    )
+    expect(Effect.runSync(Effect.flip(Rules.parseJson(text))).problems[0]!.message).toBe(
+      "conditions nest at most 32 levels deep"
+    )
+    for (const input of [doc([rule({ description: deepList(100_000) })]), doc([rule({ when: notChain(100_000) })])]) {
+      const decoded = Schema.decodeUnknownEither(Rules.RulesDocument)(input, { onExcessProperty: "error" })
+      expect(Either.isLeft(decoded)).toBe(true)
+    }
+  })
+})

@@ -168,8 +168,15 @@ const show = (u: unknown): string => {
 const typeName = (u: unknown): string =>
   u === null ? "null" : Array.isArray(u) ? "an array" : typeof u === "object" ? "an object" : `a ${typeof u}`
 
-/** Conditions nest at most this deep: deeper is certainly a mistake, and would strain the stack. */
-const maxDepth = 32
+/**
+ * Conditions nest at most this deep: deeper is certainly a mistake, and would
+ * strain the stack of the (recursive) check, compilation and evaluation.
+ *
+ * @internal
+ */
+export const maxConditionDepth = 32
+
+const maxDepth = maxConditionDepth
 
 /**
  * Checks a condition as written in a rules document: its shape (one operator
@@ -434,4 +441,165 @@ export const compileCondition = (input: unknown): Compiled => {
       }
     }
   }
+}
+
+// -----------------------------------------------------------------------------
+// bounds: the walk that runs before anything recursive
+// -----------------------------------------------------------------------------
+
+/**
+ * Objects and lists nest at most this deep anywhere in a document: room for
+ * conditions at {@link maxConditionDepth} (a group inside `all` is two
+ * levels) and the few levels around them, and far below what would overflow
+ * the stack of a recursive decoder, formatter or parser.
+ *
+ * @internal
+ */
+export const maxNesting = 2 * maxConditionDepth + 16
+
+/**
+ * The configurable size limits of a rules document.
+ *
+ * @internal
+ */
+export interface Limits {
+  readonly maxRules: number
+  readonly maxValues: number
+  readonly maxGlobLength: number
+}
+
+/**
+ * A problem found by {@link checkBounds}, at `path` from the document's
+ * root. A fatal one means the document was not walked to its end and must
+ * not be decoded.
+ *
+ * @internal
+ */
+export interface BoundsIssue {
+  readonly path: ReadonlyArray<string | number>
+  readonly message: string
+  readonly fatal: boolean
+}
+
+/** What a value is in a document, as far as the bounds care. */
+type Role = "document" | "rules" | "rule" | "match" | "resource" | "condition" | "conditions" | "glob" | "other"
+
+interface Frame {
+  readonly value: unknown
+  readonly key: string | number | undefined
+  readonly parent: Frame | undefined
+  /** Objects and lists from the root to this value, this one included when it is one. */
+  readonly depth: number
+  readonly role: Role
+  /** For a condition, the groups (`all`, `any`, `not`) it is nested in. */
+  readonly groups: number
+}
+
+const pathOf = (frame: Frame): Array<string | number> => {
+  const path: Array<string | number> = []
+  for (let f: Frame | undefined = frame; f !== undefined && f.key !== undefined; f = f.parent) path.push(f.key)
+  return path.reverse()
+}
+
+const childRole = (role: Role, key: string): Role => {
+  switch (role) {
+    case "document":
+      return key === "rules" ? "rules" : "other"
+    case "rule":
+      return key === "match" ? "match" : key === "when" ? "condition" : "other"
+    case "match":
+      return key === "name" ? "glob" : key === "resource" ? "resource" : "other"
+    case "resource":
+      return key === "id" ? "glob" : "other"
+    case "condition":
+      return key === "not" ? "condition" : key === "all" || key === "any" ? "conditions" : key === "glob" ? "glob" : "other"
+    default:
+      return "other"
+  }
+}
+
+/**
+ * Walks a document as written, iteratively (an explicit stack, never
+ * recursion), and checks its bounds: the number of rules, the number of
+ * values (shared references counted each time they occur, so a document
+ * that is small in memory but huge as a tree is refused too), the nesting of
+ * objects and lists (which also refuses cycles), the nesting of conditions
+ * and the length of globs. The work is bounded by `maxValues` whatever the
+ * input; everything recursive that runs afterwards (Schema decoding, error
+ * formatting, `JSON.stringify`, compilation, evaluation) is bounded by the
+ * nesting.
+ *
+ * @internal
+ */
+export const checkBounds = (input: unknown, limits: Limits): ReadonlyArray<BoundsIssue> => {
+  const issues: Array<BoundsIssue> = []
+  const stack: Array<Frame> = [{ value: input, key: undefined, parent: undefined, depth: 0, role: "document", groups: 0 }]
+  let values = 1
+  const tooMany = (frame: Frame) =>
+    issues.push({
+      path: pathOf(frame),
+      message: `a rules document holds at most ${limits.maxValues} values (objects, lists and scalars, counted where they occur); this one holds more`,
+      fatal: true
+    })
+  while (stack.length > 0) {
+    const frame = stack.pop()!
+    const { role, value } = frame
+    if (typeof value === "string") {
+      if (role === "glob" && value.length > limits.maxGlobLength) {
+        issues.push({
+          path: pathOf(frame),
+          message: `a glob is at most ${limits.maxGlobLength} characters long; this one has ${value.length}`,
+          fatal: false
+        })
+      }
+      continue
+    }
+    if (typeof value !== "object" || value === null) continue
+    const depth = frame.depth + 1
+    if (depth > maxNesting) {
+      issues.push({
+        path: pathOf(frame),
+        message: `nested too deeply: objects and lists nest at most ${maxNesting} levels in a rules document`,
+        fatal: true
+      })
+      continue
+    }
+    if (Array.isArray(value)) {
+      if (role === "rules" && value.length > limits.maxRules) {
+        issues.push({
+          path: pathOf(frame),
+          message: `a rules document holds at most ${limits.maxRules} rules; this one has ${value.length}`,
+          fatal: true
+        })
+        continue
+      }
+      values += value.length
+      if (values > limits.maxValues) {
+        tooMany(frame)
+        break
+      }
+      const item: Role = role === "rules" ? "rule" : role === "conditions" ? "condition" : "other"
+      for (let i = value.length - 1; i >= 0; i--) {
+        stack.push({ value: value[i], key: i, parent: frame, depth, role: item, groups: frame.groups })
+      }
+      continue
+    }
+    if (role === "condition" && frame.groups >= maxConditionDepth) {
+      issues.push({ path: pathOf(frame), message: `conditions nest at most ${maxConditionDepth} levels deep`, fatal: true })
+      continue
+    }
+    const keys = Object.keys(value)
+    values += keys.length
+    if (values > limits.maxValues) {
+      tooMany(frame)
+      break
+    }
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const key = keys[i]!
+      const next = childRole(role, key)
+      const groups = role === "condition" && (next === "condition" || next === "conditions") ? frame.groups + 1 : frame.groups
+      stack.push({ value: (value as Record<string, unknown>)[key], key, parent: frame, depth, role: next, groups })
+    }
+  }
+  return issues
 }
