@@ -446,7 +446,9 @@ export const OverrideBody = Schema.Struct({
   reason: Schema.NonEmptyTrimmedString.pipe(Schema.maxLength(2000)),
   durationSeconds: Schema.Int.pipe(Schema.between(1, 31 * 24 * 3600)),
   scope: Schema.optional(Override.Coverage),
-  compensatingControls: Schema.optional(Schema.Array(Schema.String.pipe(Schema.maxLength(500))))
+  compensatingControls: Schema.optional(Schema.Array(Schema.String.pipe(Schema.maxLength(500)))),
+  /** Also let through actions in its scope that require an approval (off unless given). */
+  waiveApproval: Schema.optional(Schema.Boolean)
 }).annotations({ identifier: "OverrideBody" })
 
 const IdPath = Schema.Struct({ id: Schema.String })
@@ -594,7 +596,8 @@ export const layerApprovalsHandlers = HttpApiBuilder.group(ApprovalsApi, "approv
               reason: payload.reason,
               duration: Duration.seconds(payload.durationSeconds),
               scope: payload.scope,
-              compensatingControls: payload.compensatingControls
+              compensatingControls: payload.compensatingControls,
+              waiveApproval: payload.waiveApproval
             }),
             outage
           )

@@ -16,6 +16,7 @@ import * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
 import type * as Action from "./Action.js"
 import * as Approval from "./Approval.js"
+import type * as Decision from "./Decision.js"
 import type * as DecisionRecord from "./DecisionRecord.js"
 import * as Override from "./Override.js"
 
@@ -94,9 +95,10 @@ export interface Service {
     decisionId: string
   ) => Effect.Effect<Option.Option<DecisionRecord.DecisionRecord>, Approval.StoreError>
   readonly saveOverride: (override: Override.Override) => Effect.Effect<void, Approval.StoreError>
-  /** The most recent override covering `action` at `now`, if any. */
+  /** The most recent override that lets `action`, decided `decision`, through at `now` ({@link Override.covers}), if any. */
   readonly findOverride: (
     action: Action.Action,
+    decision: Decision.Decision,
     now: Date
   ) => Effect.Effect<Option.Option<Override.Override>, Approval.StoreError>
 }
@@ -215,11 +217,11 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
       }),
     getDecision: (decisionId) => Effect.sync(() => Option.fromNullable(decisions.get(decisionId))),
     saveOverride: (override) => Effect.sync(() => void overrides.push(override)),
-    findOverride: (action, now) =>
+    findOverride: (action, decision, now) =>
       Effect.sync(() => {
         const at = now.getTime()
         for (let i = overrides.length - 1; i >= 0; i--) {
-          if (Override.covers(overrides[i]!, action, at)) return Option.some(overrides[i]!)
+          if (Override.covers(overrides[i]!, action, decision, at)) return Option.some(overrides[i]!)
         }
         return Option.none()
       })

@@ -247,6 +247,13 @@ export interface OverrideOptions {
   /** Only the actor of the overridden decision (the default), or anyone acting in its scope. */
   readonly scope?: Override.Coverage | undefined
   readonly compensatingControls?: ReadonlyArray<string> | undefined
+  /**
+   * Also let through actions in its scope that require an approval or an
+   * acknowledgment. Off by default: an override answers the denials,
+   * escalations and deferrals it was granted for, and an approval
+   * requirement is answered by approving.
+   */
+  readonly waiveApproval?: boolean | undefined
 }
 
 /**
@@ -798,8 +805,9 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       )
     })
 
-  /** The active override covering `action` now, if any. */
-  const overrideFor = (action: Action.Action) => Effect.flatMap(now, (at) => store.findOverride(action, at))
+  /** The active override that lets `action`, decided `decision`, through now, if any. */
+  const overrideFor = (action: Action.Action, decision: Decision.Decision) =>
+    Effect.flatMap(now, (at) => store.findOverride(action, decision, at))
 
   const blocked = (record: DecisionRecord.DecisionRecord): Denied | Escalated | Deferred => {
     switch (record.decision._tag) {
@@ -837,7 +845,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       if (Decision.canProceed(record.decision)) {
         return execute({ record, approvalId: null, overrideId: null }, final, work)
       }
-      return Effect.flatMap(overrideFor(final), (override): Effect.Effect<A, E | EnforceError, R2> => {
+      return Effect.flatMap(overrideFor(final, record.decision), (override): Effect.Effect<A, E | EnforceError, R2> => {
         if (Option.isSome(override)) {
           return execute({ record, approvalId: null, overrideId: override.value.id }, final, work)
         }
@@ -849,7 +857,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   const submit = (action: Action.Action): Effect.Effect<Submission, TooManyTransforms | Approval.StoreError> =>
     Effect.flatMap(decide(action), ({ action: final, record }): Effect.Effect<Submission, Approval.StoreError> => {
       if (Decision.canProceed(record.decision)) return Effect.succeed({ _tag: "Decided", record, action: final })
-      return Effect.flatMap(overrideFor(final), (override): Effect.Effect<Submission, Approval.StoreError> => {
+      return Effect.flatMap(overrideFor(final, record.decision), (override): Effect.Effect<Submission, Approval.StoreError> => {
         if (Option.isSome(override)) {
           return Effect.succeed({ _tag: "Overridden", override: override.value, record, action: final })
         }
@@ -1026,6 +1034,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
         coverage: options.scope ?? "actor",
         actor: record.inputs.actor.id,
         compensatingControls: options.compensatingControls ?? [],
+        ...(options.waiveApproval === true ? { waivesApproval: true } : {}),
         grantedAt,
         expiresAt: new Date(grantedAt.getTime() + Duration.toMillis(duration.value))
       }

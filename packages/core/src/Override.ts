@@ -8,6 +8,7 @@
  */
 import * as Schema from "effect/Schema"
 import type * as Action from "./Action.js"
+import type * as Decision from "./Decision.js"
 import * as DecisionRecord from "./DecisionRecord.js"
 
 /**
@@ -33,6 +34,10 @@ export type Coverage = typeof Coverage.Type
  *   mitigates the risk (monitoring, a follow-up review…).
  * - `scope` (kind, name, resource, tenant of the overridden decision),
  *   `coverage` and `actor`: which actions it lets through, until `expiresAt`.
+ * - `waivesApproval`: whether it also lets through actions that require an
+ *   approval or an acknowledgment. Absent (or `false`), it answers only
+ *   denials, escalations and deferrals: an approval requirement is answered
+ *   by approving.
  *
  * @since 0.1.0
  * @category models
@@ -47,6 +52,7 @@ export const Override = Schema.Struct({
   coverage: Coverage,
   actor: Schema.String,
   compensatingControls: Schema.Array(Schema.String),
+  waivesApproval: Schema.optional(Schema.Boolean),
   grantedAt: Schema.Date,
   expiresAt: Schema.Date
 }).annotations({ identifier: "Override", title: "gavel override" })
@@ -58,14 +64,37 @@ export const Override = Schema.Struct({
 export interface Override extends Schema.Schema.Type<typeof Override> {}
 
 /**
- * True when the override covers `action` at `now` (strictly before its
- * expiry).
+ * True when the override answers `decision`: a denial, escalation or
+ * deferral always; an approval or acknowledgment requirement only when the
+ * grant waived it explicitly (`waivesApproval`).
  *
  * @since 0.1.0
  * @category predicates
  */
-export const covers = (self: Override, action: Action.Action, now: number): boolean => {
-  if (now >= self.expiresAt.getTime()) return false
+export const answers = (self: Override, decision: Decision.Decision): boolean => {
+  switch (decision._tag) {
+    case "Deny":
+    case "Escalate":
+    case "Defer":
+      return true
+    case "RequireApproval":
+    case "RequireAcknowledgment":
+      return self.waivesApproval === true
+    default:
+      return false
+  }
+}
+
+/**
+ * True when the override lets `action`, decided `decision`, through at `now`
+ * (strictly before its expiry): the action is within its scope and coverage,
+ * and the override {@link answers} the decision.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const covers = (self: Override, action: Action.Action, decision: Decision.Decision, now: number): boolean => {
+  if (now >= self.expiresAt.getTime() || !answers(self, decision)) return false
   if (self.coverage === "actor" && action.actor.id !== self.actor) return false
   const scope = self.scope
   const resource = action.resource

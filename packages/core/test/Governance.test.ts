@@ -700,6 +700,48 @@ describe("overrides", () => {
       expect(yield* Ref.get(runs)).toHaveLength(1)
     }).pipe(Effect.provide(testLayer(paymentsPolicy(1)))))
 
+  it.effect("an override answers the denial it was granted for, never an approval requirement unless it waives it", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const { runs, work } = yield* counter
+      // Over 50,000 is denied; over 1,000 needs two finance approvers.
+      const huge = payment({ amount: 60_000, currency: "EUR", to: "DE89" })
+      const denied = yield* Effect.flip(governance.enforce(huge, work))
+      assert(denied._tag === "Denied")
+      const options = { authority: cfo, reason: "quarter-end payroll", duration: "1 hour" } as const
+      yield* governance.override(denied.record.decisionId, options)
+      yield* governance.enforce(huge, work)
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+
+      // A different transfer by the same actor in the same scope needs its approval.
+      const smaller = payment({ amount: 5_000, currency: "EUR", to: "DE89" })
+      const submitted = yield* governance.submit(smaller)
+      expect(submitted._tag).toBe("Pending")
+      const fiber = yield* Effect.fork(governance.enforce(smaller, work))
+      yield* Approvals.settle()
+      expect(fiber.unsafePoll()).toBeNull()
+      expect(yield* Ref.get(runs)).toHaveLength(1)
+      yield* Fiber.interrupt(fiber)
+
+      // Only a grant that says so explicitly waives it.
+      const waiver = yield* governance.override(denied.record.decisionId, { ...options, waiveApproval: true })
+      expect(waiver.waivesApproval).toBe(true)
+      const overridden = yield* governance.submit(smaller)
+      expect(overridden._tag === "Overridden" && overridden.override.id).toBe(waiver.id)
+      yield* governance.enforce(smaller, work)
+      expect(yield* Ref.get(runs)).toHaveLength(2)
+    }).pipe(Effect.provide(testLayer(
+      Policy.make("payments", (action) =>
+        amountOf(action) > 50_000
+          ? Decision.deny({ code: "payment.limit", message: "Over the 50,000 limit" })
+          : amountOf(action) > 1000
+          ? Decision.requireApproval(
+            { code: "payment.large", message: "Payments over 1,000 need finance approval" },
+            { quorum: 2, roles: ["finance"], timeout: "1 hour" }
+          )
+          : Decision.allow())
+    ))))
+
   it.effect("a policy set without an override policy cannot be overridden", () =>
     Effect.gen(function*() {
       const governance = yield* Governance.Governance

@@ -602,8 +602,17 @@ export const run = <E>(
         ...fields
       })
       const as = (actor: string) => Action.make({ ...action, actor: { ...action.actor, id: actor } })
-      const found = (store: ApprovalStore.Service, a: Action.Action, millis: number) =>
-        Effect.map(store.findOverride(a, at(millis)), Option.getOrUndefined)
+      const denied = Decision.deny({ code: "payment.limit", message: "over the limit" })
+      const needsApproval = Decision.requireApproval(
+        { code: "payment.large", message: "needs approval" },
+        { roles: ["finance"] }
+      )
+      const found = (
+        store: ApprovalStore.Service,
+        a: Action.Action,
+        millis: number,
+        decision: Decision.Decision = denied
+      ) => Effect.map(store.findOverride(a, decision, at(millis)), Option.getOrUndefined)
 
       test("finds nothing when no override was saved", (store) =>
         Effect.gen(function*() {
@@ -652,6 +661,22 @@ export const run = <E>(
           expect(yield* found(store, action, HOUR)).toEqual(older)
           expect(yield* found(store, as("agent-2"), 120_000)).toEqual(newer)
           expect(yield* found(store, as("agent-2"), HOUR)).toBeUndefined()
+        }))
+
+      test("only an override granted with waivesApproval answers an approval requirement; it round-trips", (store) =>
+        Effect.gen(function*() {
+          const plain = override({ id: "ovr_1" })
+          yield* store.saveOverride(plain)
+          expect(yield* found(store, action, 1_000, needsApproval)).toBeUndefined()
+          expect(yield* found(store, action, 1_000, denied)).toEqual(plain)
+          const waiver = override({ id: "ovr_2", grantedAt: at(500), waivesApproval: true })
+          const newerPlain = override({ id: "ovr_3", grantedAt: at(600) })
+          yield* store.saveOverride(waiver)
+          yield* store.saveOverride(newerPlain)
+          // The newer plain override does not shadow the waiver for an approval requirement.
+          expect(yield* found(store, action, 1_000, needsApproval)).toEqual(waiver)
+          expect(yield* found(store, action, 1_000, denied)).toEqual(newerPlain)
+          expect(yield* found(store, action, 1_000, Decision.allow())).toBeUndefined()
         }))
     })
 

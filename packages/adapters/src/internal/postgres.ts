@@ -500,7 +500,7 @@ export const makeApprovalStore = (pg: PgClient.PgClient, options: StoreOptions):
           storeError("saveOverride")
         )
       })),
-    findOverride: (action, now) =>
+    findOverride: (action, decision, now) =>
       guard("findOverride")(Effect.gen(function*() {
         const at = now.getTime()
         // The columns narrow the candidates; `Override.covers` decides, newest first.
@@ -516,7 +516,7 @@ export const makeApprovalStore = (pg: PgClient.PgClient, options: StoreOptions):
             decodeOverride(row.override),
             unreadable("findOverride", `override #${row.seq}`)
           )
-          if (Override.covers(override, action, at)) return Option.some(override)
+          if (Override.covers(override, action, decision, at)) return Option.some(override)
         }
         return Option.none()
       }))

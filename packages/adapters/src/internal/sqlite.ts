@@ -504,7 +504,7 @@ export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Se
           storeError("saveOverride")
         )
       }),
-    findOverride: (action, now) =>
+    findOverride: (action, decision, now) =>
       Effect.gen(function*() {
         const at = now.getTime()
         // The columns narrow the candidates; `Override.covers` decides, newest first.
@@ -519,7 +519,7 @@ export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Se
             decodeOverride(row.override),
             unreadable("findOverride", `override #${row.seq}`)
           )
-          if (Override.covers(override, action, at)) return Option.some(override)
+          if (Override.covers(override, action, decision, at)) return Option.some(override)
         }
         return Option.none()
       })
