@@ -372,11 +372,20 @@ describe("no values in spans", () => {
           new Set(record.explain.map((e) => e.policyId))
         )
         expect(retried).toBe(2)
+        // The one exception: a policy that fails closed on a bug (c.dies) is
+        // reported with what it threw, for the host to fix it — as an
+        // exception event on its span and as a log line (which Effect's
+        // tracer also records as an event of the current span).
+        const isDefectReport = (event: ReadableSpan["events"][number]) =>
+          event.attributes?.["gavel.policy.defect"] !== undefined
+        const reports = spans.flatMap((span) => span.events.filter(isDefectReport))
+        expect(reports.length).toBeGreaterThan(0)
+        for (const report of reports) expect(report.attributes?.["gavel.policy.id"]).toBe("c.dies")
         for (const span of spans) {
           const exported = JSON.stringify({
             name: span.name,
             attributes: span.attributes,
-            events: span.events,
+            events: span.events.filter((event) => !isDefectReport(event)),
             status: span.status,
             links: span.links
           })
