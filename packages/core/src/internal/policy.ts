@@ -845,8 +845,16 @@ export const effectLeaf = (
           if (span !== undefined) traceDefect(ctx.trace!, span, { policyId: id, kind, error }, clock.unsafeCurrentTimeNanos())
           return done(result)
         }
-        const run = (span?: Tracer.Span) =>
-          limit(Effect.suspend(() => f(ctx.action)), id, undefined, ctx, clock, timeouts, labels).pipe(
+        const run = (span?: Tracer.Span) => {
+          // Called here rather than in an `Effect.suspend`: Effect's runtime
+          // itself breaks on some thrown values (a revoked Proxy).
+          let check: Effect.Effect<Decision.Result, unknown, unknown>
+          try {
+            check = f(ctx.action)
+          } catch (error) {
+            return failClosed(span, "threw", error)
+          }
+          return limit(check, id, undefined, ctx, clock, timeouts, labels).pipe(
             Effect.matchCauseEffect({
               onSuccess: (value) => {
                 const result = readResult(id, value)
@@ -868,6 +876,7 @@ export const effectLeaf = (
               }
             })
           )
+        }
         return ctx.trace === undefined ? run() : traceCheck(ctx.trace, id, start, run)
       }),
     describe: () => ({ op: "Leaf", id, sync: false }),
