@@ -215,3 +215,68 @@ describe("no secret reaches any output", () => {
       expect(out.file).not.toContain(`${CANARY}-tok`)
     }))
 })
+
+describe("a policy that throws", () => {
+  it.effect("what it threw reaches the log and the policy's span, never the audit file or the records", () =>
+    Effect.gen(function*() {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gavel-canary-"))
+      const file = path.join(dir, "audit.jsonl")
+      const logs: Array<string> = []
+      const finished: Array<ReadableSpan> = []
+      const exporter = new (class extends InMemorySpanExporter {
+        override export(spans: Array<ReadableSpan>, done: (result: ExportResult) => void): void {
+          finished.push(...spans)
+          super.export(spans, done)
+        }
+      })()
+      const throwing = Policy.make("payments.limits", (a) => {
+        throw new TypeError(`limit lookup failed for ${JSON.stringify(a.metadata)} ${CANARY}-thrown`)
+      })
+      const program = Effect.gen(function*() {
+        const governance = yield* Governance.Governance
+        const submitted = yield* governance.submit(planted("payments.transfer", 10))
+        const denied = yield* Effect.flip(governance.enforce(planted("payments.transfer", 20), () => Effect.void))
+        // (A submission also hands back the host's own action.)
+        return [submitted.record, denied]
+      })
+      const returned = yield* program.pipe(
+        Effect.withSpan("request"),
+        Effect.provide(
+          Governance.layer({
+            policySet: PolicySet.unsafeMake({ id: "payments", version: "1", policy: throwing }),
+            sweepInterval: "1 minute",
+            redaction: { paths: [], payload: "omit" }
+          }).pipe(
+            Layer.provideMerge(ApprovalStore.layerMemory),
+            Layer.provideMerge(AuditFile.layer({ path: file, sync: false }).pipe(Layer.provide(NodeFileSystem.layer))),
+            Layer.provideMerge(IdGenerator.layerSequential),
+            Layer.provideMerge(Fakes.layer({}))
+          )
+        ),
+        Effect.provide(NodeSdk.layer(() => ({
+          resource: { serviceName: "canary" },
+          spanProcessor: new SimpleSpanProcessor(exporter)
+        }))),
+        Effect.provide(Logger.replace(
+          Logger.defaultLogger,
+          Logger.make(({ annotations, message }) => {
+            logs.push(JSON.stringify({ message, annotations: [...annotations] }))
+          })
+        ))
+      )
+      const written = fs.readFileSync(file, "utf8")
+      const spans = JSON.stringify(finished.map((span) => ({ name: span.name, events: span.events })))
+      fs.rmSync(dir, { recursive: true, force: true })
+      // Both were denied with policy.defect, written to the audit file.
+      expect(written.match(/"decision\.evaluated"/g)).toHaveLength(2)
+      expect(written).toContain("policy.defect")
+      for (const r of returned) expect(JSON.stringify(r)).toContain("policy.defect")
+      // What was thrown: never in the audit file or the records...
+      expect(written).not.toContain(CANARY)
+      expect(JSON.stringify(returned)).not.toContain(CANARY)
+      // ...but the host can find out why.
+      expect(logs.join("\n")).toContain(`${CANARY}-thrown`)
+      expect(logs.join("\n")).toContain("payments.limits")
+      expect(spans).toContain(`${CANARY}-thrown`)
+    }))
+})

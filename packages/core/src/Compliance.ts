@@ -57,8 +57,21 @@ export interface Service {
 export class Compliance extends Context.Tag("@gavel/core/Compliance")<Compliance, Service>() {}
 
 /**
+ * The reason given when the compliance system answers `NonCompliant` without
+ * naming a violation: the action is still blocked, and the record says why.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const unspecifiedViolation: Violation = {
+  code: "compliance.non_compliant",
+  message: "The compliance system found the action non-compliant without naming a violation"
+}
+
+/**
  * Denies (or escalates, with `onViolation: "Escalate"`) with one reason per
- * violation, its code being the compliance system's code; abstains when the
+ * violation, its code being the compliance system's code
+ * ({@link unspecifiedViolation} when it names none); abstains when the
  * action is compliant — compliance limits, it never grants.
  *
  * @since 0.1.0
@@ -72,7 +85,9 @@ export const requireCompliant = (options?: {
     Effect.flatMap(Compliance, (compliance) =>
       Effect.map(compliance.verify(action), (verdict): Decision.Result => {
         if (verdict._tag === "Compliant") return Decision.notApplicable
-        const reasons = verdict.violations.map((v) => ({ code: v.code, message: v.message }))
+        // The verdict's type says at least one violation; an adapter may not.
+        const violations = verdict.violations.length > 0 ? verdict.violations : [unspecifiedViolation]
+        const reasons = violations.map((v) => ({ code: v.code, message: v.message }))
         return options?.onViolation === "Escalate"
           ? Decision.escalate(reasons, { reviewPath: "compliance" })
           : Decision.deny(reasons)

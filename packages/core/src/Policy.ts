@@ -11,7 +11,7 @@
  * @since 0.1.0
  */
 import * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import type * as Schedule from "effect/Schedule"
 import type { Pipeable } from "effect/Pipeable"
@@ -110,6 +110,42 @@ export interface DecisionPolicyInput {
  * @category models
  */
 export type DecisionPolicy = (input: DecisionPolicyInput) => Decision.Result
+
+/**
+ * A policy that failed closed on a bug of its own, and what it threw.
+ *
+ * - `threw`: the function threw (a `Policy.make` leaf, a `Policy.when`
+ *   predicate, a decision policy, a failure handler);
+ * - `died`: the effect of a `Policy.effect` leaf died;
+ * - `unreadable`: reading the value it returned threw (a revoked `Proxy`,
+ *   such as a stale immer draft; a throwing getter);
+ * - `malformed`: it returned something that is not a well-formed decision;
+ * - `failed`: it failed with an error its type does not declare (the type was
+ *   cast away), and nothing handled it.
+ *
+ * The evaluation denies: `policy.failed` for `failed`, `policy.defect` for
+ * the others, with `policyId` on the reason. The record and the audit trail
+ * carry only that reason; what was thrown goes to the host: logged by
+ * `PolicySet.evaluate` (and so by `Governance`) and `Policy.evaluate`, as an
+ * `exception` event on the policy's span, and to the `onDefect` option of
+ * `PolicySet.evaluateSync`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Defect {
+  readonly policyId: string
+  readonly kind: "threw" | "died" | "unreadable" | "malformed" | "failed"
+  /**
+   * What was thrown, died or failed with; `undefined` for `malformed`. It may
+   * be anything, even a revoked `Proxy`: `name` and `message` are safe to read.
+   */
+  readonly error: unknown
+  /** The error's name (`TypeError`), its `_tag`, or `typeof` for a non-object. */
+  readonly name: string
+  readonly message: string
+  readonly stack: string | undefined
+}
 
 const toNode = (p: Policy.Any): internal.Node => p as unknown as internal.Node
 const fromNode = <P>(node: internal.Node): P => node as unknown as P
@@ -383,7 +419,9 @@ export const evaluateSync: {
 )
 
 /**
- * Evaluates any policy as an Effect and returns the bare result.
+ * Evaluates any policy as an Effect and returns the bare result. A policy
+ * that fails closed on a bug of its own (see {@link Defect}) is logged at
+ * error level.
  *
  * @since 0.1.0
  * @category evaluation
@@ -394,7 +432,13 @@ export const evaluate: {
 } = dual(
   2,
   <E, R>(self: Policy<E, R>, action: Action.Action) =>
-    toNode(self).evalEffect(internal.makeContext(action, undefined, undefined)) as Effect.Effect<Decision.Result, E, R>
+    Effect.suspend(() => {
+      const defects: Array<internal.Defect> = []
+      return Effect.flatMap(
+        toNode(self).evalEffect(internal.makeContext(action, undefined, undefined, undefined, defects)),
+        (result) => defects.length === 0 ? Effect.succeed(result) : Effect.as(internal.logDefects(defects), result)
+      )
+    }) as Effect.Effect<Decision.Result, E, R>
 )
 
 // -----------------------------------------------------------------------------

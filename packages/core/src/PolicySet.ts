@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
@@ -162,9 +163,8 @@ const validate = <P extends Policy.Policy<never, any>>(
     return invalid(setId, "InvalidVersion", "the policy set version must be a non-empty string")
   }
   const defaultDecision = options.default ?? defaultDeny
-  if (!Decision.isDecision(defaultDecision) || Decision.rank(defaultDecision) < 0) {
-    return invalid(setId, "InvalidDefault", "the default must be a decision, not NotApplicable")
-  }
+  const defaultProblem = internal.checkDefault(defaultDecision)
+  if (defaultProblem !== undefined) return invalid(setId, "InvalidDefault", defaultProblem)
   const root = options.policy as unknown as internal.Node
   // Every named part of the set (leaves, narrowing decision policies, the
   // set's own decision policy) with the value that owns the id: the same value
@@ -376,6 +376,14 @@ export interface EvaluateSyncOptions {
   readonly clock?: Clock.Clock | undefined
   /** Where the decision id comes from; a process-unique generator by default. */
   readonly idGenerator?: IdGenerator.Service | undefined
+  /**
+   * Told, once the record is built, of each policy that failed closed on a
+   * bug of its own, with what it threw (the record only says
+   * `policy.defect`). With no Effect to log with, this is where a
+   * synchronous evaluation reports it; `PolicySet.evaluate` logs it instead.
+   * A hook that throws is ignored.
+   */
+  readonly onDefect?: ((defect: Policy.Defect) => void) | undefined
 }
 
 /**
@@ -412,10 +420,12 @@ export const evaluateSync = (
   options?: EvaluateSyncOptions
 ): DecisionRecord.DecisionRecord => {
   const clock = options?.clock ?? defaultClock
+  const onDefect = options?.onDefect
   const trail: Array<Explain.Entry> = []
-  const ctx = internal.makeContext(action, trail, self.explain === "timed" ? clock : undefined)
-  const result = (self.policy as unknown as internal.Node).evalSync(ctx)
-  return finish(
+  const defects: Array<internal.Defect> | undefined = onDefect === undefined ? undefined : []
+  const ctx = internal.makeContext(action, trail, self.explain === "timed" ? clock : undefined, undefined, defects)
+  const result = internal.evalSyncSafe(self.policy as unknown as internal.Node, ctx)
+  const record = finish(
     self,
     ctx,
     result,
@@ -424,6 +434,16 @@ export const evaluateSync = (
     options?.idGenerator ?? defaultIds,
     action.trace ?? null
   )
+  if (defects !== undefined) {
+    for (const defect of defects) {
+      try {
+        onDefect!(internal.publicDefect(defect))
+      } catch {
+        // The record stands: a failing hook must not turn a denial into a throw.
+      }
+    }
+  }
+  return record
 }
 
 /** Effect's built-in tracer: when it is the one installed, no span would go anywhere. */
@@ -459,9 +479,17 @@ const run = <R>(
   trace: internal.Trace | undefined
 ): Effect.Effect<DecisionRecord.DecisionRecord, never, R> => {
   const trail: Array<Explain.Entry> = []
-  const ctx = internal.makeContext(action, trail, self.explain === "timed" ? clock : undefined, trace)
   const node = self.policy as unknown as internal.Node
-  const decide = (result: Decision.Result): DecisionRecord.DecisionRecord => {
+  const defects: Array<internal.Defect> = []
+  const ctx = internal.makeContext(
+    action,
+    trail,
+    self.explain === "timed" ? clock : undefined,
+    trace,
+    defects,
+    node.isSync ? undefined : []
+  )
+  const decide = (result: Decision.Result): Effect.Effect<DecisionRecord.DecisionRecord> => {
     const record = finish(self, ctx, result, trail, clock.unsafeCurrentTimeMillis(), ids, traceContext)
     decisionCounters[record.decision._tag].unsafeUpdate(1, labels)
     if (trace !== undefined) {
@@ -470,12 +498,20 @@ const run = <R>(
       trace.span.attribute("gavel.reason_codes", record.reasonCodes)
       trace.span.attribute("gavel.decision_id", record.decisionId)
     }
-    return record
+    return defects.length === 0 ? Effect.succeed(record) : Effect.as(internal.logDefects(defects), record)
   }
   // A synchronous tree is plain calls, run as the effect starts.
-  return node.isSync
-    ? Effect.succeed(decide(node.evalSync(ctx)))
-    : Effect.map(node.evalEffect(ctx) as Effect.Effect<Decision.Result, never, R>, decide)
+  if (node.isSync) return decide(internal.evalSyncSafe(node, ctx))
+  // The set's error type is `never`; a failure that comes anyway (its type
+  // was cast away) or a defect still ends in a decision that does not
+  // proceed. Interruption stays interruption: no decision.
+  return Effect.flatMap(
+    Effect.catchAllCause(
+      node.evalEffect(ctx) as Effect.Effect<Decision.Result, unknown, R>,
+      (cause) => Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : Effect.succeed(internal.escaped(ctx, node.id, cause))
+    ) as Effect.Effect<Decision.Result, never, R>,
+    decide
+  )
 }
 
 /**

@@ -13,9 +13,19 @@ const constants = (results: ReadonlyArray<Decision.Result>, prefix = "p") =>
 
 const results = fc.array(Arbitraries.result, { maxLength: 6 })
 
-/** What the constant policies return, as the evaluator reports it (reasons stamped with the policy id). */
+/**
+ * What the constant policies return, as the evaluator reports it: reasons
+ * stamped with the policy id, and `policy.no_reason` given to a decision that
+ * does not proceed and has no reason.
+ */
 const stamped = (results: ReadonlyArray<Decision.Result>, prefix = "p") =>
-  results.map((r, i) => Decision.withPolicyId(r, `${prefix}${i}`))
+  results.map((r, i): Decision.Result => {
+    const policyId = `${prefix}${i}`
+    const s = Decision.withPolicyId(r, policyId)
+    if (s._tag === "NotApplicable" || Decision.canProceed(s) || s.reasons.length > 0) return s
+    const reason = { code: "policy.no_reason", message: `Policy "${policyId}" returned ${s._tag} without a reason`, outcome: s._tag, policyId }
+    return { ...s, reasons: [reason] }
+  })
 
 describe("Policy leaves", () => {
   it("stamps the policy id on the reasons it returns", () => {

@@ -372,11 +372,20 @@ describe("no values in spans", () => {
           new Set(record.explain.map((e) => e.policyId))
         )
         expect(retried).toBe(2)
+        // The one exception: a policy that fails closed on a bug (c.dies) is
+        // reported with what it threw, for the host to fix it — as an
+        // exception event on its span and as a log line (which Effect's
+        // tracer also records as an event of the current span).
+        const isDefectReport = (event: ReadableSpan["events"][number]) =>
+          event.attributes?.["gavel.policy.defect"] !== undefined
+        const reports = spans.flatMap((span) => span.events.filter(isDefectReport))
+        expect(reports.length).toBeGreaterThan(0)
+        for (const report of reports) expect(report.attributes?.["gavel.policy.id"]).toBe("c.dies")
         for (const span of spans) {
           const exported = JSON.stringify({
             name: span.name,
             attributes: span.attributes,
-            events: span.events,
+            events: span.events.filter((event) => !isDefectReport(event)),
             status: span.status,
             links: span.links
           })
@@ -385,6 +394,52 @@ describe("no values in spans", () => {
         // The failures did reach the spans, as kinds.
         expect(policySpan(exporter, "c.unavailable").events.map((e) => e.name)).toEqual(["exception"])
         expect(policySpan(exporter, "c.unavailable").status.message).toBe(`Policy "c.unavailable" failed: unavailable`)
+      })
+    ))
+
+  it.effect("a policy that fails closed on a bug is an exception event on its span: how, and what it threw", () =>
+    withOtel((exporter) =>
+      Effect.gen(function*() {
+        const set = PolicySet.unsafeMake({
+          id: "defects",
+          version: "1",
+          policy: Policy.all([
+            Policy.make("d.throws", () => {
+              throw new TypeError("amount is undefined")
+            }),
+            Policy.effect("d.dies", () => Effect.die(new RangeError("too deep"))),
+            Policy.make("d.garbage", () => undefined as unknown as Decision.Result),
+            Policy.effect("d.undeclared", () => Effect.fail({ _tag: "CrmDown", message: "crm is down" }))
+          ]) as unknown as Policy.Policy<never, never>
+        })
+        const record = yield* PolicySet.evaluate(set, action)
+        expect(record.reasonCodes).toEqual(["policy.failed"])
+        // (A failed check's span also ends with Effect's own exception event, as before.)
+        const events = (id: string) =>
+          policySpan(exporter, id).events.filter((e) => e.attributes?.["gavel.policy.defect"] !== undefined).map((e) =>
+            e.attributes
+          )
+        expect(events("d.throws")).toEqual([{
+          "gavel.policy.id": "d.throws",
+          "gavel.policy.defect": "threw",
+          "exception.type": "TypeError",
+          "exception.message": "amount is undefined"
+        }])
+        expect(events("d.dies")).toEqual([{
+          "gavel.policy.id": "d.dies",
+          "gavel.policy.defect": "died",
+          "exception.type": "RangeError",
+          "exception.message": "too deep"
+        }])
+        expect(events("d.garbage")).toMatchObject([{ "gavel.policy.defect": "malformed", "exception.type": "MalformedResult" }])
+        // The undeclared failure ends the evaluation; its check's span says so too.
+        expect(events("d.undeclared")).toEqual([{
+          "gavel.policy.id": "d.undeclared",
+          "gavel.policy.defect": "failed",
+          "exception.type": "CrmDown",
+          "exception.message": "crm is down"
+        }])
+        expect(policySpan(exporter, "d.undeclared").attributes["gavel.policy.result"]).toBe("Deny")
       })
     ))
 })

@@ -16,7 +16,7 @@ import type * as Action from "../Action.js"
 import * as Decision from "../Decision.js"
 import type * as Explain from "../Explain.js"
 import * as Metrics from "../Metrics.js"
-import type { DecisionPolicy } from "../Policy.js"
+import type { DecisionPolicy, Defect as PolicyDefect } from "../Policy.js"
 import { ExternalCheckFailed, PolicyCancelled, PolicyTimeout } from "../PolicyError.js"
 
 /** @internal */
@@ -38,7 +38,34 @@ export interface Context {
    * if it cuts them (a cut check is interrupted and cannot measure itself).
    */
   readonly running: Running | undefined
+  /**
+   * Where the policies that failed closed on a defect are reported, with
+   * what they threw (for the host's log, never for the record);
+   * `undefined` when nobody listens.
+   */
+  readonly defects: Array<Defect> | undefined
+  /**
+   * Where effectful leaves note the failures they pass on, so that one that
+   * nothing handled (its type was cast away) can be traced to its policy;
+   * `undefined` when nobody asks.
+   */
+  readonly failures: Array<Defect> | undefined
 }
+
+/**
+ * A policy that failed closed on a defect: what went wrong, and what it
+ * threw, died with or failed with (`undefined` for a malformed result).
+ *
+ * @internal
+ */
+export interface Defect {
+  readonly policyId: string
+  readonly kind: DefectKind
+  readonly error: unknown
+}
+
+/** @internal */
+export type DefectKind = PolicyDefect["kind"]
 
 /**
  * What a timeout calls, with the time of the cut, for each check in flight
@@ -59,8 +86,10 @@ export const makeContext = (
   action: Action.Action,
   trail: Array<Explain.Entry> | undefined,
   clock: Clock.Clock | undefined,
-  trace?: Trace | undefined
-): Context => ({ action, trail, clock, deadline: undefined, trace, running: undefined })
+  trace?: Trace | undefined,
+  defects?: Array<Defect> | undefined,
+  failures?: Array<Defect> | undefined
+): Context => ({ action, trail, clock, deadline: undefined, trace, running: undefined, defects, failures })
 
 // -----------------------------------------------------------------------------
 // tracing
@@ -138,18 +167,120 @@ const annotateResult = (span: Tracer.Span, result: Decision.Result): void => {
   span.attribute("gavel.policy.reason_codes", Decision.reasonCodes(result))
 }
 
-/** A span for a synchronous call, measured by the caller with the trace's clock. */
+/**
+ * A span for a synchronous call, measured by the caller with the trace's
+ * clock, with an event for each defect the call reported (`defects` from
+ * `mark` on).
+ */
 const tracePolicy = (
   trace: Trace,
   policyId: string,
   result: Decision.Result,
   startNanos: bigint,
-  endNanos: bigint
+  endNanos: bigint,
+  defects?: ReadonlyArray<Defect> | undefined,
+  mark = 0
 ): void => {
   const span = startPolicySpan(trace, policyId, startNanos)
   annotateResult(span, result)
+  if (defects !== undefined) {
+    for (let i = mark; i < defects.length; i++) traceDefect(trace, span, defects[i]!, endNanos)
+  }
   span.end(spanTime(trace, endNanos), Exit.void)
 }
+
+/**
+ * A defect as an OpenTelemetry `exception` event on the policy's span: that
+ * the policy failed closed on a bug, how, and what it threw (type and
+ * message; the stack goes to the log). The one place a span carries text
+ * that is not gavel's own: the host needs it to fix the policy, and it is a
+ * bug report, not a decision (the reason only says `policy.defect`).
+ */
+const traceDefect = (trace: Trace, span: Tracer.Span, defect: Defect, nanos: bigint): void => {
+  const error = describeDefect(defect)
+  span.event("exception", spanTime(trace, nanos), {
+    "gavel.policy.id": defect.policyId,
+    "gavel.policy.defect": defect.kind,
+    "exception.type": error.name,
+    "exception.message": error.message
+  })
+}
+
+const attempt = <A>(f: () => A, fallback: A): A => {
+  try {
+    return f()
+  } catch {
+    return fallback
+  }
+}
+
+const unreadable = "<unreadable>"
+
+/**
+ * The name, message and stack of what a defective policy threw, read without
+ * letting the value throw again (it may be a revoked `Proxy`, its getters
+ * may throw).
+ *
+ * @internal
+ */
+export const describeDefect = (
+  defect: Defect
+): { readonly name: string; readonly message: string; readonly stack: string | undefined } => {
+  if (defect.kind === "malformed") {
+    return { name: "MalformedResult", message: "the policy returned a value that is not a well-formed decision", stack: undefined }
+  }
+  const error = defect.error
+  if (attempt(() => error instanceof Error, false)) {
+    const e = error as Error
+    const name = attempt(() => e.name, unreadable)
+    const message = attempt(() => e.message, unreadable)
+    const stack = attempt(() => e.stack, undefined)
+    return {
+      name: typeof name === "string" ? name : unreadable,
+      message: typeof message === "string" ? message : unreadable,
+      stack: typeof stack === "string" ? stack : undefined
+    }
+  }
+  if (typeof error === "object" && error !== null) {
+    const tag = attempt(() => (error as { readonly _tag?: unknown })._tag, undefined)
+    const message = attempt(() => (error as { readonly message?: unknown }).message, undefined)
+    return {
+      name: typeof tag === "string" ? tag : "object",
+      message: typeof message === "string" ? message : attempt(() => String(error), unreadable),
+      stack: undefined
+    }
+  }
+  return { name: typeof error, message: attempt(() => String(error), unreadable), stack: undefined }
+}
+
+/**
+ * Logs each defect at error level: the policy, what went wrong and what was
+ * thrown (name, message and stack, as annotations too). The record and the
+ * audit trail only say `policy.defect` / `policy.failed`.
+ *
+ * @internal
+ */
+export const logDefects = (defects: ReadonlyArray<Defect>): Effect.Effect<void> =>
+  Effect.forEach(defects, (defect) => {
+    const error = describeDefect(defect)
+    const code = defect.kind === "failed" ? "policy.failed" : "policy.defect"
+    const annotations: Record<string, unknown> = {
+      "gavel.policy.id": defect.policyId,
+      "gavel.policy.defect": defect.kind,
+      "gavel.reason_code": code,
+      "gavel.error.name": error.name,
+      "gavel.error.message": error.message
+    }
+    if (error.stack !== undefined) annotations["gavel.error.stack"] = error.stack
+    return Effect.annotateLogs(
+      Effect.logError(
+        `gavel: policy "${defect.policyId}" ${defectMessages[defect.kind]}${
+          defect.kind === "malformed" ? "" : ` (${error.name}: ${error.message})`
+        }; it denies with ${code}`
+      ),
+      annotations
+    )
+  }, { discard: true })
 
 /**
  * What a failed check's span ends with. Not the error itself: its message
@@ -185,11 +316,11 @@ const traceCheck = <A extends Decision.Result, E, R>(
   trace: Trace,
   policyId: string,
   startNanos: bigint,
-  run: Effect.Effect<A, E, R>
+  run: (span: Tracer.Span) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> =>
   Effect.uninterruptibleMask((restore) => {
     const span = startPolicySpan(trace, policyId, startNanos)
-    return Effect.onExit(restore(Effect.withParentSpan(run, span)), (exit) =>
+    return Effect.onExit(restore(Effect.withParentSpan(run(span), span)), (exit) =>
       Effect.sync(() => {
         const endNanos = trace.clock.unsafeCurrentTimeNanos()
         if (exit._tag === "Success") {
@@ -220,7 +351,9 @@ const settle = (
   kind: string,
   result: Decision.Result,
   startNanos: bigint,
-  endNanos: bigint
+  endNanos: bigint,
+  defects?: ReadonlyArray<Defect> | undefined,
+  mark = 0
 ): void => {
   let span: Tracer.Span | undefined
   let endTime = spanTime(trace, endNanos)
@@ -236,6 +369,9 @@ const settle = (
   span ??= startPolicySpan(trace, policyId, startNanos)
   span.attribute("gavel.policy.failure", kind)
   annotateResult(span, result)
+  if (defects !== undefined) {
+    for (let i = mark; i < defects.length; i++) traceDefect(trace, span, defects[i]!, endNanos)
+  }
   span.end(endTime, failedExit(policyId, kind))
 }
 
@@ -323,70 +459,229 @@ const notSync = (): never => {
  * A policy that throws, dies or returns something that is not a result is a
  * bug in the host's policy. Governance fails closed on it: the evaluation
  * denies with `policy.defect` instead of letting an exception or a garbage
- * value decide.
+ * value decide. The reason says what happened, never what was thrown (its
+ * message may quote what the policy saw, and reasons go to the record and
+ * the audit trail): that is reported to `ctx.defects`, for the host's log
+ * and the policy's span.
  *
  * @internal
  */
-export const defect = (policyId: string, what: string): Decision.Deny =>
-  Decision.deny({
-    code: "policy.defect",
+export const defect = (
+  ctx: Context | undefined,
+  policyId: string,
+  kind: DefectKind,
+  error: unknown,
+  what: string = defectMessages[kind]
+): Decision.Deny => {
+  ctx?.defects?.push({ policyId, kind, error })
+  return Decision.deny({
+    code: kind === "failed" ? "policy.failed" : "policy.defect",
     message: `Policy "${policyId}" ${what}; failing closed`,
     policyId
   })
+}
 
-const describeThrown = (error: unknown): string =>
-  `threw ${error instanceof Error ? error.name : typeof error}`
-
-const isStringArray = (u: unknown): boolean => Array.isArray(u) && u.every((s) => typeof s === "string")
-
-const isAuthority = (u: unknown): boolean =>
-  typeof u === "object" && u !== null &&
-  isStringArray((u as Decision.Authority).roles) && isStringArray((u as Decision.Authority).principals)
-
-const isReason = (u: unknown): boolean =>
-  typeof u === "object" && u !== null &&
-  typeof (u as Decision.Reason).code === "string" && typeof (u as Decision.Reason).message === "string" &&
-  typeof (u as Decision.Reason).outcome === "string"
+const defectMessages: Record<DefectKind, string> = {
+  threw: "threw",
+  died: "died",
+  unreadable: "returned a value that could not be read",
+  malformed: "returned a value that is not a well-formed decision (build decisions with the Decision constructors)",
+  failed: "failed with an error its type does not declare"
+}
 
 /**
- * A structural check of what a policy returned: hand-written rather than a
- * Schema validation because it runs on every applicable result of the sync
- * fast path. A result that fails it would otherwise crash the record builder
- * or produce a record that does not encode.
+ * Why a value a policy returned cannot be used: reading it threw (a revoked
+ * `Proxy`, a throwing getter), or it is not a well-formed decision.
+ *
+ * @internal
  */
-const isWellFormed = (u: unknown): u is Decision.Decision => {
-  if (typeof u !== "object" || u === null) return false
-  const d = u as Decision.Decision
-  if (!Array.isArray(d.reasons) || !d.reasons.every(isReason)) return false
-  switch (d._tag) {
+export class Flaw {
+  constructor(readonly kind: "unreadable" | "malformed", readonly error: unknown) {}
+}
+
+const malformed = new Flaw("malformed", undefined)
+
+const outcomes: ReadonlySet<unknown> = new Set<unknown>(Decision.Outcome.literals)
+const noStrings: ReadonlyArray<string> = Object.freeze([])
+
+type Fields<K extends string> = { readonly [P in K]?: unknown }
+
+/** A copy of an array of strings, each element read once; `undefined` when it is not one. */
+const readStrings = (u: unknown): ReadonlyArray<string> | undefined => {
+  if (!Array.isArray(u)) return undefined
+  const n = u.length
+  if (n === 0) return noStrings
+  const out = new Array<string>(n)
+  for (let i = 0; i < n; i++) {
+    const s: unknown = u[i]
+    if (typeof s !== "string") return undefined
+    out[i] = s
+  }
+  return out
+}
+
+const readAuthority = (u: unknown): Decision.Authority | undefined => {
+  if (typeof u !== "object" || u === null) return undefined
+  const a = u as Fields<"roles" | "principals">
+  const roles = readStrings(a.roles)
+  const principals = roles === undefined ? undefined : readStrings(a.principals)
+  return principals === undefined ? undefined : { roles: roles!, principals }
+}
+
+const readRequirement = (u: unknown): Decision.ApprovalRequirement | undefined => {
+  if (typeof u !== "object" || u === null) return undefined
+  const r = u as Fields<"quorum" | "authority" | "separationOfDuties" | "timeout">
+  const quorum = r.quorum
+  const separationOfDuties = r.separationOfDuties
+  const timeout = r.timeout
+  if (typeof quorum !== "number" || !Number.isInteger(quorum) || quorum < 1) return undefined
+  if (typeof separationOfDuties !== "boolean") return undefined
+  const authority = readAuthority(r.authority)
+  if (authority === undefined) return undefined
+  const out: { -readonly [K in keyof Decision.ApprovalRequirement]: Decision.ApprovalRequirement[K] } = {
+    quorum,
+    authority,
+    separationOfDuties
+  }
+  if (timeout !== undefined) {
+    if (!Duration.isDuration(timeout)) return undefined
+    out.timeout = timeout
+  }
+  return out
+}
+
+/** A reason, each field read once, with `policyId` stamped when it has none. */
+const readReason = (u: unknown, policyId: string): Decision.Reason | undefined => {
+  if (typeof u !== "object" || u === null) return undefined
+  const r = u as Fields<keyof Decision.Reason>
+  const code = r.code
+  const message = r.message
+  const outcome = r.outcome
+  const own = r.policyId
+  const ruleId = r.ruleId
+  const evidenceRefs = r.evidenceRefs
+  // The record's schema wants a non-empty, trimmed code.
+  if (typeof code !== "string" || code.length === 0 || code.trim() !== code) return undefined
+  if (typeof message !== "string" || !outcomes.has(outcome)) return undefined
+  if (own !== undefined && typeof own !== "string") return undefined
+  const out: { -readonly [K in keyof Decision.Reason]: Decision.Reason[K] } = {
+    code,
+    message,
+    outcome: outcome as Decision.Outcome,
+    policyId: own ?? policyId
+  }
+  if (ruleId !== undefined) {
+    if (typeof ruleId !== "string") return undefined
+    out.ruleId = ruleId
+  }
+  if (evidenceRefs !== undefined) {
+    const refs = readStrings(evidenceRefs)
+    if (refs === undefined) return undefined
+    out.evidenceRefs = refs
+  }
+  return out
+}
+
+/**
+ * The reason a blocking decision without one gets: every decision that does
+ * not proceed says why, in a code the host can key on.
+ */
+const noReason = (policyId: string, outcome: Decision.Outcome): Decision.Reason => ({
+  code: "policy.no_reason",
+  message: `Policy "${policyId}" returned ${outcome} without a reason`,
+  outcome,
+  policyId
+})
+
+/**
+ * What a policy returned, as a fresh, plain decision: each field read once
+ * (so a getter cannot answer one thing to the check and another to the
+ * record), reasons stamped with `policyId`, and `policy.no_reason` added to a
+ * decision that does not proceed and gives no reason. Hand-written rather
+ * than a Schema decoding because it runs on every applicable result of the
+ * sync fast path. `undefined` when it is not well-formed: such a result would
+ * crash the record builder or produce a record that does not encode.
+ */
+const readDecision = (policyId: string, u: unknown, giveReason = true): Decision.Result | undefined => {
+  if (typeof u !== "object" || u === null) return undefined
+  const d = u as Fields<"_tag" | "reasons" | "action" | "authority" | "requirement" | "reviewPaths">
+  const tag = d._tag
+  if (tag === "NotApplicable") return Decision.notApplicable
+  const raw = d.reasons
+  if (!Array.isArray(raw)) return undefined
+  const n = raw.length
+  const reasons = new Array<Decision.Reason>(n)
+  for (let i = 0; i < n; i++) {
+    const reason = readReason(raw[i], policyId)
+    if (reason === undefined) return undefined
+    reasons[i] = reason
+  }
+  let result: Decision.Decision
+  switch (tag) {
     case "Allow":
     case "Warn":
+      return { _tag: tag, reasons }
     case "Defer":
     case "Deny":
-      return true
-    case "Transform":
-      return typeof d.action === "object" && d.action !== null && typeof d.action.name === "string"
-    case "RequireAcknowledgment":
-      return isAuthority(d.authority)
-    case "RequireApproval": {
-      const r = d.requirement as Decision.ApprovalRequirement | undefined
-      return typeof r === "object" && r !== null && Number.isInteger(r.quorum) && r.quorum >= 1 &&
-        isAuthority(r.authority) && typeof r.separationOfDuties === "boolean"
+      result = { _tag: tag, reasons }
+      break
+    case "Transform": {
+      const action = d.action
+      if (typeof action !== "object" || action === null || typeof (action as Action.Action).name !== "string") {
+        return undefined
+      }
+      result = { _tag: tag, reasons, action: action as Action.Action }
+      break
     }
-    case "Escalate":
-      return isStringArray(d.reviewPaths)
+    case "RequireAcknowledgment": {
+      const authority = readAuthority(d.authority)
+      if (authority === undefined) return undefined
+      result = { _tag: tag, reasons, authority }
+      break
+    }
+    case "RequireApproval": {
+      const requirement = readRequirement(d.requirement)
+      if (requirement === undefined) return undefined
+      result = { _tag: tag, reasons, requirement }
+      break
+    }
+    case "Escalate": {
+      const reviewPaths = readStrings(d.reviewPaths)
+      if (reviewPaths === undefined) return undefined
+      result = { _tag: tag, reasons, reviewPaths }
+      break
+    }
     default:
-      return false
+      return undefined
+  }
+  if (n === 0 && giveReason) reasons.push(noReason(policyId, tag))
+  return result
+}
+
+/**
+ * What a policy returned, checked and copied (see {@link readDecision}), or
+ * the flaw that makes it unusable. Never throws.
+ *
+ * @internal
+ */
+export const readResult = (policyId: string, value: unknown): Decision.Result | Flaw => {
+  if (value === Decision.notApplicable) return Decision.notApplicable
+  try {
+    return readDecision(policyId, value) ?? malformed
+  } catch (error) {
+    return new Flaw("unreadable", error)
   }
 }
 
-/** @internal */
-export const checkResult = (policyId: string, value: unknown): Decision.Result =>
-  value === Decision.notApplicable || (value as Decision.Result | undefined)?._tag === "NotApplicable"
-    ? Decision.notApplicable
-    : isWellFormed(value)
-    ? Decision.withPolicyId(value, policyId)
-    : defect(policyId, "returned a value that is not a well-formed decision (build decisions with the Decision constructors)")
+/**
+ * {@link readResult}, a flaw failing closed with `policy.defect`.
+ *
+ * @internal
+ */
+export const checkResult = (ctx: Context | undefined, policyId: string, value: unknown): Decision.Result => {
+  const result = readResult(policyId, value)
+  return result instanceof Flaw ? defect(ctx, policyId, result.kind, result.error) : result
+}
 
 const record = (ctx: Context, policyId: string, result: Decision.Result, durationMillis: number | null): void => {
   if (ctx.trail !== undefined) ctx.trail.push({ policyId, result, durationMillis })
@@ -405,17 +700,20 @@ export const leaf = (id: string, f: (action: Action.Action) => Decision.Result):
   let checked1: Decision.Result | undefined
   let value2: unknown = unset
   let checked2: Decision.Result | undefined
-  const call = (action: Action.Action): Decision.Result => {
-    let value: Decision.Result
+  const call = (ctx: Context): Decision.Result => {
+    let value: unknown
     try {
-      value = f(action)
+      value = f(ctx.action)
     } catch (error) {
-      return defect(id, describeThrown(error))
+      return defect(ctx, id, "threw", error)
     }
-    if (value === Decision.notApplicable) return value
+    if (value === Decision.notApplicable) return Decision.notApplicable
     if (value === value1) return checked1!
     if (value !== value2) {
-      checked2 = checkResult(id, value)
+      const read = readResult(id, value)
+      // Not cached: each evaluation reports its defect.
+      if (read instanceof Flaw) return defect(ctx, id, read.kind, read.error)
+      checked2 = read
       value2 = value
     }
     // The most recent first.
@@ -436,11 +734,12 @@ export const leaf = (id: string, f: (action: Action.Action) => Decision.Result):
   const evalMeasured = (ctx: Context): Decision.Result => {
     const trace = ctx.trace
     const clock = ctx.clock ?? trace!.clock
+    const mark = ctx.defects?.length ?? 0
     const start = clock.unsafeCurrentTimeNanos()
-    const result = call(ctx.action)
+    const result = call(ctx)
     const end = clock.unsafeCurrentTimeNanos()
     record(ctx, id, result, ctx.clock === undefined ? null : Number(end - start) / 1_000_000)
-    if (trace !== undefined) tracePolicy(trace, id, result, start, end)
+    if (trace !== undefined) tracePolicy(trace, id, result, start, end, ctx.defects, mark)
     return result
   }
   // The per-policy cost of the sync fast path: kept small, with the timed
@@ -448,7 +747,7 @@ export const leaf = (id: string, f: (action: Action.Action) => Decision.Result):
   // loop.
   const evalSync = (ctx: Context): Decision.Result => {
     if (ctx.clock !== undefined || ctx.trace !== undefined) return evalMeasured(ctx)
-    const result = call(ctx.action)
+    const result = call(ctx)
     if (ctx.trail !== undefined) {
       if (result !== lastResult) {
         lastResult = result
@@ -541,22 +840,44 @@ export const effectLeaf = (
           record(ctx, id, result, complete())
           return Effect.succeed(result)
         }
-        const run = limit(Effect.suspend(() => f(ctx.action)), id, undefined, ctx, clock, timeouts, labels).pipe(
-          Effect.matchCauseEffect({
-            onSuccess: (value) => done(checkResult(id, value)),
-            onFailure: (cause) => {
-              const died = Cause.dieOption(cause)
-              if (died._tag === "Some") return done(defect(id, `died (${describeThrown(died.value)})`))
-              complete()
-              // An interruption that reaches here as a failure did not come
-              // from the caller (whose interruption cannot be caught): the
-              // check aborted itself.
-              if (Cause.isInterruptedOnly(cause)) return Effect.fail(internallyInterrupted(id))
-              return Effect.failCause(cause)
-            }
-          })
-        )
-        return ctx.trace === undefined ? run : traceCheck(ctx.trace, id, start, run)
+        const failClosed = (span: Tracer.Span | undefined, kind: DefectKind, error: unknown) => {
+          const result = defect(ctx, id, kind, error)
+          if (span !== undefined) traceDefect(ctx.trace!, span, { policyId: id, kind, error }, clock.unsafeCurrentTimeNanos())
+          return done(result)
+        }
+        const run = (span?: Tracer.Span) => {
+          // Called here rather than in an `Effect.suspend`: Effect's runtime
+          // itself breaks on some thrown values (a revoked Proxy).
+          let check: Effect.Effect<Decision.Result, unknown, unknown>
+          try {
+            check = f(ctx.action)
+          } catch (error) {
+            return failClosed(span, "threw", error)
+          }
+          return limit(check, id, undefined, ctx, clock, timeouts, labels).pipe(
+            Effect.matchCauseEffect({
+              onSuccess: (value) => {
+                const result = readResult(id, value)
+                return result instanceof Flaw ? failClosed(span, result.kind, result.error) : done(result)
+              },
+              onFailure: (cause) => {
+                const died = Cause.dieOption(cause)
+                if (died._tag === "Some") return failClosed(span, "died", died.value)
+                complete()
+                // An interruption that reaches here as a failure did not come
+                // from the caller (whose interruption cannot be caught): the
+                // check aborted itself.
+                if (Cause.isInterruptedOnly(cause)) return Effect.fail(internallyInterrupted(id))
+                if (ctx.failures !== undefined) {
+                  const failure = Cause.failureOption(cause)
+                  if (failure._tag === "Some") ctx.failures.push({ policyId: id, kind: "failed", error: failure.value })
+                }
+                return Effect.failCause(cause)
+              }
+            })
+          )
+        }
+        return ctx.trace === undefined ? run() : traceCheck(ctx.trace, id, start, run)
       }),
     describe: () => ({ op: "Leaf", id, sync: false }),
     named: () => [self]
@@ -579,7 +900,9 @@ const subContext = (ctx: Context): Context =>
       clock: ctx.clock,
       deadline: ctx.deadline,
       trace: ctx.trace,
-      running: ctx.running
+      running: ctx.running,
+      defects: ctx.defects,
+      failures: ctx.failures
     }
 
 const appendTrail = (ctx: Context, sub: Context | undefined): void => {
@@ -839,19 +1162,22 @@ export const applyDecisionPolicy = (
 ): Decision.Result => {
   const trace = ctx.trace
   const clock = ctx.clock ?? trace?.clock
+  const mark = ctx.defects?.length ?? 0
   const start = clock?.unsafeCurrentTimeNanos()
+  let value: unknown
   let narrowed: Decision.Result
   try {
-    narrowed = checkResult(id, f({ action: ctx.action, decision, results }))
+    value = f({ action: ctx.action, decision, results })
+    narrowed = checkResult(ctx, id, value)
   } catch (error) {
-    narrowed = defect(id, describeThrown(error))
+    narrowed = defect(ctx, id, "threw", error)
   }
   if (start === undefined) {
     record(ctx, id, narrowed, null)
   } else {
     const end = clock!.unsafeCurrentTimeNanos()
     record(ctx, id, narrowed, ctx.clock === undefined ? null : Number(end - start) / 1_000_000)
-    if (trace !== undefined) tracePolicy(trace, id, narrowed, start, end)
+    if (trace !== undefined) tracePolicy(trace, id, narrowed, start, end, ctx.defects, mark)
   }
   return Decision.combine(decision, narrowed)
 }
@@ -894,15 +1220,17 @@ export const narrow = (
 /** @internal */
 export const when = (self: Node, predicate: (action: Action.Action) => boolean): Node => {
   // A throwing predicate is a defect in the host's policy: fail closed.
-  const test = (action: Action.Action): boolean | Decision.Deny => {
+  const test = (ctx: Context): boolean | Decision.Deny => {
     try {
-      return predicate(action) === true
+      return predicate(ctx.action) === true
     } catch (error) {
-      return defect(self.id, `predicate ${describeThrown(error)}`)
+      const result = defect(ctx, self.id, "threw", error, "predicate threw")
+      record(ctx, self.id, result, null)
+      return result
     }
   }
   const evalSync = (ctx: Context): Decision.Result => {
-    const applies = test(ctx.action)
+    const applies = test(ctx)
     return applies === true ? self.evalSync(ctx) : applies === false ? Decision.notApplicable : applies
   }
   return makeNode({
@@ -911,7 +1239,7 @@ export const when = (self: Node, predicate: (action: Action.Action) => boolean):
     evalSync: self.isSync ? evalSync : notSync,
     evalEffect: (ctx) =>
       Effect.suspend(() => {
-        const applies = test(ctx.action)
+        const applies = test(ctx)
         return applies === true
           ? self.evalEffect(ctx)
           : Effect.succeed(applies === false ? Decision.notApplicable : applies)
@@ -1050,17 +1378,27 @@ export const retry = (self: Node, schedule: Schedule.Schedule<unknown, any, any>
 export type FailureKind = "timeout" | "unavailable" | "cancelled"
 
 /** @internal */
-export const failureKind = (error: unknown): FailureKind | undefined =>
-  error instanceof PolicyTimeout
-    ? "timeout"
-    : error instanceof ExternalCheckFailed
-    ? "unavailable"
-    : error instanceof PolicyCancelled
-    ? "cancelled"
-    : undefined
+export const failureKind = (error: unknown): FailureKind | undefined => {
+  if (typeof error !== "object" || error === null) return undefined
+  // `instanceof` throws on a revoked Proxy: an error of the host's own kind.
+  try {
+    return error instanceof PolicyTimeout
+      ? "timeout"
+      : error instanceof ExternalCheckFailed
+      ? "unavailable"
+      : error instanceof PolicyCancelled
+      ? "cancelled"
+      : undefined
+  } catch {
+    return undefined
+  }
+}
 
-const failingPolicy = (error: unknown, fallback: string): string =>
-  error instanceof PolicyTimeout || error instanceof PolicyCancelled ? error.policyId : fallback
+/** @internal */
+export const failingPolicy = (error: unknown, fallback: string): string => {
+  const kind = failureKind(error)
+  return kind === "timeout" || kind === "cancelled" ? (error as PolicyTimeout | PolicyCancelled).policyId : fallback
+}
 
 /** The standard reason for a failure: the contract hosts key their analytics on. */
 const failureReason = (error: unknown, policyId: string): Decision.ReasonInput => {
@@ -1130,17 +1468,111 @@ export const onFailure = (
           const handler = (kind === undefined ? undefined : handlers[kind]) ?? fallback
           if (handler === undefined) return Effect.fail(error)
           const policyId = failingPolicy(error, self.id)
+          const mark = ctx.defects?.length ?? 0
           let result: Decision.Result
           try {
-            result = checkResult(policyId, handle(handler, error, policyId))
+            result = checkResult(ctx, policyId, handle(handler, error, policyId))
           } catch (thrown) {
-            result = defect(policyId, `failure handler ${describeThrown(thrown)}`)
+            result = defect(ctx, policyId, "threw", thrown, "failure handler threw")
           }
           // The time until the failure: for a timeout, the limit that was hit.
           const end = clock.unsafeCurrentTimeNanos()
           record(ctx, policyId, result, Number(end - start) / 1_000_000)
-          if (ctx.trace !== undefined) settle(ctx.trace, policyId, kind ?? "failed", result, start, end)
+          if (ctx.trace !== undefined) settle(ctx.trace, policyId, kind ?? "failed", result, start, end, ctx.defects, mark)
           return Effect.succeed(result)
         })
       })
   )
+
+// -----------------------------------------------------------------------------
+// defence in depth
+// -----------------------------------------------------------------------------
+
+/**
+ * Evaluates a synchronous tree, a throw that escaped it (a bug: leaves and
+ * combinators fail closed themselves) denying with `policy.defect` under the
+ * root's id.
+ *
+ * @internal
+ */
+export const evalSyncSafe = (node: Node, ctx: Context): Decision.Result => {
+  try {
+    return node.evalSync(ctx)
+  } catch (error) {
+    const result = defect(ctx, node.id, "threw", error)
+    record(ctx, node.id, result, null)
+    return result
+  }
+}
+
+/**
+ * What an evaluation whose failure nothing handled becomes. The set's error
+ * type is `never`, so such a failure's type was cast away: it denies with
+ * `policy.failed`, under the id of the policy that failed with it (else the
+ * root's); a defect denies with `policy.defect`. Recorded in the trail, and
+ * on the failed check's span. Interruption is not for this: it is no
+ * decision.
+ *
+ * @internal
+ */
+export const escaped = (ctx: Context, rootId: string, cause: Cause.Cause<unknown>): Decision.Deny => {
+  const mark = ctx.defects?.length ?? 0
+  const failure = Cause.failureOption(cause)
+  let policyId = rootId
+  let result: Decision.Deny
+  if (failure._tag === "Some") {
+    const error = failure.value
+    policyId = failingPolicy(error, rootId)
+    const failures = ctx.failures
+    if (failures !== undefined) {
+      for (let i = failures.length - 1; i >= 0; i--) {
+        if (failures[i]!.error === error) {
+          policyId = failures[i]!.policyId
+          break
+        }
+      }
+    }
+    result = defect(ctx, policyId, "failed", error)
+  } else {
+    const died = Cause.dieOption(cause)
+    result = defect(ctx, policyId, "died", died._tag === "Some" ? died.value : undefined)
+  }
+  record(ctx, policyId, result, null)
+  if (ctx.trace !== undefined) {
+    const now = ctx.trace.clock.unsafeCurrentTimeNanos()
+    settle(ctx.trace, policyId, "failed", result, now, now, ctx.defects, mark)
+  }
+  return result
+}
+
+/**
+ * A defect as the host sees it, with what was thrown described safely.
+ *
+ * @internal
+ */
+export const publicDefect = (defect: Defect): PolicyDefect => {
+  const { message, name, stack } = describeDefect(defect)
+  return { policyId: defect.policyId, kind: defect.kind, error: defect.error, name, message, stack }
+}
+
+/**
+ * What is wrong with a policy set's default, if anything: it must be a
+ * well-formed decision, and one that does not proceed must say why.
+ *
+ * @internal
+ */
+export const checkDefault = (value: unknown): string | undefined => {
+  let read: Decision.Result | undefined
+  try {
+    read = readDecision("default", value, false)
+  } catch {
+    read = undefined
+  }
+  if (read === undefined || read._tag === "NotApplicable") {
+    return "the default must be a well-formed decision (build it with the Decision constructors), not NotApplicable"
+  }
+  if (read.reasons.length === 0 && !Decision.canProceed(read)) {
+    return `a default that does not proceed (${read._tag}) must give a reason`
+  }
+  return undefined
+}
