@@ -8,10 +8,11 @@
 import * as Arr from "effect/Array"
 import type * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -162,6 +163,25 @@ export class OverrideNotAllowed extends Schema.TaggedError<OverrideNotAllowed>()
   /** @since 0.1.0 */
   override get message(): string {
     return `"${this.principalId}" may not override decision "${this.decisionId}" (${this.reason})`
+  }
+}
+
+/**
+ * An option given to {@link make} or {@link layer} in code that cannot be
+ * used: a duration that is not one, or is not positive and finite; a count
+ * that is not a non-negative integer. The runtime refuses to start rather
+ * than fall back to a default.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidOption extends Schema.TaggedError<InvalidOption>()("InvalidOption", {
+  option: Schema.String,
+  problem: Schema.String
+}) {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `Governance option ${this.option} ${this.problem}`
   }
 }
 
@@ -376,11 +396,11 @@ export interface Options<R> {
   readonly policySet: PolicySet.PolicySet<R>
   /**
    * Expiry of approvals whose requirement has no timeout. Default: the
-   * `governance.approval_timeout_seconds` config, else one hour. With
-   * Effect's default provider the environment variable is
-   * `governance_approval_timeout_seconds`; behind
-   * `ConfigProvider.constantCase(ConfigProvider.fromEnv())` it is
-   * `GOVERNANCE_APPROVAL_TIMEOUT_SECONDS`.
+   * `governance.approval_timeout_seconds` config, else one hour. Every
+   * config key is read under both spellings: nested (with Effect's default
+   * provider, the environment variable `governance_approval_timeout_seconds`)
+   * and upper case (`GOVERNANCE_APPROVAL_TIMEOUT_SECONDS`); given under both,
+   * they must agree. Durations must be positive and at most 100 years.
    */
   readonly approvalTimeout?: Duration.DurationInput | undefined
   /**
@@ -408,19 +428,63 @@ export interface Options<R> {
 // implementation
 // -----------------------------------------------------------------------------
 
-const seconds = (path: string, section: string, fallback: number) =>
-  Config.number(path).pipe(
-    Config.validate({ message: "must be a positive number of seconds", validation: (n) => n > 0 }),
-    Config.nested(section),
-    Config.withDefault(fallback),
-    Config.map(Duration.seconds)
+/** The longest duration the runtime accepts: instants it computes stay representable. */
+const maxDurationMillis = 100 * 365.25 * 24 * 3600 * 1000
+
+/**
+ * A numeric config key, read under both spellings hosts write: nested
+ * (`governance.approval_timeout_seconds`: in a map, or as the environment
+ * variable `governance_approval_timeout_seconds` with Effect's default
+ * provider) and upper case (`GOVERNANCE_APPROVAL_TIMEOUT_SECONDS`). Each is
+ * validated where it is given; given under both, they must agree. Absent
+ * under both, `fallback`.
+ *
+ * @internal
+ */
+export const numberSetting = (
+  section: string,
+  key: string,
+  validation: { readonly message: string; readonly validation: (n: number) => boolean },
+  fallback: number
+): Config.Config<number> => {
+  const spelled = (s: string, k: string) =>
+    Config.option(Config.nested(Config.number(k).pipe(Config.validate(validation)), s))
+  const upper = [section.toUpperCase(), key.toUpperCase()] as const
+  return Config.all([spelled(section, key), spelled(...upper)]).pipe(
+    Config.mapOrFail(([nested, upperCase]) =>
+      Option.isSome(nested) && Option.isSome(upperCase) && nested.value !== upperCase.value
+        ? Either.left(ConfigError.InvalidData(
+          [section, key],
+          `${section}.${key} is ${nested.value} but ${upper.join("_")} is ${upperCase.value}: give one value`
+        ))
+        : Either.right(Option.getOrElse(Option.orElse(nested, () => upperCase), () => fallback))
+    )
   )
+}
+
+const seconds = (key: string, section: string, fallback: number) =>
+  numberSetting(section, key, {
+    message: "must be a positive number of seconds, at most 100 years",
+    validation: (n) => n > 0 && n * 1000 <= maxDurationMillis
+  }, fallback).pipe(Config.map(Duration.seconds))
 
 const durationOf = (
+  option: string,
   given: Duration.DurationInput | undefined,
   config: Config.Config<Duration.Duration>
-): Effect.Effect<Duration.Duration, ConfigError.ConfigError> =>
-  given === undefined ? config : Effect.succeed(Duration.decode(given))
+): Effect.Effect<Duration.Duration, ConfigError.ConfigError | InvalidOption> => {
+  if (given === undefined) return config
+  const duration = Duration.decodeUnknown(given)
+  if (Option.isNone(duration)) {
+    return Effect.fail(new InvalidOption({ option, problem: `is not a duration: ${String(given)}` }))
+  }
+  const millis = Duration.toMillis(duration.value)
+  return millis > 0 && millis <= maxDurationMillis
+    ? Effect.succeed(duration.value)
+    : Effect.fail(
+      new InvalidOption({ option, problem: `must be positive and at most 100 years, not ${Duration.format(duration.value)}` })
+    )
+}
 
 const isBlocked = (decision: Decision.Decision): boolean =>
   decision._tag === "Deny" || decision._tag === "Escalate" || decision._tag === "Defer"
@@ -507,11 +571,22 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   const context = yield* Effect.context<R>()
   const ids = Context.get(context, IdGenerator)
   const approvalTimeout = yield* durationOf(
+    "approvalTimeout",
     options.approvalTimeout,
     seconds("approval_timeout_seconds", "governance", 3600)
   )
-  const pollInterval = yield* durationOf(options.pollInterval, seconds("approval_poll_interval_seconds", "runtime", 1))
+  const pollInterval = yield* durationOf(
+    "pollInterval",
+    options.pollInterval,
+    seconds("approval_poll_interval_seconds", "runtime", 1)
+  )
   const maxTransforms = options.maxTransforms ?? 3
+  if (!Number.isSafeInteger(maxTransforms) || maxTransforms < 0) {
+    return yield* new InvalidOption({
+      option: "maxTransforms",
+      problem: `must be a non-negative integer, not ${String(maxTransforms)}`
+    })
+  }
   const set = options.policySet
 
   // Parked callers by approval id: one waiter, or several when `enforce`
@@ -1121,7 +1196,7 @@ export const layer = <R>(
   options: Options<R>
 ): Layer.Layer<
   Governance,
-  ConfigError.ConfigError | Redaction.InvalidRedaction,
+  ConfigError.ConfigError | InvalidOption | Redaction.InvalidRedaction,
   R | ApprovalStore | AuditSink | Identity
 > =>
   Layer.scoped(
@@ -1129,6 +1204,7 @@ export const layer = <R>(
     Effect.gen(function*() {
       const service = yield* make(options)
       const interval = yield* durationOf(
+        "sweepInterval",
         options.sweepInterval,
         seconds("approval_sweep_interval_seconds", "runtime", 5)
       )

@@ -11,7 +11,9 @@ import {
 } from "@gavel/core"
 import { Approvals, Fakes } from "@gavel/testing"
 import { assert, describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -793,6 +795,71 @@ describe("configuration", () => {
       ) {
         const exit = yield* Effect.exit(Effect.provide(Governance.Governance, layerFor(entries)))
         expect(Exit.isFailure(exit)).toBe(true)
+      }
+    }))
+
+  it.effect("the upper-case spelling (an environment variable as people write it) is read and validated too", () =>
+    Effect.gen(function*() {
+      const env = (vars: Record<string, string>) =>
+        Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars)), { pathDelim: "_" }))
+      const layerEnv = (vars: Record<string, string>) =>
+        Governance.layer({ policySet: PolicySet.unsafeMake({ id: "p", version: "1", policy: noTimeout }) }).pipe(
+          Layer.provideMerge(ApprovalStore.layerMemory),
+          Layer.provideMerge(AuditSink.layerMemory),
+          Layer.provideMerge(Fakes.layer({ identity: { principals } })),
+          Layer.provide(env(vars))
+        )
+      const expiry = (vars: Record<string, string>) =>
+        Effect.gen(function*() {
+          const submitted = yield* (yield* Governance.Governance).submit(payment(big))
+          assertPending(submitted)
+          return submitted.expiresAt.getTime()
+        }).pipe(Effect.provide(layerEnv(vars)))
+      expect(yield* expiry({ GOVERNANCE_APPROVAL_TIMEOUT_SECONDS: "90" })).toBe(90_000)
+      expect(yield* expiry({ governance_approval_timeout_seconds: "60" })).toBe(60_000)
+      expect(yield* expiry({ governance_approval_timeout_seconds: "60", GOVERNANCE_APPROVAL_TIMEOUT_SECONDS: "60" }))
+        .toBe(60_000)
+      for (
+        const [vars, named] of [
+          [{ GOVERNANCE_APPROVAL_TIMEOUT_SECONDS: "abc" }, "APPROVAL_TIMEOUT_SECONDS"],
+          [{ GOVERNANCE_APPROVAL_TIMEOUT_SECONDS: "0" }, "APPROVAL_TIMEOUT_SECONDS"],
+          [{ GOVERNANCE_APPROVAL_TIMEOUT_SECONDS: "Infinity" }, "APPROVAL_TIMEOUT_SECONDS"],
+          [{ RUNTIME_APPROVAL_SWEEP_INTERVAL_SECONDS: "-1" }, "APPROVAL_SWEEP_INTERVAL_SECONDS"],
+          [
+            { governance_approval_timeout_seconds: "60", GOVERNANCE_APPROVAL_TIMEOUT_SECONDS: "90" },
+            "GOVERNANCE_APPROVAL_TIMEOUT_SECONDS"
+          ]
+        ] as const
+      ) {
+        const exit = yield* Effect.exit(Effect.provide(Governance.Governance, layerEnv(vars)))
+        assert(Exit.isFailure(exit))
+        expect(String(Cause.squash(exit.cause))).toContain(named)
+      }
+    }))
+
+  it.effect("an option in code that is not a positive, finite duration refuses to start with InvalidOption naming it", () =>
+    Effect.gen(function*() {
+      const layerWith = (options: Partial<Governance.Options<never>>) =>
+        Governance.layer({ ...options, policySet: PolicySet.unsafeMake({ id: "p", version: "1", policy: noTimeout }) })
+          .pipe(
+            Layer.provideMerge(ApprovalStore.layerMemory),
+            Layer.provideMerge(AuditSink.layerMemory),
+            Layer.provideMerge(Fakes.layer({ identity: { principals } }))
+          )
+      const cases: ReadonlyArray<readonly [Partial<Governance.Options<never>>, string]> = [
+        [{ approvalTimeout: "abc" as Duration.DurationInput }, "approvalTimeout"],
+        [{ approvalTimeout: "0 seconds" }, "approvalTimeout"],
+        [{ approvalTimeout: "-5 seconds" }, "approvalTimeout"],
+        [{ approvalTimeout: Duration.infinity }, "approvalTimeout"],
+        [{ sweepInterval: "0 millis" }, "sweepInterval"],
+        [{ pollInterval: "soon" as Duration.DurationInput }, "pollInterval"],
+        [{ maxTransforms: -1 }, "maxTransforms"],
+        [{ maxTransforms: 1.5 }, "maxTransforms"]
+      ]
+      for (const [options, option] of cases) {
+        const error = yield* Effect.flip(Effect.provide(Governance.Governance, layerWith(options)))
+        expect(error._tag, option).toBe("InvalidOption")
+        expect(error._tag === "InvalidOption" && error.option).toBe(option)
       }
     }))
 })
