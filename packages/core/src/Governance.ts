@@ -7,7 +7,7 @@
  */
 import type * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -19,7 +19,7 @@ import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import * as Action from "./Action.js"
 import * as Approval from "./Approval.js"
-import { ApprovalStore } from "./ApprovalStore.js"
+import { ApprovalStore, type PendingLimits } from "./ApprovalStore.js"
 import type * as Audit from "./Audit.js"
 import { AuditSink } from "./AuditSink.js"
 import * as Decision from "./Decision.js"
@@ -183,12 +183,20 @@ export type ResumeError =
 
 /**
  * Why `enforce` did not run the work (besides the work's own failures): the
- * decision itself, or anything that stops a parked call from resuming.
+ * decision itself, an approval that could not be opened (its requester or
+ * tenant has too many pending), or anything that stops a parked call from
+ * resuming.
  *
  * @since 0.1.0
  * @category errors
  */
-export type EnforceError = Denied | Escalated | Deferred | TooManyTransforms | ResumeError
+export type EnforceError =
+  | Denied
+  | Escalated
+  | Deferred
+  | TooManyTransforms
+  | Approval.TooManyPending
+  | ResumeError
 
 /**
  * Why a vote was not recorded.
@@ -262,7 +270,9 @@ export interface Service {
    * - `Transform`: evaluates the replacement (up to `maxTransforms` times)
    *   and goes on with it; `work` receives the action it may run.
    * - `RequireApproval`, `RequireAcknowledgment`: opens an approval and
-   *   parks (interruptibly) until it is resolved. When approved, checks the
+   *   parks (interruptibly) until it is resolved — or fails with
+   *   `TooManyPending` when the requester or the tenant already has the
+   *   most pending approvals allowed. When approved, checks the
    *   action still hashes to the approved one, re-evaluates the policies
    *   against the current state of external systems, consumes the approval
    *   (exactly once) and runs. Interrupting the parked call cancels the
@@ -277,11 +287,14 @@ export interface Service {
   ) => Effect.Effect<A, E | EnforceError, R>
   /**
    * Decides without waiting: the decision, or `Pending` with a freshly
-   * opened approval to `resume` later (what servers answer with 202).
+   * opened approval to `resume` later (what servers answer with 202). Fails
+   * with `TooManyPending` when the approval would exceed
+   * `maxPendingPerRequester` or `maxPendingPerTenant` (the decision is
+   * recorded, the refusal audited as `approval.refused`).
    */
   readonly submit: (
     action: Action.Action
-  ) => Effect.Effect<Submission, TooManyTransforms | Approval.StoreError>
+  ) => Effect.Effect<Submission, TooManyTransforms | Approval.TooManyPending | Approval.StoreError>
   /**
    * Continues a `submit` that was `Pending`: waits (interruptibly) for the
    * approval to resolve, then makes the same checks as `enforce` and runs
@@ -389,6 +402,19 @@ export interface Options<R> {
   /** How many times a `Transform` may be followed. Default 3. */
   readonly maxTransforms?: number | undefined
   /**
+   * The most approvals one requester may have pending at once; one more is
+   * refused with `TooManyPending`. A positive integer. Default: the
+   * `governance.max_pending_per_requester` config, else 100.
+   */
+  readonly maxPendingPerRequester?: number | undefined
+  /**
+   * The most approvals one tenant (all its requesters together; approvals
+   * without a tenant count as one tenant) may have pending at once. A
+   * positive integer. Default: the `governance.max_pending_per_tenant`
+   * config, else 10,000.
+   */
+  readonly maxPendingPerTenant?: number | undefined
+  /**
    * What is masked before records, approvals and audit events are written
    * (`Redacted` values and credential-like keys always are). Records returned
    * by the runtime are the written ones.
@@ -407,6 +433,25 @@ const seconds = (path: string, section: string, fallback: number) =>
     Config.withDefault(fallback),
     Config.map(Duration.seconds)
   )
+
+const count = (path: string, section: string, fallback: number) =>
+  Config.integer(path).pipe(
+    Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 && Number.isSafeInteger(n) }),
+    Config.nested(section),
+    Config.withDefault(fallback)
+  )
+
+/** A count given in code, else the config: a bad one refuses to start, naming the option. */
+const countOf = (
+  name: string,
+  given: number | undefined,
+  config: Config.Config<number>
+): Effect.Effect<number, ConfigError.ConfigError> =>
+  given === undefined
+    ? config
+    : Number.isSafeInteger(given) && given > 0
+    ? Effect.succeed(given)
+    : Effect.fail(ConfigError.InvalidData([name], `must be a positive integer, got ${String(given)}`))
 
 const durationOf = (
   given: Duration.DurationInput | undefined,
@@ -498,6 +543,18 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   )
   const pollInterval = yield* durationOf(options.pollInterval, seconds("approval_poll_interval_seconds", "runtime", 1))
   const maxTransforms = options.maxTransforms ?? 3
+  const limits: PendingLimits = {
+    perRequester: yield* countOf(
+      "maxPendingPerRequester",
+      options.maxPendingPerRequester,
+      count("max_pending_per_requester", "governance", 100)
+    ),
+    perTenant: yield* countOf(
+      "maxPendingPerTenant",
+      options.maxPendingPerTenant,
+      count("max_pending_per_tenant", "governance", 10_000)
+    )
+  }
   const set = options.policySet
 
   // Parked callers by approval id: one waiter, or several when `enforce`
@@ -651,7 +708,9 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       }
       return Effect.as(
         Effect.uninterruptible(
-          store.create(request).pipe(
+          store.create(request, limits).pipe(
+            // Refused: nothing was opened, the refusal is audited after the decision.
+            Effect.tapErrorTag("TooManyPending", (error) => write(entries.refused(record, error, createdAt))),
             Effect.zipRight(write(entries.approval("approval.requested", request, createdAt, request.requester))),
             Effect.zipRight(Metrics.adjustApprovalsPending(1))
           )
@@ -734,7 +793,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     action: Action.Action,
     record: DecisionRecord.DecisionRecord,
     work: (action: Action.Action) => Effect.Effect<A, E, R2>
-  ): Effect.Effect<A, E | ResumeError, R2> => {
+  ): Effect.Effect<A, E | Approval.TooManyPending | ResumeError, R2> => {
     let toOpen: DecisionRecord.DecisionRecord | undefined = record
     return Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(
@@ -839,10 +898,17 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       })
     })
 
-  const submit = (action: Action.Action): Effect.Effect<Submission, TooManyTransforms | Approval.StoreError> =>
-    Effect.flatMap(decide(action), ({ action: final, record }): Effect.Effect<Submission, Approval.StoreError> => {
-      if (Decision.canProceed(record.decision)) return Effect.succeed({ _tag: "Decided", record, action: final })
-      return Effect.flatMap(overrideFor(final), (override): Effect.Effect<Submission, Approval.StoreError> => {
+  const submit = (
+    action: Action.Action
+  ): Effect.Effect<Submission, TooManyTransforms | Approval.TooManyPending | Approval.StoreError> =>
+    Effect.flatMap(decide(action), ({ action: final, record }) => {
+      if (Decision.canProceed(record.decision)) {
+        return Effect.succeed<Submission>({ _tag: "Decided", record, action: final })
+      }
+      return Effect.flatMap(overrideFor(final), (override): Effect.Effect<
+        Submission,
+        Approval.TooManyPending | Approval.StoreError
+      > => {
         if (Option.isSome(override)) {
           return Effect.succeed({ _tag: "Overridden", override: override.value, record, action: final })
         }

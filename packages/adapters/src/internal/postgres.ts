@@ -33,6 +33,15 @@ import { type AuditRow, driverCode, normalize, readEvent, unreadable, unstorable
 /** First key of gavel's advisory locks ("GAVL" in ASCII); the second is derived from the schema. */
 export const lockClass = 0x4741564c
 
+/**
+ * First keys of the advisory locks that serialize capped creates: one
+ * requester's (`pendingLockClass.requester`, hash of schema and requester)
+ * and one tenant's. A create takes at most one lock of each class, the
+ * requester's first, so that two creates can never wait for each other in
+ * a cycle, whatever their hashes.
+ */
+export const pendingLockClass = { requester: lockClass + 1, tenant: lockClass + 2 } as const
+
 /** The table @effect/sql's Migrator records gavel's migrations in (in gavel's schema). */
 export const migrationsTable = "gavel_migrations"
 
@@ -44,6 +53,9 @@ export const channelOf = (schema: string): string => `gavel_${schema}`
 
 /** The real clock: I/O deadlines and heartbeats are wall-clock time, even under a `TestClock`. */
 const wallClock = Clock.make()
+
+/** The largest count a capped create reads (a `LIMIT` Postgres takes as an `integer`). */
+const maxCount = 2 ** 31 - 1
 
 /** How many times a transition re-reads an approval that changed under it before giving up. */
 const MAX_ATTEMPTS = 50
@@ -189,6 +201,12 @@ $$`,
 )`,
         `CREATE INDEX gavel_audit_events_approval ON ${s}.gavel_audit_events (approval_id) WHERE approval_id IS NOT NULL`,
         `CREATE INDEX gavel_audit_events_decision ON ${s}.gavel_audit_events (decision_id) WHERE decision_id IS NOT NULL`
+      ], (statement) => sql.unsafe(statement), { discard: true })),
+    // The caps on pending approvals count a requester's and a tenant's pending rows.
+    "2_gavel_pending_caps": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      Effect.forEach([
+        `CREATE INDEX gavel_approvals_pending_requester ON ${s}.gavel_approvals (requester) WHERE status = 'pending'`,
+        `CREATE INDEX gavel_approvals_pending_tenant ON ${s}.gavel_approvals (tenant) WHERE status = 'pending'`
       ], (statement) => sql.unsafe(statement), { discard: true }))
   }
 }
@@ -406,31 +424,67 @@ export const makeApprovalStore = (pg: PgClient.PgClient, options: StoreOptions):
       return yield* Effect.forEach(rows, (row) => decodeRow("list", row.id)(row.request))
     })
 
+  /**
+   * How many approvals of `column` = `key` are pending, counting no further
+   * than `limit` (the partial indexes of migration 2 answer it), after
+   * taking the transaction-scoped advisory lock of that requester or
+   * tenant. Under Read Committed each statement takes a new snapshot, so the
+   * count, read once the lock is granted, sees every create committed by
+   * the lock's previous holders: two creates for one requester (or tenant)
+   * cannot both count below the cap and both insert, in any process. Leaving
+   * `pending` takes no lock; a count that misses one only errs on the safe side.
+   */
+  const lockAndCount = (scope: "requester" | "tenant", key: string | null, limit: number | undefined) =>
+    Effect.gen(function*() {
+      if (limit === undefined) return 0
+      yield* sql`SELECT pg_advisory_xact_lock(${pendingLockClass[scope]}, hashtext(${
+        `${options.schema}:${key === null ? "" : `=${key}`}`
+      }))`
+      const matches = scope === "requester"
+        ? sql`requester = ${key}`
+        : key === null
+        ? sql`tenant IS NULL`
+        : sql`tenant = ${key}`
+      const [row] = yield* sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM (SELECT 1 FROM ${table}
+        WHERE status = 'pending' AND ${matches} LIMIT ${Math.min(limit, maxCount)}) AS capped`
+      return row?.n ?? 0
+    })
+
   const service: ApprovalStore.Service = ApprovalStore.ApprovalStore.of({
     shared: true,
-    create: (request) =>
+    create: (request, limits) =>
       guard("create")(Effect.gen(function*() {
         if (request.status !== "pending") {
           return yield* new Approval.StoreError({ operation: "create", detail: "a new approval must be pending" })
         }
         const text = yield* Effect.mapError(encodeApproval(request), unstorable("create", `approval "${request.id}"`))
-        yield* sql`INSERT INTO ${table} (id, kind, status, requester, tenant, decision_id, request_id,
+        const insert = sql`INSERT INTO ${table} (id, kind, status, requester, tenant, decision_id, request_id,
           correlation_id, action_hash, created_at, expires_at, resolved_at, consumed_at, version, request)
           VALUES (${request.id}, ${request.kind}, ${request.status}, ${request.requester},
           ${request.summary.actor.tenant ?? null}, ${request.decisionId}, ${request.requestId},
           ${request.correlationId}, ${request.actionHash}, ${request.createdAt.getTime()},
           ${request.requirement.expiresAt.getTime()}, ${millis(request.resolvedAt)}, ${millis(request.consumedAt)},
-          1, ${text})`.pipe(
-          Effect.mapError((error) =>
-            pgCode(error) === "23505"
-              ? new Approval.StoreError({
-                operation: "create",
-                detail: `approval "${request.id}" already exists`,
-                cause: error
-              })
-              : storeError("create")(error)
-          )
-        )
+          1, ${text})`
+        const capped = limits?.perRequester !== undefined || limits?.perTenant !== undefined
+        const written: Effect.Effect<void, Approval.TooManyPending | SqlError> = capped
+          ? sql.withTransaction(Effect.gen(function*() {
+            const ofRequester = yield* lockAndCount("requester", request.requester, limits.perRequester)
+            const ofTenant = yield* lockAndCount("tenant", request.summary.actor.tenant, limits.perTenant)
+            const refusal = ApprovalStore.limitExceeded(request, limits, ofRequester, ofTenant)
+            if (refusal !== undefined) return yield* refusal
+            yield* insert
+          }))
+          : Effect.asVoid(insert)
+        yield* Effect.mapError(written, (error) =>
+          error._tag === "TooManyPending"
+            ? error
+            : pgCode(error) === "23505"
+            ? new Approval.StoreError({
+              operation: "create",
+              detail: `approval "${request.id}" already exists`,
+              cause: error
+            })
+            : storeError("create")(error))
       })),
     get: (approvalId) => guard("get")(Effect.map(load("get", approvalId), ([, request]) => request)),
     vote: (approvalId, vote, voteOptions) =>
