@@ -871,6 +871,7 @@ interface ModelVote {
 interface ModelApproval {
   readonly id: string
   readonly requester: string
+  readonly tenant: string | null
   readonly quorum: number
   readonly separationOfDuties: boolean
   readonly expiresAt: number
@@ -957,6 +958,9 @@ type Command =
     readonly _tag: "Create"
     readonly kind: Approval.Kind
     readonly requester: string
+    readonly tenant: string | null
+    /** Caps on pending approvals: the store refuses exactly when the model counts that many pending. */
+    readonly limits: ApprovalStore.PendingLimits | undefined
     readonly quorum: number
     readonly separationOfDuties: boolean
     readonly ttl: number
@@ -990,6 +994,14 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       _tag: fc.constant("Create" as const),
       kind: fc.constantFrom<Approval.Kind>("approval", "acknowledgment"),
       requester: fc.constantFrom("alice", "bob"),
+      tenant: fc.constantFrom("acme", "acme", "globex", null),
+      limits: fc.option(
+        fc.record(
+          { perRequester: fc.integer({ min: 1, max: 4 }), perTenant: fc.integer({ min: 1, max: 6 }) },
+          { requiredKeys: [] }
+        ),
+        { nil: undefined, freq: 2 }
+      ),
       quorum: fc.integer({ min: 1, max: 3 }),
       separationOfDuties: fc.boolean(),
       ttl: fc.integer({ min: 1, max: 3_000 }),
@@ -1107,18 +1119,40 @@ const interpret = (store: ApprovalStore.Service, cmds: ReadonlyArray<Command>) =
           }
           const id = `m${++created}`
           const expiresAt = now + cmd.ttl
-          yield* store.create(request({
-            id,
-            kind: cmd.kind,
-            requester: cmd.requester,
-            quorum: cmd.quorum,
-            separationOfDuties: cmd.separationOfDuties,
-            createdAt: new Date(now),
-            expiresAt: new Date(expiresAt)
-          }))
+          const result = yield* Effect.either(store.create(
+            request({
+              id,
+              kind: cmd.kind,
+              requester: cmd.requester,
+              tenant: cmd.tenant,
+              quorum: cmd.quorum,
+              separationOfDuties: cmd.separationOfDuties,
+              createdAt: new Date(now),
+              expiresAt: new Date(expiresAt)
+            }),
+            cmd.limits
+          ))
+          const pending = (matches: (m: ModelApproval) => boolean) =>
+            Array.from(model.values()).filter((m) => m.status === "pending" && matches(m)).length
+          const perRequester = cmd.limits?.perRequester
+          const perTenant = cmd.limits?.perTenant
+          const refusal = perRequester !== undefined && pending((m) => m.requester === cmd.requester) >= perRequester
+            ? { scope: "requester", key: cmd.requester, limit: perRequester }
+            : perTenant !== undefined && pending((m) => m.tenant === cmd.tenant) >= perTenant
+            ? { scope: "tenant", key: cmd.tenant, limit: perTenant }
+            : undefined
+          if (refusal !== undefined) {
+            expect(Either.isLeft(result) ? result.left : "created", step).toMatchObject({
+              _tag: "TooManyPending",
+              ...refusal
+            })
+            break
+          }
+          expect(tagOf(result), step).toBe("Success")
           model.set(id, {
             id,
             requester: cmd.requester,
+            tenant: cmd.tenant,
             quorum: cmd.quorum,
             separationOfDuties: cmd.separationOfDuties,
             expiresAt,
