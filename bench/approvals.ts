@@ -125,7 +125,13 @@ const SealingSink = Layer.sync(AuditSink.AuditSink, () => {
  */
 const makeRuntime = (sweepInterval: Duration.DurationInput = "5 seconds") =>
   ManagedRuntime.make(
-    Governance.layer({ policySet, sweepInterval }).pipe(
+    // One requester parks up to 100,000 approvals here: far past the default caps.
+    Governance.layer({
+      policySet,
+      sweepInterval,
+      maxPendingPerRequester: 1_000_000,
+      maxPendingPerTenant: 1_000_000
+    }).pipe(
       Layer.provideMerge(ApprovalStore.layerMemory),
       Layer.provideMerge(SealingSink),
       Layer.provide(IdentityLive)

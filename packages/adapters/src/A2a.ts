@@ -5,8 +5,10 @@
  *
  * - Allowed (`Allow`, `Warn`, or an active override): the wrapped executor
  *   runs as if it were not wrapped.
- * - Denied, escalated, deferred, or anything that fails (no or invalid
- *   identity, an evaluation that fails or times out): the task is published
+ * - Denied, escalated, deferred, an approval refused because the caller
+ *   or its tenant has too many pending (`approval.too_many_pending`), or
+ *   anything that fails (no or invalid identity, an evaluation that fails
+ *   or times out): the task is published
  *   in `TASK_STATE_REJECTED`, its status message naming the reason codes and
  *   the decision id, never the internals. The wrapped executor never runs.
  * - Approval required: the task is published in `TASK_STATE_INPUT_REQUIRED`
@@ -311,11 +313,12 @@ const statusEvent = (
     metadata: { ...metadata }
   })
 
-/** Why a task is rejected: reason codes, and the decision when there was one. */
+/** Why a task is rejected: reason codes, and the decision (its record, or only its id) when there was one. */
 interface Rejection {
   readonly codes: ReadonlyArray<string>
   readonly text: string
   readonly record?: DecisionRecord.DecisionRecord | undefined
+  readonly decisionId?: string | undefined
 }
 
 const rejection = (code: string, text: string): Rejection => ({ codes: [code], text: `${text} (${code})` })
@@ -327,7 +330,11 @@ const decisionFacts = (record: DecisionRecord.DecisionRecord): Facts => ({
 })
 
 const rejectionFacts = (r: Rejection): Facts =>
-  r.record === undefined ? { reason_codes: r.codes } : { ...decisionFacts(r.record), reason_codes: r.codes }
+  r.record !== undefined
+    ? { ...decisionFacts(r.record), reason_codes: r.codes }
+    : r.decisionId !== undefined
+    ? { decision_id: r.decisionId, reason_codes: r.codes }
+    : { reason_codes: r.codes }
 
 const byRecord = (record: DecisionRecord.DecisionRecord): Rejection => {
   const codes = record.reasonCodes.join(", ")
@@ -556,9 +563,20 @@ export const wrap = (
           Effect.timeoutFail({ duration: evaluationTimeout, onTimeout: () => "timeout" as const })
         ))
         if (Either.isLeft(submitted)) {
-          return submitted.left === "timeout"
-            ? reject(rejection("gavel.evaluation_timeout", "The governance decision took too long"))
-            : reject(rejection("gavel.evaluation_failed", "The governance decision could not be made"))
+          const error = submitted.left
+          if (error === "timeout") {
+            return reject(rejection("gavel.evaluation_timeout", "The governance decision took too long"))
+          }
+          if (error._tag === "TooManyPending") {
+            // The caller (or its tenant) has the most approvals pending allowed: no approval was opened.
+            const code = "approval.too_many_pending"
+            return reject({
+              codes: [code],
+              text: `Too many approvals pending for this ${error.scope} (${code}), decision ${error.decisionId}`,
+              decisionId: error.decisionId
+            })
+          }
+          return reject(rejection("gavel.evaluation_failed", "The governance decision could not be made"))
         }
         const submission = submitted.right
         // A policy may replace the action with a safer one; a message cannot be

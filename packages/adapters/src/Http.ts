@@ -153,6 +153,14 @@ export interface EnforcementOptions<E, R> {
   ) => Effect.Effect<Omit<Action.Input, "actor">, E, R>
   /** Where a client follows a pending approval. Default `/approvals/{id}`, the approvals API's show. */
   readonly statusUrl?: ((approvalId: string) => string) | undefined
+  /**
+   * The `Retry-After` of a 429 (the caller, or its tenant, has too many
+   * approvals pending), rounded up to whole seconds. Default 60 seconds: a
+   * slot frees only when an approver decides one of them or one expires,
+   * which takes minutes rather than seconds, and each refused attempt still
+   * writes its decision and its refusal to the audit trail.
+   */
+  readonly tooManyPendingRetryAfter?: Duration.DurationInput | undefined
 }
 
 /**
@@ -195,6 +203,7 @@ const outcomeOf = (cause: Cause.Cause<unknown>): string =>
  * | `RequireApproval`, `RequireAcknowledgment` | 202 `{ _tag: "Pending", approvalId, expiresAt, statusUrl, decisionId, reasonCodes }`, `Location: statusUrl`; the handler runs once approved |
  * | `Escalate` | 409 `{ _tag: "Escalated", decisionId, reasonCodes, reviewPaths }` |
  * | `Defer` | 425 `{ _tag: "Deferred", decisionId, reasonCodes }` |
+ * | an approval is needed, but the caller (or its tenant) already has the most pending allowed | 429 `{ _tag: "TooManyPending", decisionId, scope, limit }`, `Retry-After` |
  * | the approval store or the audit trail cannot be written | 503 `{ _tag: "Unavailable" }` |
  * | the policies kept transforming the action | 500 `{ _tag: "GovernanceError" }` |
  *
@@ -235,6 +244,9 @@ export const enforcement = <E, R>(
     const authenticator = yield* Authenticator
     const parked = yield* FiberSet.make()
     const statusUrl = options.statusUrl ?? ((id: string) => `/approvals/${encodeURIComponent(id)}`)
+    const wait = Duration.decode(options.tooManyPendingRetryAfter ?? "60 seconds")
+    const retryAfter = String(Duration.isFinite(wait) ? Math.max(1, Math.ceil(Duration.toSeconds(wait))) : 60)
+    const refusal = refusalWith(retryAfter)
 
     return <E2, R2>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E2, R2>) =>
       Effect.gen(function*() {
@@ -304,7 +316,7 @@ export const enforcement = <E, R>(
   })
 
 /** What a governed route answers when gavel does not let the request through. */
-const refusal = (error: Governance.EnforceError): HttpServerResponse.HttpServerResponse => {
+const refusalWith = (retryAfter: string) => (error: Governance.EnforceError): HttpServerResponse.HttpServerResponse => {
   switch (error._tag) {
     case "Denied":
     case "Escalated":
@@ -317,6 +329,14 @@ const refusal = (error: Governance.EnforceError): HttpServerResponse.HttpServerR
       const reviewPaths = record.decision._tag === "Escalate" ? record.decision.reviewPaths : []
       return json(409, { ...body, reviewPaths }, headers)
     }
+    case "TooManyPending":
+      // The scope and the cap, never the key: the caller knows who it is.
+      return json(429, {
+        _tag: "TooManyPending",
+        decisionId: error.decisionId,
+        scope: error.scope,
+        limit: error.limit
+      }, { "gavel-decision-id": error.decisionId, "retry-after": retryAfter })
     case "StoreError":
       return json(503, { _tag: "Unavailable" }, { "retry-after": "5" })
     default:

@@ -91,19 +91,22 @@ const slow = Policy.effect("slow.check", (action) =>
 
 const policySet = PolicySet.unsafeMake({ id: "a2a-test", version: "1", policy: Policy.all([rules, ledger, slow]) })
 
-const GovernanceLive = Governance.layer({ policySet, sweepInterval: "50 millis" }).pipe(
-  Layer.provideMerge(ApprovalStore.layerMemory),
-  Layer.provideMerge(AuditSink.layerMemory),
-  Layer.provide(
-    Fakes.identity({
-      principals: {
-        "agent-7": { roles: ["caller"], tenant: "acme" },
-        alice: { roles: ["finance"], tenant: "acme" }
-      }
-    })
-  ),
-  Layer.provide(CallLog.layer)
-)
+const governanceLive = (maxPendingPerRequester?: number) =>
+  Governance.layer({ policySet, sweepInterval: "50 millis", maxPendingPerRequester }).pipe(
+    Layer.provideMerge(ApprovalStore.layerMemory),
+    Layer.provideMerge(AuditSink.layerMemory),
+    Layer.provide(
+      Fakes.identity({
+        principals: {
+          "agent-7": { roles: ["caller"], tenant: "acme" },
+          alice: { roles: ["finance"], tenant: "acme" }
+        }
+      })
+    ),
+    Layer.provide(CallLog.layer)
+  )
+
+const GovernanceLive = governanceLive()
 
 const secret = "an-a2a-test-secret-of-at-least-32-bytes"
 const issuer = "https://id.example.test"
@@ -112,16 +115,19 @@ const audience = "payments-agent"
 /** The base URL of the HTTP approvals API the approver uses, served beside the agent. */
 class ApprovalsEndpoint extends Context.Tag("test/ApprovalsEndpoint")<ApprovalsEndpoint, string>() {}
 
-const TestLive = Layer.effect(
-  ApprovalsEndpoint,
-  Effect.map(HttpServer.HttpServer, (server) =>
-    `http://127.0.0.1:${server.address._tag === "TcpAddress" ? server.address.port : 0}`)
-).pipe(
-  Layer.merge(HttpLayerRouter.serve(Http.layerApprovals(), { disableLogger: true, disableListenLog: true })),
-  Layer.provide(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
-  Layer.provide(Http.layerJwt({ key: { _tag: "Secret", secret: Redacted.make(secret) }, issuer, audience })),
-  Layer.provideMerge(GovernanceLive)
-)
+const testLive = (governance: typeof GovernanceLive) =>
+  Layer.effect(
+    ApprovalsEndpoint,
+    Effect.map(HttpServer.HttpServer, (server) =>
+      `http://127.0.0.1:${server.address._tag === "TcpAddress" ? server.address.port : 0}`)
+  ).pipe(
+    Layer.merge(HttpLayerRouter.serve(Http.layerApprovals(), { disableLogger: true, disableListenLog: true })),
+    Layer.provide(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+    Layer.provide(Http.layerJwt({ key: { _tag: "Secret", secret: Redacted.make(secret) }, issuer, audience })),
+    Layer.provideMerge(governance)
+  )
+
+const TestLive = testLive(GovernanceLive)
 
 /** alice votes through the approvals API with her own token; fails with the error's tag. */
 const voteViaApi = (verdict: "approve" | "reject", approvalId: string) =>
@@ -464,6 +470,23 @@ describe("A2a.wrap, end to end over JSON-RPC", () => {
       expectRejected(task, ["gavel.evaluation_timeout"])
       expect(agent.runs).toEqual([])
     }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("too many approvals pending for the caller: rejected with approval.too_many_pending", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      for (const n of [1, 2]) {
+        expect(stateOf(yield* send(client, `transfer ${n} EUR`, token))).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
+      }
+      const task = yield* send(client, "transfer 3 EUR", token)
+      expectRejected(task, ["approval.too_many_pending"])
+      const decisionId = task.metadata?.["decision_id"]
+      expect(typeof decisionId).toBe("string")
+      expect(statusText(task)).toContain(String(decisionId))
+      expect(task.metadata?.["approval_id"]).toBeUndefined()
+      const trail = yield* AuditSink.AuditSink.pipe(Effect.flatMap((sink) => sink.read()))
+      expect(trail.filter((e) => e.type === "approval.refused").map((e) => e.decisionId)).toEqual([decisionId])
+      expect(agent.runs).toEqual([])
+    }).pipe(Effect.provide(testLive(governanceLive(2)))))
 
   it.scopedLive("escalated: rejected with the escalation's reason codes", () =>
     Effect.gen(function*() {

@@ -77,9 +77,16 @@ const principals = {
 /** Every run of the governed handler, with the action it ran. */
 type Runs = Array<Action.Action>
 
-const toolRoutes = (runs: Runs) =>
+/** What a test may change in the service: the caps on pending approvals and their 429's `Retry-After`. */
+interface ServiceOptions {
+  readonly maxPendingPerRequester?: number
+  readonly tooManyPendingRetryAfter?: Http.EnforcementOptions<never, never>["tooManyPendingRetryAfter"]
+}
+
+const toolRoutes = (runs: Runs, options: ServiceOptions = {}) =>
   HttpLayerRouter.use(Effect.fnUntraced(function*(router) {
     const governed = yield* Http.enforcement({
+      tooManyPendingRetryAfter: options.tooManyPendingRetryAfter,
       action: (request) =>
         Effect.map(Effect.orDie(request.json), (body) => {
           const { tool, ...payload } = body as { readonly tool: string }
@@ -97,8 +104,8 @@ const toolRoutes = (runs: Runs) =>
     )
   }))
 
-const serverLayer = (runs: Runs) =>
-  HttpLayerRouter.serve(Layer.mergeAll(Http.layerApprovals({ maxBodySize: 1024 }), toolRoutes(runs)), {
+const serverLayer = (runs: Runs, options: ServiceOptions = {}) =>
+  HttpLayerRouter.serve(Layer.mergeAll(Http.layerApprovals({ maxBodySize: 1024 }), toolRoutes(runs, options)), {
     disableLogger: true,
     disableListenLog: true
   }).pipe(
@@ -111,7 +118,8 @@ const serverLayer = (runs: Runs) =>
           policy,
           overridePolicy: { authority: { roles: ["cfo"], principals: [] } }
         }),
-        sweepInterval: "1 hour"
+        sweepInterval: "1 hour",
+        maxPendingPerRequester: options.maxPendingPerRequester
       })
     ),
     Layer.provideMerge(Layer.mergeAll(ApprovalStore.layerMemory, AuditSink.layerMemory)),
@@ -126,9 +134,9 @@ interface Reply {
 }
 
 /** Starts the service for one test; `call` is a real `fetch` against it. */
-const start = Effect.gen(function*() {
+const startWith = (options: ServiceOptions) => Effect.gen(function*() {
   const runs: Runs = []
-  const context = yield* Layer.build(serverLayer(runs))
+  const context = yield* Layer.build(serverLayer(runs, options))
   const address = Context.get(context, HttpServer.HttpServer).address
   if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
   const base = `http://127.0.0.1:${address.port}`
@@ -179,6 +187,8 @@ const start = Effect.gen(function*() {
   const auditTypes = Effect.map(sink.read(), (events) => events.map((e) => e.type))
   return { auditCount, auditTypes, base, call, runs, store, tokens }
 })
+
+const start = startWith({})
 
 /** Waits (in real time, bounded) until `condition` holds. */
 const eventually = (condition: () => boolean) =>
@@ -324,6 +334,40 @@ describe("Http.enforcement", () => {
       expect(runs.map((a) => amountOf(a)).sort()).toEqual(Array.from({ length: 100 }, (_, i) => 2000 + i))
       const consumed = yield* call("GET", "/approvals?status=consumed", { as: tokens.alice })
       expect(consumed.body).toHaveLength(100)
+    }))
+
+  it.scopedLive("429 with Retry-After once the caller has too many approvals pending; the handler never runs", () =>
+    Effect.gen(function*() {
+      const { auditTypes, call, runs, store, tokens } = yield* startWith({
+        maxPendingPerRequester: 3,
+        tooManyPendingRetryAfter: "90 seconds"
+      })
+      const send = (amount: number) =>
+        call("POST", "/tools", { as: tokens.agent, json: { tool: "payments.send", amount } })
+      const replies = yield* Effect.forEach([2001, 2002, 2003, 2004, 2005], send)
+      expect(replies.map((r) => r.status)).toEqual([202, 202, 202, 429, 429])
+      const refused = replies[3]!
+      expect(refused.body).toEqual({
+        _tag: "TooManyPending",
+        decisionId: refused.headers.get("gavel-decision-id"),
+        scope: "requester",
+        limit: 3
+      })
+      expect(refused.headers.get("retry-after")).toBe("90")
+      expect(refused.body.decisionId).toMatch(/^dec_/)
+      expect((yield* store.listPending()).length).toBe(3)
+      expect((yield* auditTypes).filter((t) => t === "approval.refused").length).toBe(2)
+      // Another requester is not held back; once an approval is granted, the caller may open one again.
+      const mine = yield* call("POST", "/tools", { as: tokens.cfo, json: { tool: "payments.send", amount: 3000 } })
+      expect(mine.status).toBe(202)
+      const approved = yield* call("POST", `/approvals/${replies[0]!.body.approvalId}/approve`, {
+        as: tokens.alice,
+        json: {}
+      })
+      expect(approved.status).toBe(200)
+      expect((yield* send(2006)).status).toBe(202)
+      yield* eventually(() => runs.length === 1)
+      expect(runs.map(amountOf)).toEqual([2001])
     }))
 
   it.scopedLive("an override through the API lets a denied request through, linked to its decision", () =>

@@ -86,7 +86,9 @@ describe.skipIf(databaseUrl === undefined)("Postgres.layer", () => {
           const sql = yield* SqlClient.SqlClient
           const store = yield* ApprovalStore.ApprovalStore
           return {
-            migrations: yield* sql.unsafe(`SELECT migration_id, name FROM "${schema}".gavel_migrations`),
+            migrations: yield* sql.unsafe(
+              `SELECT migration_id, name FROM "${schema}".gavel_migrations ORDER BY migration_id`
+            ),
             tables: (yield* sql<{ readonly t: string }>`SELECT tablename AS t FROM pg_tables
               WHERE schemaname = ${schema} ORDER BY tablename`).map((r) => r.t),
             shared: store.shared
@@ -94,11 +96,11 @@ describe.skipIf(databaseUrl === undefined)("Postgres.layer", () => {
         })
       )
       expect(found).toEqual({
-        migrations: [{ migration_id: 1, name: "gavel_tables" }],
+        migrations: [{ migration_id: 1, name: "gavel_tables" }, { migration_id: 2, name: "gavel_pending_caps" }],
         tables: ["gavel_approvals", "gavel_audit_events", "gavel_decisions", "gavel_migrations", "gavel_overrides"],
         shared: true
       })
-      expect(Postgres.schemaVersion).toBe(1)
+      expect(Postgres.schemaVersion).toBe(2)
       expect(Postgres.channel("gavel")).toBe("gavel_gavel")
       const listening = yield* Effect.provide(ApprovalStore.ApprovalStore, Postgres.layer({ url, schema }))
       expect(listening.resolutions).toBeDefined()
@@ -121,12 +123,12 @@ describe.skipIf(databaseUrl === undefined)("Postgres.layer", () => {
         return [
           yield* (yield* ApprovalStore.ApprovalStore).get("apr_1"),
           yield* (yield* AuditSink.AuditSink).read(),
-          yield* sql.unsafe(`SELECT migration_id FROM "${schema}".gavel_migrations`)
+          yield* sql.unsafe(`SELECT migration_id FROM "${schema}".gavel_migrations ORDER BY migration_id`)
         ] as const
       }))
       expect(stored).toEqual(created)
       expect(Audit.verify(events)._tag).toBe("Intact")
-      expect(migrations).toEqual([{ migration_id: 1 }])
+      expect(migrations).toEqual([{ migration_id: 1 }, { migration_id: 2 }])
     }))
 
   it.scoped("refuses another application's schema and a newer gavel's, writing nothing", () =>

@@ -199,6 +199,34 @@ describe.skipIf(databaseUrl === undefined)("Postgres across processes", () => {
     await close()
   }, 150_000)
 
+  it("three processes flooding one requester: exactly the cap is pending, every other call refused and audited", async () => {
+    const schema = freshSchema("flood")
+    schemas.push(schema)
+    const cap = 25
+    await open(schema, { maxPendingPerRequester: cap })
+    const keysOf = workers.map((_, w) => Array.from({ length: 40 }, (_, i) => `f${w}-${i}`))
+    // All at once: 120 enforce calls racing across three processes and their pools.
+    await Promise.all(workers.map((w, i) => ask(w, { cmd: "park", keys: keysOf[i] })))
+    const flooded = (worker: Worker, event: string) => events(worker, event).filter((e) => e.key.startsWith("f"))
+    const refusals = () => workers.flatMap((w) => flooded(w, "done")).filter((e) => e.outcome === "TooManyPending")
+    await waitUntil("95 refusals", () => refusals().length === 95, 60_000)
+    const [pending, trail] = await run(schema, Effect.gen(function*() {
+      return [
+        yield* (yield* ApprovalStore.ApprovalStore).listPending(),
+        yield* (yield* AuditSink.AuditSink).read()
+      ] as const
+    }))
+    expect(pending.length).toBe(cap)
+    // The other 25 are parked, waiting for an approver.
+    expect(workers.flatMap((w) => flooded(w, "done")).length).toBe(95)
+    expect(workers.flatMap((w) => flooded(w, "ran"))).toEqual([])
+    expect(Audit.verify(trail)._tag).toBe("Intact")
+    expect(trail.filter((e) => e.type === "approval.requested").length).toBe(cap)
+    expect(trail.filter((e) => e.type === "approval.refused").length).toBe(95)
+    expect(trail.filter((e) => e.type === "decision.evaluated").length).toBe(120)
+    await close()
+  }, 90_000)
+
   it("SIGKILL while holding parked work: its approvals stay pending or expire through another's sweeper, none resolved twice", async () => {
     const schema = freshSchema("kill")
     schemas.push(schema)

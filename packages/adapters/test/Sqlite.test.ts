@@ -104,10 +104,10 @@ describe("Sqlite.layer", () => {
         synchronous: { synchronous: 2 },
         timeout: { timeout: 5_000 },
         application: { application_id: Sqlite.applicationId },
-        migrations: [{ migration_id: 1, name: "gavel_tables" }],
+        migrations: [{ migration_id: 1, name: "gavel_tables" }, { migration_id: 2, name: "gavel_pending_caps" }],
         shared: true
       })
-      expect(Sqlite.schemaVersion).toBe(1)
+      expect(Sqlite.schemaVersion).toBe(2)
     }))
 
   it.scoped("takes synchronous NORMAL and another busy timeout", () =>
@@ -169,6 +169,31 @@ describe("Sqlite.layer", () => {
         Effect.flatMap(ApprovalStore.ApprovalStore, (store) => store.listPending())
       )
       expect(pending).toEqual([])
+    }))
+
+  it.scoped("migrates a database of schema version 1: the pending caps' indexes are added, the caps hold", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      yield* withDatabase(filename, Effect.flatMap(ApprovalStore.ApprovalStore, (store) => store.create(request())))
+      // What gavel with only migration 1 left behind.
+      yield* raw(filename, (db) => {
+        db.exec(`DROP INDEX gavel_approvals_pending_requester; DROP INDEX gavel_approvals_pending_tenant;
+          DELETE FROM gavel_migrations WHERE migration_id = 2`)
+      })
+      const [indexes, error] = yield* withDatabase(
+        filename,
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const store = yield* ApprovalStore.ApprovalStore
+          return [
+            (yield* sql<{ readonly name: string }>`SELECT name FROM sqlite_master
+              WHERE type = 'index' AND name LIKE 'gavel_approvals_pending_%' ORDER BY name`).map((r) => r.name),
+            yield* Effect.flip(store.create(request({ id: "apr_2" }), { perRequester: 1 }))
+          ] as const
+        })
+      )
+      expect(indexes).toEqual(["gavel_approvals_pending_requester", "gavel_approvals_pending_tenant"])
+      expect(error).toMatchObject({ _tag: "TooManyPending", scope: "requester", key: "alice", limit: 1 })
     }))
 
   it.scoped("opens while another connection writes; a write waits for the busy timeout, then fails with StoreError", () =>

@@ -393,6 +393,34 @@ export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
 }
 
 /**
+ * The approval was not opened: its requester (`scope: "requester"`, `key`
+ * the requester's id) or its tenant (`scope: "tenant"`, `key` the tenant, or
+ * `null` for approvals without one) already has `limit` approvals pending.
+ * Nothing was stored. A slot frees when one of them is approved, rejected,
+ * cancelled or expires; `decisionId` is the decision that asked for the
+ * refused approval.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TooManyPending extends Schema.TaggedError<TooManyPending>()("TooManyPending", {
+  scope: Schema.Literal("requester", "tenant"),
+  key: Schema.NullOr(Schema.String),
+  limit: Schema.Int,
+  decisionId: Schema.String
+}) {
+  /** @since 0.1.0 */
+  override get message(): string {
+    const whose = this.scope === "requester"
+      ? `requester "${this.key}"`
+      : this.key === null
+      ? "approvals without a tenant"
+      : `tenant "${this.key}"`
+    return `Too many pending approvals for ${whose} (limit ${this.limit}), decision ${this.decisionId}`
+  }
+}
+
+/**
  * Why a vote was refused by the state machine.
  *
  * @since 0.1.0

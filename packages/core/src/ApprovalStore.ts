@@ -33,6 +33,24 @@ export interface ListFilter {
 }
 
 /**
+ * Caps on pending approvals that {@link Service.create} enforces atomically
+ * with the insert: a new approval is refused with
+ * {@link Approval.TooManyPending} when its requester already has
+ * `perRequester` approvals pending, or its tenant (`summary.actor.tenant`;
+ * approvals without a tenant count as one tenant of their own) `perTenant`.
+ * Only `pending` approvals count: approved, rejected, expired, cancelled and
+ * consumed ones do not. The requester cap is checked first. An absent cap
+ * is no cap.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PendingLimits {
+  readonly perRequester?: number | undefined
+  readonly perTenant?: number | undefined
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -54,8 +72,16 @@ export interface Service {
    * stream never fails; it runs until interrupted.
    */
   readonly resolutions?: Stream.Stream<Resolution> | undefined
-  /** Stores a new pending request. */
-  readonly create: (request: Approval.ApprovalRequest) => Effect.Effect<void, Approval.StoreError>
+  /**
+   * Stores a new pending request, unless `limits` refuse it
+   * ({@link PendingLimits}). The count and the insert are one atomic step,
+   * also across processes sharing the store: concurrent creates never leave
+   * more than the cap pending.
+   */
+  readonly create: (
+    request: Approval.ApprovalRequest,
+    limits?: PendingLimits | undefined
+  ) => Effect.Effect<void, Approval.TooManyPending | Approval.StoreError>
   readonly get: (
     approvalId: string
   ) => Effect.Effect<Approval.ApprovalRequest, Approval.ApprovalNotFound | Approval.StoreError>
@@ -130,6 +156,42 @@ export class ApprovalStore extends Context.Tag("@gavel/core/ApprovalStore")<Appr
 export const memoryDecisionCapacity = 10_000
 
 /**
+ * What {@link Service.create} answers for a request, given how many
+ * approvals its requester and its tenant already have pending: the
+ * {@link Approval.TooManyPending} refusal, or `undefined` to go ahead. Every
+ * store applies this same rule to the counts it read in its transaction.
+ *
+ * @since 0.1.0
+ * @category limits
+ */
+export const limitExceeded = (
+  request: Approval.ApprovalRequest,
+  limits: PendingLimits | undefined,
+  pendingOfRequester: number,
+  pendingOfTenant: number
+): Approval.TooManyPending | undefined => {
+  const perRequester = limits?.perRequester
+  if (perRequester !== undefined && pendingOfRequester >= perRequester) {
+    return new Approval.TooManyPending({
+      scope: "requester",
+      key: request.requester,
+      limit: perRequester,
+      decisionId: request.decisionId
+    })
+  }
+  const perTenant = limits?.perTenant
+  if (perTenant !== undefined && pendingOfTenant >= perTenant) {
+    return new Approval.TooManyPending({
+      scope: "tenant",
+      key: request.summary.actor.tenant,
+      limit: perTenant,
+      decisionId: request.decisionId
+    })
+  }
+  return undefined
+}
+
+/**
  * An in-memory store for one process: tests, examples, single-instance
  * services that accept losing pending approvals on restart. Transitions run
  * as single synchronous steps, so they are atomic without locks. It keeps
@@ -143,6 +205,15 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
   const pending = new Set<string>()
   const decisions = new Map<string, DecisionRecord.DecisionRecord>()
   const overrides: Array<Override.Override> = []
+  // Pending approvals per requester and per tenant (`null`: no tenant), kept
+  // with `pending` so that a capped create counts in O(1).
+  const byRequester = new Map<string, number>()
+  const byTenant = new Map<string | null, number>()
+  const adjust = <K>(counts: Map<K, number>, key: K, by: number): void => {
+    const n = (counts.get(key) ?? 0) + by
+    if (n === 0) counts.delete(key)
+    else counts.set(key, n)
+  }
 
   const lookup = (approvalId: string) =>
     Effect.suspend(() => {
@@ -152,7 +223,10 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
 
   const write = (next: Approval.ApprovalRequest): Approval.ApprovalRequest => {
     requests.set(next.id, next)
-    if (next.status !== "pending") pending.delete(next.id)
+    if (next.status !== "pending" && pending.delete(next.id)) {
+      adjust(byRequester, next.requester, -1)
+      adjust(byTenant, next.summary.actor.tenant, -1)
+    }
     return next
   }
 
@@ -181,8 +255,8 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
 
   return ApprovalStore.of({
     shared: false,
-    create: (request) =>
-      Effect.suspend(() => {
+    create: (request, limits) =>
+      Effect.suspend((): Effect.Effect<void, Approval.TooManyPending | Approval.StoreError> => {
         if (requests.has(request.id)) {
           return Effect.fail(
             new Approval.StoreError({ operation: "create", detail: `approval "${request.id}" already exists` })
@@ -191,8 +265,14 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
         if (request.status !== "pending") {
           return Effect.fail(new Approval.StoreError({ operation: "create", detail: "a new approval must be pending" }))
         }
+        const tenant = request.summary.actor.tenant
+        const ofRequester = byRequester.get(request.requester) ?? 0
+        const refusal = limitExceeded(request, limits, ofRequester, byTenant.get(tenant) ?? 0)
+        if (refusal !== undefined) return Effect.fail(refusal)
         requests.set(request.id, request)
         pending.add(request.id)
+        adjust(byRequester, request.requester, 1)
+        adjust(byTenant, tenant, 1)
         return Effect.void
       }),
     get: lookup,

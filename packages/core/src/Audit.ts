@@ -16,6 +16,9 @@ import { canonicalJson, sha256Hex } from "./internal/canonical.js"
  * - `evaluation.cancelled`: the caller gave up while the policies ran; no decision.
  * - `approval.requested` / `voted` / `resolved` / `expired` / `consumed` /
  *   `cancelled`: the approval's lifecycle (`data.approval`, and the vote for `voted`).
+ * - `approval.refused`: an approval the decision asked for was not opened
+ *   (`data.reason`: `too_many_pending`, with `scope`, `key` and `limit`);
+ *   `approvalId` is null, the decision's record is the event before.
  * - `override.granted`: an override was granted (`data.override`).
  * - `execution.started` / `succeeded` / `failed`: the protected work ran
  *   (`data.failure` says how it failed: `failure`, `defect` or `interrupted`,
@@ -33,6 +36,7 @@ export const EventType = Schema.Literal(
   "approval.expired",
   "approval.consumed",
   "approval.cancelled",
+  "approval.refused",
   "override.granted",
   "execution.started",
   "execution.succeeded",

@@ -21,7 +21,7 @@ import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import * as Action from "./Action.js"
 import * as Approval from "./Approval.js"
-import { ApprovalStore } from "./ApprovalStore.js"
+import { ApprovalStore, type PendingLimits } from "./ApprovalStore.js"
 import type * as Audit from "./Audit.js"
 import { AuditSink } from "./AuditSink.js"
 import * as Decision from "./Decision.js"
@@ -204,12 +204,20 @@ export type ResumeError =
 
 /**
  * Why `enforce` did not run the work (besides the work's own failures): the
- * decision itself, or anything that stops a parked call from resuming.
+ * decision itself, an approval that could not be opened (its requester or
+ * tenant has too many pending), or anything that stops a parked call from
+ * resuming.
  *
  * @since 0.1.0
  * @category errors
  */
-export type EnforceError = Denied | Escalated | Deferred | TooManyTransforms | ResumeError
+export type EnforceError =
+  | Denied
+  | Escalated
+  | Deferred
+  | TooManyTransforms
+  | Approval.TooManyPending
+  | ResumeError
 
 /**
  * Why a vote was not recorded.
@@ -290,7 +298,9 @@ export interface Service {
    * - `Transform`: evaluates the replacement (up to `maxTransforms` times)
    *   and goes on with it; `work` receives the action it may run.
    * - `RequireApproval`, `RequireAcknowledgment`: opens an approval and
-   *   parks (interruptibly) until it is resolved. When approved, checks the
+   *   parks (interruptibly) until it is resolved — or fails with
+   *   `TooManyPending` when the requester or the tenant already has the
+   *   most pending approvals allowed. When approved, checks the
    *   action still hashes to the approved one, re-evaluates the policies
    *   against the current state of external systems, consumes the approval
    *   (exactly once) and runs. Interrupting the parked call cancels the
@@ -305,11 +315,14 @@ export interface Service {
   ) => Effect.Effect<A, E | EnforceError, R>
   /**
    * Decides without waiting: the decision, or `Pending` with a freshly
-   * opened approval to `resume` later (what servers answer with 202).
+   * opened approval to `resume` later (what servers answer with 202). Fails
+   * with `TooManyPending` when the approval would exceed
+   * `maxPendingPerRequester` or `maxPendingPerTenant` (the decision is
+   * recorded, the refusal audited as `approval.refused`).
    */
   readonly submit: (
     action: Action.Action
-  ) => Effect.Effect<Submission, TooManyTransforms | Approval.StoreError>
+  ) => Effect.Effect<Submission, TooManyTransforms | Approval.TooManyPending | Approval.StoreError>
   /**
    * Continues a `submit` that was `Pending`: waits (interruptibly) for the
    * approval to resolve, then makes the same checks as `enforce` and runs
@@ -417,6 +430,19 @@ export interface Options<R> {
   /** How many times a `Transform` may be followed. Default 3. */
   readonly maxTransforms?: number | undefined
   /**
+   * The most approvals one requester may have pending at once; one more is
+   * refused with `TooManyPending`. A positive integer. Default: the
+   * `governance.max_pending_per_requester` config, else 100.
+   */
+  readonly maxPendingPerRequester?: number | undefined
+  /**
+   * The most approvals one tenant (all its requesters together; approvals
+   * without a tenant count as one tenant) may have pending at once. A
+   * positive integer. Default: the `governance.max_pending_per_tenant`
+   * config, else 10,000.
+   */
+  readonly maxPendingPerTenant?: number | undefined
+  /**
    * What is masked before records, approvals and audit events are written
    * (`Redacted` values and credential-like keys always are). Records returned
    * by the runtime are the written ones.
@@ -467,6 +493,24 @@ const seconds = (key: string, section: string, fallback: number) =>
     message: "must be a positive number of seconds, at most 100 years",
     validation: (n) => n > 0 && n * 1000 <= maxDurationMillis
   }, fallback).pipe(Config.map(Duration.seconds))
+
+const count = (key: string, section: string, fallback: number) =>
+  numberSetting(section, key, {
+    message: "must be a positive integer",
+    validation: (n) => n > 0 && Number.isSafeInteger(n)
+  }, fallback)
+
+/** A count given in code, else the config: a bad one refuses to start, naming the option. */
+const countOf = (
+  option: string,
+  given: number | undefined,
+  config: Config.Config<number>
+): Effect.Effect<number, ConfigError.ConfigError | InvalidOption> =>
+  given === undefined
+    ? config
+    : Number.isSafeInteger(given) && given > 0
+    ? Effect.succeed(given)
+    : Effect.fail(new InvalidOption({ option, problem: `must be a positive integer, not ${String(given)}` }))
 
 const durationOf = (
   option: string,
@@ -586,6 +630,18 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       option: "maxTransforms",
       problem: `must be a non-negative integer, not ${String(maxTransforms)}`
     })
+  }
+  const limits: PendingLimits = {
+    perRequester: yield* countOf(
+      "maxPendingPerRequester",
+      options.maxPendingPerRequester,
+      count("max_pending_per_requester", "governance", 100)
+    ),
+    perTenant: yield* countOf(
+      "maxPendingPerTenant",
+      options.maxPendingPerTenant,
+      count("max_pending_per_tenant", "governance", 10_000)
+    )
   }
   const set = options.policySet
 
@@ -740,7 +796,9 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       }
       return Effect.as(
         Effect.uninterruptible(
-          store.create(request).pipe(
+          store.create(request, limits).pipe(
+            // Refused: nothing was opened, the refusal is audited after the decision.
+            Effect.tapErrorTag("TooManyPending", (error) => write(entries.refused(record, error, createdAt))),
             Effect.zipRight(write(entries.approval("approval.requested", request, createdAt, request.requester))),
             Effect.zipRight(Metrics.adjustApprovalsPending(1))
           )
@@ -823,7 +881,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     action: Action.Action,
     record: DecisionRecord.DecisionRecord,
     work: (action: Action.Action) => Effect.Effect<A, E, R2>
-  ): Effect.Effect<A, E | ResumeError, R2> => {
+  ): Effect.Effect<A, E | Approval.TooManyPending | ResumeError, R2> => {
     let toOpen: DecisionRecord.DecisionRecord | undefined = record
     return Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(
@@ -929,10 +987,17 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       })
     })
 
-  const submit = (action: Action.Action): Effect.Effect<Submission, TooManyTransforms | Approval.StoreError> =>
-    Effect.flatMap(decide(action), ({ action: final, record }): Effect.Effect<Submission, Approval.StoreError> => {
-      if (Decision.canProceed(record.decision)) return Effect.succeed({ _tag: "Decided", record, action: final })
-      return Effect.flatMap(overrideFor(final, record.decision), (override): Effect.Effect<Submission, Approval.StoreError> => {
+  const submit = (
+    action: Action.Action
+  ): Effect.Effect<Submission, TooManyTransforms | Approval.TooManyPending | Approval.StoreError> =>
+    Effect.flatMap(decide(action), ({ action: final, record }) => {
+      if (Decision.canProceed(record.decision)) {
+        return Effect.succeed<Submission>({ _tag: "Decided", record, action: final })
+      }
+      return Effect.flatMap(overrideFor(final, record.decision), (override): Effect.Effect<
+        Submission,
+        Approval.TooManyPending | Approval.StoreError
+      > => {
         if (Option.isSome(override)) {
           return Effect.succeed({ _tag: "Overridden", override: override.value, record, action: final })
         }

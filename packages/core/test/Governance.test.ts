@@ -473,7 +473,8 @@ describe("approvals", () => {
       expect(ran.size).toBe(1000)
       expect([...ran.values()].every((n) => n === 1)).toBe(true)
       expect(yield* store.listPending()).toEqual([])
-    }).pipe(Effect.provide(layer1)))
+      // One requester parks 1,000: above the default cap of pending approvals (100).
+    }).pipe(Effect.provide(testLayer(paymentsPolicy(1), { maxPendingPerRequester: 1_000 }))))
 })
 
 const directory: Record<string, { roles: Array<string> }> = { ...principals }

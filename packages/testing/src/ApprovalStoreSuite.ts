@@ -761,6 +761,107 @@ export const run = <E>(
         }))
     })
 
+    describe("pending limits", () => {
+      const ids = (rs: ReadonlyArray<Approval.ApprovalRequest>) => rs.map((r) => r.id)
+
+      test("refuses a create past the requester's cap, stores nothing, and leaves other requesters alone", (store) =>
+        Effect.gen(function*() {
+          const limits = { perRequester: 3 }
+          for (const i of [1, 2, 3]) yield* store.create(request({ id: `a${i}`, requester: "alice" }), limits)
+          const error = yield* failure(store.create(request({ id: "a4", requester: "alice" }), limits))
+          expect(error).toBeInstanceOf(Approval.TooManyPending)
+          expect(error).toMatchObject({ scope: "requester", key: "alice", limit: 3, decisionId: "dec_a4" })
+          expect((yield* failure(store.get("a4")))._tag).toBe("ApprovalNotFound")
+          // Another requester of the same tenant still opens, up to its own cap.
+          yield* store.create(request({ id: "b1", requester: "bob" }), limits)
+          expect(ids(yield* store.listPending())).toEqual(["a1", "a2", "a3", "b1"])
+          // Without limits, nothing is counted.
+          yield* store.create(request({ id: "a5", requester: "alice" }))
+          expect(ids(yield* store.listPending({ requester: "alice" }))).toEqual(["a1", "a2", "a3", "a5"])
+        }))
+
+      test("the tenant cap counts every requester of the tenant; approvals without a tenant are one tenant", (store) =>
+        Effect.gen(function*() {
+          const limits = { perRequester: 10, perTenant: 3 }
+          yield* store.create(request({ id: "t1", requester: "alice", tenant: "acme" }), limits)
+          yield* store.create(request({ id: "t2", requester: "bob", tenant: "acme" }), limits)
+          yield* store.create(request({ id: "t3", requester: "carol", tenant: "acme" }), limits)
+          const error = yield* failure(store.create(request({ id: "t4", requester: "dave", tenant: "acme" }), limits))
+          expect(error).toMatchObject({ _tag: "TooManyPending", scope: "tenant", key: "acme", limit: 3 })
+          yield* store.create(request({ id: "g1", requester: "dave", tenant: "globex" }), limits)
+          for (const i of [1, 2, 3]) yield* store.create(request({ id: `n${i}`, tenant: null }), limits)
+          const none = yield* failure(store.create(request({ id: "n4", requester: "erin", tenant: null }), limits))
+          expect(none).toMatchObject({ _tag: "TooManyPending", scope: "tenant", key: null, limit: 3 })
+          expect(ids(yield* store.listPending({ tenant: "acme" }))).toEqual(["t1", "t2", "t3"])
+        }))
+
+      test("the requester's cap is checked first, and each cap applies alone when the other is absent", (store) =>
+        Effect.gen(function*() {
+          yield* store.create(request({ id: "a1" }), { perRequester: 1, perTenant: 1 })
+          const both = yield* failure(store.create(request({ id: "a2" }), { perRequester: 1, perTenant: 1 }))
+          expect(both).toMatchObject({ scope: "requester", limit: 1 })
+          const tenantOnly = yield* failure(store.create(request({ id: "a3", requester: "bob" }), { perTenant: 1 }))
+          expect(tenantOnly).toMatchObject({ scope: "tenant", key: "acme", limit: 1 })
+          yield* store.create(request({ id: "a4" }), { perRequester: 2 })
+        }))
+
+      test("only pending approvals count: approved, rejected, cancelled, consumed and expired ones do not", (store) =>
+        Effect.gen(function*() {
+          yield* resolvedApprovals(store)
+          yield* store.create(request({ id: "expired", expiresAt: at(10_000) }))
+          expect(ids(yield* store.expireDue(at(10_000)))).toEqual(["expired"])
+          const limits = { perRequester: 1, perTenant: 1 }
+          yield* store.create(request({ id: "fresh", createdAt: at(20_000) }), limits)
+          const error = yield* failure(store.create(request({ id: "more", createdAt: at(20_000) }), limits))
+          expect(error).toMatchObject({ _tag: "TooManyPending", scope: "requester", key: "alice" })
+        }))
+
+      test("a slot frees as soon as a pending approval is resolved, cancelled or expires", (store) =>
+        Effect.gen(function*() {
+          const limits = { perRequester: 2 }
+          const open = (id: string, expiresAt = at(HOUR)) => store.create(request({ id, expiresAt }), limits)
+          yield* open("p1")
+          yield* open("p2", at(30_000))
+          expect((yield* failure(open("p3")))._tag).toBe("TooManyPending")
+          yield* store.vote("p1", ballot("bob"))
+          yield* open("p3")
+          expect((yield* failure(open("p4")))._tag).toBe("TooManyPending")
+          yield* store.cancel("p3", at(2_000))
+          yield* open("p4")
+          expect((yield* failure(open("p5")))._tag).toBe("TooManyPending")
+          yield* store.vote("p4", ballot("bob", "reject"))
+          yield* open("p5")
+          expect((yield* failure(open("p6")))._tag).toBe("TooManyPending")
+          yield* store.expireDue(at(30_000))
+          yield* open("p6")
+          expect(ids(yield* store.listPending())).toEqual(["p5", "p6"])
+        }))
+
+      test("of N concurrent creates for one requester (one tenant), exactly the cap's worth succeed", (store) =>
+        Effect.gen(function*() {
+          const cases: ReadonlyArray<{
+            readonly prefix: string
+            readonly cap: number
+            readonly limits: ApprovalStore.PendingLimits
+            readonly requester: (i: number) => string
+            readonly tenant: string
+          }> = [
+            { prefix: "r", cap: 5, limits: { perRequester: 5 }, requester: () => "alice", tenant: "acme" },
+            { prefix: "t", cap: 7, limits: { perTenant: 7 }, requester: (i) => `agent-${i}`, tenant: "globex" }
+          ]
+          for (const { cap, limits, prefix, requester, tenant } of cases) {
+            const results = yield* Effect.all(
+              Array.from({ length: 24 }, (_, i) =>
+                Effect.either(store.create(request({ id: `${prefix}${i}`, requester: requester(i), tenant }), limits))),
+              { concurrency: "unbounded" }
+            )
+            expect(results.filter(Either.isRight).length).toBe(cap)
+            for (const result of results.filter(Either.isLeft)) expect(result.left._tag).toBe("TooManyPending")
+            expect((yield* store.listPending({ tenant })).length).toBe(cap)
+          }
+        }))
+    })
+
     describe("model", () => {
       it.effect.prop(
         "agrees with a reference model on random command sequences",
@@ -795,6 +896,7 @@ interface ModelVote {
 interface ModelApproval {
   readonly id: string
   readonly requester: string
+  readonly tenant: string | null
   readonly quorum: number
   readonly separationOfDuties: boolean
   readonly expiresAt: number
@@ -881,6 +983,9 @@ type Command =
     readonly _tag: "Create"
     readonly kind: Approval.Kind
     readonly requester: string
+    readonly tenant: string | null
+    /** Caps on pending approvals: the store refuses exactly when the model counts that many pending. */
+    readonly limits: ApprovalStore.PendingLimits | undefined
     readonly quorum: number
     readonly separationOfDuties: boolean
     readonly ttl: number
@@ -914,6 +1019,14 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       _tag: fc.constant("Create" as const),
       kind: fc.constantFrom<Approval.Kind>("approval", "acknowledgment"),
       requester: fc.constantFrom("alice", "bob"),
+      tenant: fc.constantFrom("acme", "acme", "globex", null),
+      limits: fc.option(
+        fc.record(
+          { perRequester: fc.integer({ min: 1, max: 4 }), perTenant: fc.integer({ min: 1, max: 6 }) },
+          { requiredKeys: [] }
+        ),
+        { nil: undefined, freq: 2 }
+      ),
       quorum: fc.integer({ min: 1, max: 3 }),
       separationOfDuties: fc.boolean(),
       ttl: fc.integer({ min: 1, max: 3_000 }),
@@ -1031,18 +1144,40 @@ const interpret = (store: ApprovalStore.Service, cmds: ReadonlyArray<Command>) =
           }
           const id = `m${++created}`
           const expiresAt = now + cmd.ttl
-          yield* store.create(request({
-            id,
-            kind: cmd.kind,
-            requester: cmd.requester,
-            quorum: cmd.quorum,
-            separationOfDuties: cmd.separationOfDuties,
-            createdAt: new Date(now),
-            expiresAt: new Date(expiresAt)
-          }))
+          const result = yield* Effect.either(store.create(
+            request({
+              id,
+              kind: cmd.kind,
+              requester: cmd.requester,
+              tenant: cmd.tenant,
+              quorum: cmd.quorum,
+              separationOfDuties: cmd.separationOfDuties,
+              createdAt: new Date(now),
+              expiresAt: new Date(expiresAt)
+            }),
+            cmd.limits
+          ))
+          const pending = (matches: (m: ModelApproval) => boolean) =>
+            Array.from(model.values()).filter((m) => m.status === "pending" && matches(m)).length
+          const perRequester = cmd.limits?.perRequester
+          const perTenant = cmd.limits?.perTenant
+          const refusal = perRequester !== undefined && pending((m) => m.requester === cmd.requester) >= perRequester
+            ? { scope: "requester", key: cmd.requester, limit: perRequester }
+            : perTenant !== undefined && pending((m) => m.tenant === cmd.tenant) >= perTenant
+            ? { scope: "tenant", key: cmd.tenant, limit: perTenant }
+            : undefined
+          if (refusal !== undefined) {
+            expect(Either.isLeft(result) ? result.left : "created", step).toMatchObject({
+              _tag: "TooManyPending",
+              ...refusal
+            })
+            break
+          }
+          expect(tagOf(result), step).toBe("Success")
           model.set(id, {
             id,
             requester: cmd.requester,
+            tenant: cmd.tenant,
             quorum: cmd.quorum,
             separationOfDuties: cmd.separationOfDuties,
             expiresAt,

@@ -33,6 +33,15 @@ import { type AuditRow, driverCode, normalize, readEvent, unreadable, unstorable
 /** First key of gavel's advisory locks ("GAVL" in ASCII); the second is derived from the schema. */
 export const lockClass = 0x4741564c
 
+/**
+ * First keys of the advisory locks that serialize capped creates: one
+ * requester's (`pendingLockClass.requester`, hash of schema and requester)
+ * and one tenant's. A create takes at most one lock of each class, the
+ * requester's first, so that two creates can never wait for each other in
+ * a cycle, whatever their hashes.
+ */
+export const pendingLockClass = { requester: lockClass + 1, tenant: lockClass + 2 } as const
+
 /** The table @effect/sql's Migrator records gavel's migrations in (in gavel's schema). */
 export const migrationsTable = "gavel_migrations"
 
@@ -44,6 +53,9 @@ export const channelOf = (schema: string): string => `gavel_${schema}`
 
 /** The real clock: I/O deadlines and heartbeats are wall-clock time, even under a `TestClock`. */
 const wallClock = Clock.make()
+
+/** The largest count a capped create reads (a `LIMIT` Postgres takes as an `integer`). */
+const maxCount = 2 ** 31 - 1
 
 /** How many times a transition re-reads an approval that changed under it before giving up. */
 const MAX_ATTEMPTS = 50
@@ -189,6 +201,54 @@ $$`,
 )`,
         `CREATE INDEX gavel_audit_events_approval ON ${s}.gavel_audit_events (approval_id) WHERE approval_id IS NOT NULL`,
         `CREATE INDEX gavel_audit_events_decision ON ${s}.gavel_audit_events (decision_id) WHERE decision_id IS NOT NULL`
+      ], (statement) => sql.unsafe(statement), { discard: true })),
+    // The caps on pending approvals count a requester's and a tenant's pending rows.
+    // A capped create is one call of this function: one round trip, and the
+    // advisory locks (see `pendingLockClass`) are held only while it runs
+    // (to the end of the caller's transaction, or of the statement's own).
+    // It is VOLATILE, so under Read Committed each count takes a snapshot
+    // after its lock was granted and sees every create committed before.
+    // Returns the scope that refused, or NULL once inserted.
+    "2_gavel_pending_caps": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      Effect.forEach([
+        `CREATE INDEX gavel_approvals_pending_requester ON ${s}.gavel_approvals (requester) WHERE status = 'pending'`,
+        `CREATE INDEX gavel_approvals_pending_tenant ON ${s}.gavel_approvals (tenant) WHERE status = 'pending'`,
+        `CREATE FUNCTION ${s}.gavel_create_capped(
+  p_id text, p_kind text, p_requester text, p_tenant text, p_decision_id text, p_request_id text,
+  p_correlation_id text, p_action_hash text, p_created_at bigint, p_expires_at bigint, p_request text,
+  p_per_requester integer, p_per_tenant integer
+) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  n integer;
+BEGIN
+  IF p_per_requester IS NOT NULL THEN
+    PERFORM pg_advisory_xact_lock(${pendingLockClass.requester}, hashtext('${schema}:=' || p_requester));
+    SELECT count(*) INTO n FROM (SELECT 1 FROM ${s}.gavel_approvals
+      WHERE status = 'pending' AND requester = p_requester LIMIT p_per_requester) AS capped;
+    IF n >= p_per_requester THEN
+      RETURN 'requester';
+    END IF;
+  END IF;
+  IF p_per_tenant IS NOT NULL THEN
+    PERFORM pg_advisory_xact_lock(${pendingLockClass.tenant}, hashtext('${schema}:' || coalesce('=' || p_tenant, '')));
+    IF p_tenant IS NULL THEN
+      SELECT count(*) INTO n FROM (SELECT 1 FROM ${s}.gavel_approvals
+        WHERE status = 'pending' AND tenant IS NULL LIMIT p_per_tenant) AS capped;
+    ELSE
+      SELECT count(*) INTO n FROM (SELECT 1 FROM ${s}.gavel_approvals
+        WHERE status = 'pending' AND tenant = p_tenant LIMIT p_per_tenant) AS capped;
+    END IF;
+    IF n >= p_per_tenant THEN
+      RETURN 'tenant';
+    END IF;
+  END IF;
+  INSERT INTO ${s}.gavel_approvals (id, kind, status, requester, tenant, decision_id, request_id, correlation_id,
+    action_hash, created_at, expires_at, resolved_at, consumed_at, version, request)
+    VALUES (p_id, p_kind, 'pending', p_requester, p_tenant, p_decision_id, p_request_id, p_correlation_id,
+    p_action_hash, p_created_at, p_expires_at, NULL, NULL, 1, p_request);
+  RETURN NULL;
+END
+$$`
       ], (statement) => sql.unsafe(statement), { discard: true }))
   }
 }
@@ -406,31 +466,57 @@ export const makeApprovalStore = (pg: PgClient.PgClient, options: StoreOptions):
       return yield* Effect.forEach(rows, (row) => decodeRow("list", row.id)(row.request))
     })
 
+  const createCapped = sql(`${options.schema}.gavel_create_capped`)
+
   const service: ApprovalStore.Service = ApprovalStore.ApprovalStore.of({
     shared: true,
-    create: (request) =>
+    create: (request, limits) =>
       guard("create")(Effect.gen(function*() {
         if (request.status !== "pending") {
           return yield* new Approval.StoreError({ operation: "create", detail: "a new approval must be pending" })
         }
         const text = yield* Effect.mapError(encodeApproval(request), unstorable("create", `approval "${request.id}"`))
-        yield* sql`INSERT INTO ${table} (id, kind, status, requester, tenant, decision_id, request_id,
+        const insert = sql`INSERT INTO ${table} (id, kind, status, requester, tenant, decision_id, request_id,
           correlation_id, action_hash, created_at, expires_at, resolved_at, consumed_at, version, request)
           VALUES (${request.id}, ${request.kind}, ${request.status}, ${request.requester},
           ${request.summary.actor.tenant ?? null}, ${request.decisionId}, ${request.requestId},
           ${request.correlationId}, ${request.actionHash}, ${request.createdAt.getTime()},
           ${request.requirement.expiresAt.getTime()}, ${millis(request.resolvedAt)}, ${millis(request.consumedAt)},
-          1, ${text})`.pipe(
-          Effect.mapError((error) =>
-            pgCode(error) === "23505"
-              ? new Approval.StoreError({
-                operation: "create",
-                detail: `approval "${request.id}" already exists`,
-                cause: error
-              })
-              : storeError("create")(error)
+          1, ${text})`
+        const capped = limits?.perRequester !== undefined || limits?.perTenant !== undefined
+        // Capped: counted and inserted by the function of migration 2, under advisory locks (one round trip).
+        const cap = (limit: number | undefined) => limit === undefined ? null : Math.min(limit, maxCount)
+        const written: Effect.Effect<void, Approval.TooManyPending | SqlError> = capped
+          ? Effect.flatMap(
+            sql<{ readonly refused: "requester" | "tenant" | null }>`SELECT ${createCapped}(${request.id},
+              ${request.kind}, ${request.requester}, ${request.summary.actor.tenant ?? null}, ${request.decisionId},
+              ${request.requestId}, ${request.correlationId}, ${request.actionHash}, ${request.createdAt.getTime()},
+              ${request.requirement.expiresAt.getTime()}, ${text}, ${cap(limits.perRequester)}::integer,
+              ${cap(limits.perTenant)}::integer) AS refused`,
+            ([row]) => {
+              const scope = row?.refused ?? null
+              if (scope === null) return Effect.void
+              return Effect.fail(
+                new Approval.TooManyPending({
+                  scope,
+                  key: scope === "requester" ? request.requester : request.summary.actor.tenant,
+                  limit: (scope === "requester" ? limits.perRequester : limits.perTenant) ?? 0,
+                  decisionId: request.decisionId
+                })
+              )
+            }
           )
-        )
+          : Effect.asVoid(insert)
+        yield* Effect.mapError(written, (error) =>
+          error._tag === "TooManyPending"
+            ? error
+            : pgCode(error) === "23505"
+            ? new Approval.StoreError({
+              operation: "create",
+              detail: `approval "${request.id}" already exists`,
+              cause: error
+            })
+            : storeError("create")(error))
       })),
     get: (approvalId) => guard("get")(Effect.map(load("get", approvalId), ([, request]) => request)),
     vote: (approvalId, vote, voteOptions) =>

@@ -244,6 +244,11 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
 ) STRICT`,
     `CREATE INDEX gavel_audit_events_approval ON gavel_audit_events (approval_id) WHERE approval_id IS NOT NULL`,
     `CREATE INDEX gavel_audit_events_decision ON gavel_audit_events (decision_id) WHERE decision_id IS NOT NULL`
+  ),
+  // The caps on pending approvals count a requester's and a tenant's pending rows.
+  "2_gavel_pending_caps": statements(
+    `CREATE INDEX gavel_approvals_pending_requester ON gavel_approvals (requester) WHERE status = 'pending'`,
+    `CREATE INDEX gavel_approvals_pending_tenant ON gavel_approvals (tenant) WHERE status = 'pending'`
   )
 }
 
@@ -311,6 +316,12 @@ const insertApproval = `INSERT INTO gavel_approvals (id, kind, status, requester
   correlation_id, action_hash, created_at, expires_at, resolved_at, consumed_at, version, request)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`
 const selectApproval = "SELECT version, request FROM gavel_approvals WHERE id = ?"
+// How many of a requester's (a tenant's) approvals are pending, counting no
+// further than the cap: the partial indexes of migration 2 answer them.
+const countPendingOfRequester = `SELECT count(*) AS n FROM (SELECT 1 FROM gavel_approvals
+  WHERE status = 'pending' AND requester = ? LIMIT ?)`
+const countPendingOfTenant = `SELECT count(*) AS n FROM (SELECT 1 FROM gavel_approvals
+  WHERE status = 'pending' AND tenant IS ? LIMIT ?)`
 // Compare-and-set on the version read in the same transaction.
 const updateApproval = `UPDATE gavel_approvals SET status = ?, resolved_at = ?, consumed_at = ?, version = ?, request = ?
   WHERE id = ? AND version = ?`
@@ -387,7 +398,20 @@ export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Se
       )
     )
 
-  const create = (request: Approval.ApprovalRequest): Effect.Effect<void, Approval.StoreError> => {
+  /** How many rows `statement` counts for `key`, up to `limit` (none without a limit). */
+  const countUpTo = (conn: Connection, statement: string, key: string | null, limit: number | undefined) =>
+    limit === undefined
+      ? Effect.succeed(0)
+      : Effect.map(
+        // Clamped to a 32-bit LIMIT: no store holds 2^31 pending approvals of one requester.
+        conn.execute(statement, [key, Math.min(limit, 2 ** 31 - 1)], undefined),
+        (rows) => Number((rows[0] as { readonly n: number } | undefined)?.n ?? 0)
+      )
+
+  const create = (
+    request: Approval.ApprovalRequest,
+    limits?: ApprovalStore.PendingLimits
+  ): Effect.Effect<void, Approval.TooManyPending | Approval.StoreError> => {
     if (request.status !== "pending") {
       return Effect.fail(new Approval.StoreError({ operation: "create", detail: "a new approval must be pending" }))
     }
@@ -409,10 +433,25 @@ export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Se
       millis(request.consumedAt),
       text.right
     ]
-    return withConnection(sql, (error) =>
+    const failed = (error: SqlError) =>
       sqliteCode(error) === "SQLITE_CONSTRAINT_PRIMARYKEY"
         ? new Approval.StoreError({ operation: "create", detail: `approval "${request.id}" already exists`, cause: error })
-        : storeError("create")(error))((conn) => Effect.asVoid(conn.executeRaw(insertApproval, params)))
+        : storeError("create")(error)
+    const insert = (conn: Connection) => Effect.asVoid(conn.executeRaw(insertApproval, params))
+    if (limits?.perRequester === undefined && limits?.perTenant === undefined) return withConnection(sql, failed)(insert)
+    // Counted and inserted under the write lock (`BEGIN IMMEDIATE`): SQLite
+    // runs one writer at a time, across processes too, so no other create
+    // can slip in between the count and the insert.
+    const tenant = request.summary.actor.tenant
+    return transact(sql, failed)((conn) =>
+      Effect.gen(function*() {
+        const ofRequester = yield* countUpTo(conn, countPendingOfRequester, request.requester, limits.perRequester)
+        const ofTenant = yield* countUpTo(conn, countPendingOfTenant, tenant, limits.perTenant)
+        const refusal = ApprovalStore.limitExceeded(request, limits, ofRequester, ofTenant)
+        if (refusal !== undefined) return yield* refusal
+        yield* insert(conn)
+      })
+    )
   }
 
   const service: ApprovalStore.Service = ApprovalStore.ApprovalStore.of({

@@ -256,6 +256,26 @@ export const approvalData = (request: Approval.ApprovalRequest): Audit.Entry["da
   approval: encodeApproval(request)
 })
 
+/**
+ * The approval a decision asked for was not opened: its requester or tenant
+ * had too many pending. No approval exists, so `approvalId` is null.
+ */
+export const refused = (
+  record: DecisionRecord.DecisionRecord,
+  error: Approval.TooManyPending,
+  at: Date
+): Audit.Entry => ({
+  type: "approval.refused",
+  at,
+  decisionId: record.decisionId,
+  approvalId: null,
+  requestId: record.requestId,
+  correlationId: record.correlationId,
+  actor: record.inputs.actor.id,
+  trace: record.trace,
+  data: { reason: "too_many_pending", scope: error.scope, key: error.key, limit: error.limit }
+})
+
 /** An override was granted. */
 export const overrideGranted = (
   override: Override.Override,
