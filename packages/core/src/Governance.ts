@@ -7,10 +7,11 @@
  */
 import type * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -171,6 +172,7 @@ export class OverrideNotAllowed extends Schema.TaggedError<OverrideNotAllowed>()
  * @category errors
  */
 export type ResumeError =
+  | Action.InvalidAction
   | RevalidationFailed
   | Approval.ApprovalNotFound
   | Approval.ApprovalRejected
@@ -253,8 +255,20 @@ export interface OverrideOptions {
  * @category models
  */
 export interface Service {
-  /** Evaluates the action, and keeps the record of a denial, escalation or deferral (so it can be overridden). */
-  readonly evaluate: (action: Action.Action) => Effect.Effect<DecisionRecord.DecisionRecord, Approval.StoreError>
+  /**
+   * Evaluates the action, and keeps the record of a denial, escalation or
+   * deferral (so it can be overridden).
+   *
+   * Every entry point that takes an action (`evaluate`, `enforce`,
+   * `submit`, `resume`, `run`) first checks it with `Action.validate` under
+   * the runtime's `actionLimits` (and so does each replacement a
+   * `Transform` proposes): an action outside the value domain or over the
+   * limits fails with `Action.InvalidAction`, before any policy sees it and
+   * with nothing written.
+   */
+  readonly evaluate: (
+    action: Action.Action
+  ) => Effect.Effect<DecisionRecord.DecisionRecord, Action.InvalidAction | Approval.StoreError>
   /**
    * Runs `work` only when the policies let the action through:
    *
@@ -281,7 +295,7 @@ export interface Service {
    */
   readonly submit: (
     action: Action.Action
-  ) => Effect.Effect<Submission, TooManyTransforms | Approval.StoreError>
+  ) => Effect.Effect<Submission, Action.InvalidAction | TooManyTransforms | Approval.StoreError>
   /**
    * Continues a `submit` that was `Pending`: waits (interruptibly) for the
    * approval to resolve, then makes the same checks as `enforce` and runs
@@ -394,6 +408,14 @@ export interface Options<R> {
    * by the runtime are the written ones.
    */
   readonly redaction?: Redaction.Options | undefined
+  /**
+   * How large an action may be (`Action.Limits`; each a positive integer,
+   * missing ones default to `Action.defaultLimits`: depth 64, 100,000
+   * values, 10,000,000 characters). Larger actions fail with
+   * `Action.InvalidAction`; an invalid limit refuses to build the runtime
+   * (`ConfigError`).
+   */
+  readonly actionLimits?: Partial<Action.Limits> | undefined
 }
 
 // -----------------------------------------------------------------------------
@@ -479,6 +501,20 @@ class Waiter {
   }
 }
 
+/** The `actionLimits` option: each given limit must be a positive integer. */
+const actionLimitsOf = (
+  given: Partial<Action.Limits> | undefined
+): Effect.Effect<Action.Limits, ConfigError.ConfigError> => {
+  if (given === undefined) return Effect.succeed(Action.defaultLimits)
+  for (const key of ["maxDepth", "maxNodes", "maxStringLength"] as const) {
+    const value = given[key]
+    if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
+      return Effect.fail(ConfigError.InvalidData(["actionLimits", key], "must be a positive integer"))
+    }
+  }
+  return Effect.succeed({ ...Action.defaultLimits, ...given } as Action.Limits)
+}
+
 /**
  * Builds the service. Prefer {@link layer}, which also runs the sweeper.
  *
@@ -499,6 +535,19 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   const pollInterval = yield* durationOf(options.pollInterval, seconds("approval_poll_interval_seconds", "runtime", 1))
   const maxTransforms = options.maxTransforms ?? 3
   const set = options.policySet
+  const limits = yield* actionLimitsOf(options.actionLimits)
+
+  /** The action, when it is one the runtime can govern (see `Action.validate`). */
+  const checked = (action: Action.Action): Either.Either<Action.Action, Action.InvalidAction> =>
+    Action.validate(action, limits)
+
+  /** What an approval binds to, never computed lossily. */
+  const hashOf = (action: Action.Action): Effect.Effect<string, Action.InvalidAction> =>
+    Effect.try({
+      try: () => Action.hash(action, limits),
+      catch: (error) =>
+        error instanceof Action.InvalidAction ? error : new Action.InvalidAction({ path: "", reason: "unreadable" })
+    })
 
   // Parked callers by approval id: one waiter, or several when `enforce`
   // and `resume` wait on the same approval. Small objects, not Deferreds,
@@ -565,7 +614,10 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     isBlocked(record.decision) ? Effect.as(store.saveDecision(record), record) : Effect.succeed(record)
 
   const evaluate = (action: Action.Action) =>
-    Effect.flatMap(evaluateWritten(action), ({ record }) => keepIfBlocked(record))
+    Effect.flatMap(
+      checked(action),
+      (valid) => Effect.flatMap(evaluateWritten(valid), ({ record }) => keepIfBlocked(record))
+    )
 
   /**
    * Runs the work between `execution.started` and `execution.succeeded` /
@@ -597,25 +649,27 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     action: Action.Action
   ): Effect.Effect<
     { readonly action: Action.Action; readonly record: DecisionRecord.DecisionRecord },
-    TooManyTransforms | Approval.StoreError
+    Action.InvalidAction | TooManyTransforms | Approval.StoreError
   > => {
     const loop = (
       current: Action.Action,
       depth: number
     ): Effect.Effect<
       { readonly action: Action.Action; readonly record: DecisionRecord.DecisionRecord },
-      TooManyTransforms | Approval.StoreError
+      Action.InvalidAction | TooManyTransforms | Approval.StoreError
     > =>
-      Effect.flatMap(evaluateWritten(current), ({ decision, record }) => {
-        if (decision._tag !== "Transform") return Effect.as(keepIfBlocked(record), { action: current, record })
-        if (depth >= maxTransforms) return Effect.fail(new TooManyTransforms({ limit: maxTransforms, record }))
-        return loop(decision.action, depth + 1)
-      })
+      // A replacement is checked like the action itself.
+      Effect.flatMap(checked(current), () =>
+        Effect.flatMap(evaluateWritten(current), ({ decision, record }) => {
+          if (decision._tag !== "Transform") return Effect.as(keepIfBlocked(record), { action: current, record })
+          if (depth >= maxTransforms) return Effect.fail(new TooManyTransforms({ limit: maxTransforms, record }))
+          return loop(decision.action, depth + 1)
+        }))
     return loop(action, 0)
   }
 
   const open = (action: Action.Action, record: DecisionRecord.DecisionRecord) =>
-    Effect.suspend(() => {
+    Effect.flatMap(hashOf(action), (actionHash) => {
       const decision = record.decision
       const createdAt = record.evaluatedAt
       const kind: Approval.Kind = decision._tag === "RequireApproval" ? "approval" : "acknowledgment"
@@ -629,7 +683,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
         requestId: record.requestId,
         correlationId: record.correlationId,
         policyId: record.policyId,
-        actionHash: Action.hash(action),
+        actionHash,
         summary: record.inputs,
         requester: action.actor.id,
         reasons: record.reasons,
@@ -767,7 +821,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       return yield* Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(now, (at) =>
           // The store refuses another action (ActionMismatch) atomically with the consume.
-          store.consume(request.id, Action.hash(action), at).pipe(
+          Effect.flatMap(hashOf(action), (actionHash) => store.consume(request.id, actionHash, at)).pipe(
             Effect.flatMap((consumed) => write(entries.approval("approval.consumed", consumed, at, null))),
             Effect.zipRight(runWork(of, action, work, restore))
           ))
@@ -814,10 +868,13 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       case "Pending":
         return resume(submission.approvalId, action, work)
       case "Overridden":
-        return execute({ record, approvalId: null, overrideId: submission.override.id }, action, work)
+        return Effect.flatMap(
+          checked(action),
+          (valid) => execute({ record, approvalId: null, overrideId: submission.override.id }, valid, work)
+        )
       case "Decided":
         return Decision.canProceed(record.decision)
-          ? execute({ record, approvalId: null, overrideId: null }, action, work)
+          ? Effect.flatMap(checked(action), (valid) => execute({ record, approvalId: null, overrideId: null }, valid, work))
           : Effect.fail(blocked(record))
     }
   }
@@ -839,10 +896,14 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       })
     })
 
-  const submit = (action: Action.Action): Effect.Effect<Submission, TooManyTransforms | Approval.StoreError> =>
-    Effect.flatMap(decide(action), ({ action: final, record }): Effect.Effect<Submission, Approval.StoreError> => {
+  type Submitted = Effect.Effect<Submission, Action.InvalidAction | Approval.StoreError>
+
+  const submit = (
+    action: Action.Action
+  ): Effect.Effect<Submission, Action.InvalidAction | TooManyTransforms | Approval.StoreError> =>
+    Effect.flatMap(decide(action), ({ action: final, record }): Submitted => {
       if (Decision.canProceed(record.decision)) return Effect.succeed({ _tag: "Decided", record, action: final })
-      return Effect.flatMap(overrideFor(final), (override): Effect.Effect<Submission, Approval.StoreError> => {
+      return Effect.flatMap(overrideFor(final), (override): Submitted => {
         if (Option.isSome(override)) {
           return Effect.succeed({ _tag: "Overridden", override: override.value, record, action: final })
         }
@@ -862,8 +923,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     action: Action.Action,
     work: (action: Action.Action) => Effect.Effect<A, E, R2>
   ): Effect.Effect<A, E | ResumeError, R2> =>
-    Effect.flatMap(store.get(approvalId), (request) => {
-      const actionHash = Action.hash(action)
+    Effect.flatMap(Effect.zip(Effect.flatMap(checked(action), hashOf), store.get(approvalId)), ([actionHash, request]) => {
       // Refuse another action before waiting on an approval that cannot apply to it.
       if (actionHash !== request.actionHash) {
         return Effect.fail(
