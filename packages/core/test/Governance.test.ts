@@ -209,7 +209,7 @@ describe("enforce", () => {
       for (const [action, path, reason] of bad) {
         for (
           const attempt of [
-            governance.submit(action),
+            governance.submit(action) as Effect.Effect<unknown, unknown>,
             governance.evaluate(action),
             governance.enforce(action, work),
             governance.resume("apr-1", action, work),
