@@ -187,6 +187,10 @@ const byteLength = (value: unknown): number =>
  *   policy should treat it as a hint, not as a boundary);
  * - `requestId`: the message id; `correlationId`: the context id.
  *
+ * The action is not checked here: `Governance.submit` checks it (under the
+ * runtime's `actionLimits`), and a message that is not an action — data
+ * nested too deep, too large — rejects the task with `a2a.action_invalid`.
+ *
  * @since 0.1.0
  * @category actions
  */
@@ -224,7 +228,7 @@ export const defaultAction = (input: ActionInput): Action.Action => {
   const skill: unknown = message.metadata?.["skill"]
   if (typeof skill === "string" && skill !== "") metadata["a2a.skill"] = skill
   const payload: Payload = { text: text.join("\n"), data, files }
-  return Action.make({
+  return Action.makeUnvalidated({
     actor: input.principal,
     kind: "a2a.message",
     name: input.agentId,
@@ -322,6 +326,25 @@ interface Rejection {
 }
 
 const rejection = (code: string, text: string): Rejection => ({ codes: [code], text: `${text} (${code})` })
+
+/** Whether a submitted action came back as it was (one too large to hash here counts as rewritten). */
+const sameAction = (a: Action.Action, b: Action.Action): boolean => {
+  if (a === b) return true
+  try {
+    return Action.hash(a) === Action.hash(b)
+  } catch {
+    return false
+  }
+}
+
+/** A message that is not an action gavel can govern: the path and reason of `InvalidAction` tell the caller why. */
+const invalidAction = (error: unknown): Rejection =>
+  rejection(
+    "a2a.action_invalid",
+    error instanceof Action.InvalidAction
+      ? `The message could not be turned into an action: ${error.message}`
+      : "The message could not be turned into an action"
+  )
 
 const decisionFacts = (record: DecisionRecord.DecisionRecord): Facts => ({
   decision: record.decision._tag,
@@ -557,7 +580,7 @@ export const wrap = (
           Effect.try(() => toAction({ agentId: options.agentId, principal: principal.right, context }))
         )
         if (Either.isLeft(action)) {
-          return reject(rejection("a2a.action_invalid", "The message could not be turned into an action"))
+          return reject(invalidAction(action.left.error))
         }
         const submitted = yield* Effect.either(governance.submit(action.right).pipe(
           Effect.timeoutFail({ duration: evaluationTimeout, onTimeout: () => "timeout" as const })
@@ -576,12 +599,13 @@ export const wrap = (
               decisionId: error.decisionId
             })
           }
+          if (error._tag === "InvalidAction") return reject(invalidAction(error))
           return reject(rejection("gavel.evaluation_failed", "The governance decision could not be made"))
         }
         const submission = submitted.right
         // A policy may replace the action with a safer one; a message cannot be
         // rewritten from an action, so running the original would ignore it.
-        if (Action.hash(submission.action) !== Action.hash(action.right)) {
+        if (!sameAction(submission.action, action.right)) {
           return reject({
             ...rejection("a2a.transform_unsupported", "A policy rewrote the request, which A2A cannot carry out"),
             record: submission.record

@@ -204,6 +204,8 @@ const outcomeOf = (cause: Cause.Cause<unknown>): string =>
  * | `Escalate` | 409 `{ _tag: "Escalated", decisionId, reasonCodes, reviewPaths }` |
  * | `Defer` | 425 `{ _tag: "Deferred", decisionId, reasonCodes }` |
  * | an approval is needed, but the caller (or its tenant) already has the most pending allowed | 429 `{ _tag: "TooManyPending", decisionId, scope, limit }`, `Retry-After` |
+ * | the action is not JSON data, or too deep (`Action.InvalidAction`) | 400 `{ _tag: "InvalidAction", path, reason, limit? }` |
+ * | the action has too many values or too much text | 413 `{ _tag: "InvalidAction", path, reason, limit }` |
  * | the approval store or the audit trail cannot be written | 503 `{ _tag: "Unavailable" }` |
  * | the policies kept transforming the action | 500 `{ _tag: "GovernanceError" }` |
  *
@@ -257,7 +259,8 @@ export const enforcement = <E, R>(
             "www-authenticate": `Bearer error="invalid_token"`
           })
         }
-        const action = Action.make({ ...(yield* options.action(request, principal.right)), actor: principal.right })
+        // Checked by `submit`, under the runtime's own `actionLimits`.
+        const action = Action.makeUnvalidated({ ...(yield* options.action(request, principal.right)), actor: principal.right })
         const submitted = yield* Effect.either(governance.submit(action))
         if (submitted._tag === "Left") return refusal(submitted.left)
         const submission = submitted.right
@@ -339,6 +342,16 @@ const refusalWith = (retryAfter: string) => (error: Governance.EnforceError): Ht
       }, { "gavel-decision-id": error.decisionId, "retry-after": retryAfter })
     case "StoreError":
       return json(503, { _tag: "Unavailable" }, { "retry-after": "5" })
+    case "InvalidAction": {
+      // The path names the client's own value; a size limit is a 413.
+      const tooLarge = error.reason === "too_many_nodes" || error.reason === "too_long"
+      return json(tooLarge ? 413 : 400, {
+        _tag: "InvalidAction",
+        path: error.path,
+        reason: error.reason,
+        ...(error.limit === undefined ? {} : { limit: error.limit })
+      })
+    }
     default:
       // A policy set that keeps transforming, or a resume that cannot happen here: refused.
       return json(500, { _tag: "GovernanceError" })

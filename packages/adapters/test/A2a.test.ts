@@ -463,6 +463,24 @@ describe("A2a.wrap, end to end over JSON-RPC", () => {
       expect(agent.runs).toEqual([])
     }).pipe(Effect.provide(TestLive)))
 
+  it.scopedLive("a message whose data is no action (nested too deep) is rejected with the path, never a crash", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      let deep: unknown = { leaf: true }
+      for (let i = 0; i < 200; i++) deep = { next: deep }
+      const message = request("hello")
+      const dataPart: Part = { content: { $case: "data", value: deep as never }, metadata: undefined, filename: "", mediaType: "application/json" }
+      const task = asTask(yield* Effect.promise(() =>
+        client.sendMessage({ ...message, message: { ...message.message, parts: [dataPart] } }, bearer(token))
+      ))
+      expectRejected(task, ["a2a.action_invalid"])
+      expect(statusText(task)).toContain("payload.data[0].next")
+      expect(statusText(task)).toContain("too_deep")
+      expect(agent.runs).toEqual([])
+      const trail = yield* AuditSink.AuditSink.pipe(Effect.flatMap((sink) => sink.read()))
+      expect(trail).toEqual([])
+    }).pipe(Effect.provide(TestLive)))
+
   it.scopedLive("an evaluation that times out is rejected (fail closed)", () =>
     Effect.gen(function*() {
       const { agent, client, token } = yield* harness(new EchoAgent())

@@ -261,6 +261,47 @@ describe("Http.enforcement", () => {
       expect(runs).toEqual([])
     }))
 
+  it.scopedLive("400 or 413 with the path for a body that is no action: deep, too large, colliding keys", () =>
+    Effect.gen(function*() {
+      const { auditCount, call, runs, tokens } = yield* start
+      const before = yield* auditCount
+      // 100,000 levels, as JSON.parse builds them: refused, not a stack overflow (500).
+      const depth = 100_000
+      const deep = yield* call("POST", "/tools", {
+        as: tokens.agent,
+        raw: `{"tool":"search","data":${"[".repeat(depth)}${"]".repeat(depth)}}`
+      })
+      expect(deep.status).toBe(400)
+      expect(deep.body).toEqual({
+        _tag: "InvalidAction",
+        path: "payload.data" + "[0]".repeat(63),
+        reason: "too_deep",
+        limit: 64
+      })
+      const wide = yield* call("POST", "/tools", {
+        as: tokens.agent,
+        raw: `{"tool":"search","data":[${new Array(100_001).fill("0").join(",")}]}`
+      })
+      expect([wide.status, wide.body._tag, wide.body.reason, wide.body.limit]).toEqual([
+        413,
+        "InvalidAction",
+        "too_many_nodes",
+        100_000
+      ])
+      const colliding = yield* call("POST", "/tools", {
+        as: tokens.agent,
+        json: { tool: "search", to: { "Caf\u00e9": "alice", "Cafe\u0301": "mallory" } }
+      })
+      expect([colliding.status, colliding.body.path, colliding.body.reason]).toEqual([
+        400,
+        "payload.to[\"Caf\u00e9\"]",
+        "duplicate_key"
+      ])
+      // Refused before evaluation: no decision, nothing in the trail, the handler never ran.
+      expect(yield* auditCount).toBe(before)
+      expect(runs).toEqual([])
+    }))
+
   it.scopedLive("202 while pending; the handler runs once the approval is granted through the API", () =>
     Effect.gen(function*() {
       const { call, runs, tokens } = yield* start

@@ -569,6 +569,18 @@ const minTimeout = (
   b: Duration.Duration | undefined
 ): Duration.Duration | undefined => (a === undefined ? b : b === undefined ? a : Duration.min(a, b))
 
+/**
+ * The canonical JSON of a replacement, or `undefined` for one outside the
+ * value domain (it loses the tie, and is refused when it is checked).
+ */
+const canonicalOf = (action: Action.Action): string | undefined => {
+  try {
+    return Action.canonical(action)
+  } catch {
+    return undefined
+  }
+}
+
 const mergeSameTag = (a: Decision, b: Decision, merged: ReadonlyArray<Reason>): Decision => {
   switch (a._tag) {
     case "Transform": {
@@ -578,9 +590,10 @@ const mergeSameTag = (a: Decision, b: Decision, merged: ReadonlyArray<Reason>): 
       // canonical form) so that combine stays associative and commutative.
       // Both reasons are kept, and the chosen action is re-evaluated before
       // anything runs, so the other policy is consulted again.
-      const ca = Action.canonical(a.action)
-      const cb = Action.canonical(other.action)
-      return { _tag: "Transform", reasons: merged, action: ca <= cb ? a.action : other.action }
+      const ca = canonicalOf(a.action)
+      const cb = canonicalOf(other.action)
+      const first = ca !== undefined && (cb === undefined || ca <= cb)
+      return { _tag: "Transform", reasons: merged, action: first ? a.action : other.action }
     }
     case "RequireAcknowledgment":
       return {

@@ -192,6 +192,7 @@ export class InvalidOption extends Schema.TaggedError<InvalidOption>()("InvalidO
  * @category errors
  */
 export type ResumeError =
+  | Action.InvalidAction
   | RevalidationFailed
   | Approval.ApprovalNotFound
   | Approval.ApprovalRejected
@@ -289,8 +290,20 @@ export interface OverrideOptions {
  * @category models
  */
 export interface Service {
-  /** Evaluates the action, and keeps the record of a denial, escalation or deferral (so it can be overridden). */
-  readonly evaluate: (action: Action.Action) => Effect.Effect<DecisionRecord.DecisionRecord, Approval.StoreError>
+  /**
+   * Evaluates the action, and keeps the record of a denial, escalation or
+   * deferral (so it can be overridden).
+   *
+   * Every entry point that takes an action (`evaluate`, `enforce`,
+   * `submit`, `resume`, `run`) first checks it with `Action.validate` under
+   * the runtime's `actionLimits` (and so does each replacement a
+   * `Transform` proposes): an action outside the value domain or over the
+   * limits fails with `Action.InvalidAction`, before any policy sees it and
+   * with nothing written.
+   */
+  readonly evaluate: (
+    action: Action.Action
+  ) => Effect.Effect<DecisionRecord.DecisionRecord, Action.InvalidAction | Approval.StoreError>
   /**
    * Runs `work` only when the policies let the action through:
    *
@@ -322,7 +335,10 @@ export interface Service {
    */
   readonly submit: (
     action: Action.Action
-  ) => Effect.Effect<Submission, TooManyTransforms | Approval.TooManyPending | Approval.StoreError>
+  ) => Effect.Effect<
+    Submission,
+    Action.InvalidAction | TooManyTransforms | Approval.TooManyPending | Approval.StoreError
+  >
   /**
    * Continues a `submit` that was `Pending`: waits (interruptibly) for the
    * approval to resolve, then makes the same checks as `enforce` and runs
@@ -448,6 +464,14 @@ export interface Options<R> {
    * by the runtime are the written ones.
    */
   readonly redaction?: Redaction.Options | undefined
+  /**
+   * How large an action may be (`Action.Limits`; each a positive integer,
+   * missing ones default to `Action.defaultLimits`: depth 64, 100,000
+   * values, 10,000,000 characters). Larger actions fail with
+   * `Action.InvalidAction`; an invalid limit refuses to build the runtime
+   * (`ConfigError`).
+   */
+  readonly actionLimits?: Partial<Action.Limits> | undefined
 }
 
 // -----------------------------------------------------------------------------
@@ -601,6 +625,22 @@ class Waiter {
   }
 }
 
+/** The `actionLimits` option: each given limit must be a positive integer. */
+const actionLimitsOf = (
+  given: Partial<Action.Limits> | undefined
+): Effect.Effect<Action.Limits, InvalidOption> => {
+  if (given === undefined) return Effect.succeed(Action.defaultLimits)
+  for (const key of ["maxDepth", "maxNodes", "maxStringLength"] as const) {
+    const value = given[key]
+    if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
+      return Effect.fail(
+        new InvalidOption({ option: `actionLimits.${key}`, problem: `must be a positive integer, not ${String(value)}` })
+      )
+    }
+  }
+  return Effect.succeed({ ...Action.defaultLimits, ...given } as Action.Limits)
+}
+
 /**
  * Builds the service. Prefer {@link layer}, which also runs the sweeper.
  *
@@ -644,6 +684,19 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     )
   }
   const set = options.policySet
+  const actionLimits = yield* actionLimitsOf(options.actionLimits)
+
+  /** The action, when it is one the runtime can govern (see `Action.validate`). */
+  const checked = (action: Action.Action): Either.Either<Action.Action, Action.InvalidAction> =>
+    Action.validate(action, actionLimits)
+
+  /** What an approval binds to, never computed lossily. */
+  const hashOf = (action: Action.Action): Effect.Effect<string, Action.InvalidAction> =>
+    Effect.try({
+      try: () => Action.hash(action, actionLimits),
+      catch: (error) =>
+        error instanceof Action.InvalidAction ? error : new Action.InvalidAction({ path: "", reason: "unreadable" })
+    })
 
   // Parked callers by approval id: one waiter, or several when `enforce`
   // and `resume` wait on the same approval. Small objects, not Deferreds,
@@ -710,7 +763,10 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     isBlocked(record.decision) ? Effect.as(store.saveDecision(record), record) : Effect.succeed(record)
 
   const evaluate = (action: Action.Action) =>
-    Effect.flatMap(evaluateWritten(action), ({ record }) => keepIfBlocked(record))
+    Effect.flatMap(
+      checked(action),
+      (valid) => Effect.flatMap(evaluateWritten(valid), ({ record }) => keepIfBlocked(record))
+    )
 
   /**
    * Runs the work between `execution.started` and `execution.succeeded` /
@@ -742,25 +798,27 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     action: Action.Action
   ): Effect.Effect<
     { readonly action: Action.Action; readonly record: DecisionRecord.DecisionRecord },
-    TooManyTransforms | Approval.StoreError
+    Action.InvalidAction | TooManyTransforms | Approval.StoreError
   > => {
     const loop = (
       current: Action.Action,
       depth: number
     ): Effect.Effect<
       { readonly action: Action.Action; readonly record: DecisionRecord.DecisionRecord },
-      TooManyTransforms | Approval.StoreError
+      Action.InvalidAction | TooManyTransforms | Approval.StoreError
     > =>
-      Effect.flatMap(evaluateWritten(current), ({ decision, record }) => {
-        if (decision._tag !== "Transform") return Effect.as(keepIfBlocked(record), { action: current, record })
-        if (depth >= maxTransforms) return Effect.fail(new TooManyTransforms({ limit: maxTransforms, record }))
-        return loop(decision.action, depth + 1)
-      })
+      // A replacement is checked like the action itself.
+      Effect.flatMap(checked(current), () =>
+        Effect.flatMap(evaluateWritten(current), ({ decision, record }) => {
+          if (decision._tag !== "Transform") return Effect.as(keepIfBlocked(record), { action: current, record })
+          if (depth >= maxTransforms) return Effect.fail(new TooManyTransforms({ limit: maxTransforms, record }))
+          return loop(decision.action, depth + 1)
+        }))
     return loop(action, 0)
   }
 
   const open = (action: Action.Action, record: DecisionRecord.DecisionRecord) =>
-    Effect.suspend(() => {
+    Effect.flatMap(hashOf(action), (actionHash) => {
       const decision = record.decision
       const createdAt = record.evaluatedAt
       const kind: Approval.Kind = decision._tag === "RequireApproval" ? "approval" : "acknowledgment"
@@ -774,7 +832,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
         requestId: record.requestId,
         correlationId: record.correlationId,
         policyId: record.policyId,
-        actionHash: Action.hash(action),
+        actionHash,
         summary: record.inputs,
         requester: action.actor.id,
         reasons: record.reasons,
@@ -914,7 +972,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       return yield* Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(now, (at) =>
           // The store refuses another action (ActionMismatch) atomically with the consume.
-          store.consume(request.id, Action.hash(action), at).pipe(
+          Effect.flatMap(hashOf(action), (actionHash) => store.consume(request.id, actionHash, at)).pipe(
             Effect.flatMap((consumed) => write(entries.approval("approval.consumed", consumed, at, null))),
             Effect.zipRight(runWork(of, action, work, restore))
           ))
@@ -962,10 +1020,13 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       case "Pending":
         return resume(submission.approvalId, action, work)
       case "Overridden":
-        return execute({ record, approvalId: null, overrideId: submission.override.id }, action, work)
+        return Effect.flatMap(
+          checked(action),
+          (valid) => execute({ record, approvalId: null, overrideId: submission.override.id }, valid, work)
+        )
       case "Decided":
         return Decision.canProceed(record.decision)
-          ? execute({ record, approvalId: null, overrideId: null }, action, work)
+          ? Effect.flatMap(checked(action), (valid) => execute({ record, approvalId: null, overrideId: null }, valid, work))
           : Effect.fail(blocked(record))
     }
   }
@@ -987,17 +1048,14 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       })
     })
 
+  type Submitted = Effect.Effect<Submission, Action.InvalidAction | Approval.TooManyPending | Approval.StoreError>
+
   const submit = (
     action: Action.Action
-  ): Effect.Effect<Submission, TooManyTransforms | Approval.TooManyPending | Approval.StoreError> =>
-    Effect.flatMap(decide(action), ({ action: final, record }) => {
-      if (Decision.canProceed(record.decision)) {
-        return Effect.succeed<Submission>({ _tag: "Decided", record, action: final })
-      }
-      return Effect.flatMap(overrideFor(final, record.decision), (override): Effect.Effect<
-        Submission,
-        Approval.TooManyPending | Approval.StoreError
-      > => {
+  ): Effect.Effect<Submission, Action.InvalidAction | TooManyTransforms | Approval.TooManyPending | Approval.StoreError> =>
+    Effect.flatMap(decide(action), ({ action: final, record }): Submitted => {
+      if (Decision.canProceed(record.decision)) return Effect.succeed({ _tag: "Decided", record, action: final })
+      return Effect.flatMap(overrideFor(final, record.decision), (override): Submitted => {
         if (Option.isSome(override)) {
           return Effect.succeed({ _tag: "Overridden", override: override.value, record, action: final })
         }
@@ -1017,8 +1075,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     action: Action.Action,
     work: (action: Action.Action) => Effect.Effect<A, E, R2>
   ): Effect.Effect<A, E | ResumeError, R2> =>
-    Effect.flatMap(store.get(approvalId), (request) => {
-      const actionHash = Action.hash(action)
+    Effect.flatMap(Effect.zip(Effect.flatMap(checked(action), hashOf), store.get(approvalId)), ([actionHash, request]) => {
       // Refuse another action before waiting on an approval that cannot apply to it.
       if (actionHash !== request.actionHash) {
         return Effect.fail(

@@ -1,7 +1,11 @@
 import { Action } from "@gavel/core"
 import { Arbitraries } from "@gavel/testing"
-import { describe, expect, it } from "@effect/vitest"
+import { assert, describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as fc from "effect/FastCheck"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import { createHash } from "node:crypto"
 import { canonicalJson, sha256Hex, sha256HexPortable } from "../src/internal/canonical.js"
 
@@ -38,7 +42,7 @@ describe("Action.hash", () => {
     expect(Action.hash(nfd)).toBe(Action.hash(action))
   })
 
-  it("keeps both of two keys that are equal after NFC, whatever their order", () => {
+  it("keeps both of two keys that are equal after NFC, whatever their order (canonical JSON of audit data)", () => {
     const a = { "\u00e9": "x", "e\u0301": "y" }
     const b = { "e\u0301": "y", "\u00e9": "x" }
     expect(canonicalJson(a)).toBe(canonicalJson(b))
@@ -114,3 +118,206 @@ describe("canonical JSON and SHA-256", () => {
     expect(canonicalJson({ b: [1, undefined], a: undefined, c: -0 })).toBe(`{"b":[1,null],"c":0}`)
   })
 })
+
+// -----------------------------------------------------------------------------
+// the value domain
+// -----------------------------------------------------------------------------
+
+/**
+ * The reference encoder, written from the definition and nothing else:
+ * JSON with every string and key in NFC, keys sorted by code unit,
+ * `undefined` members left out, -0 as 0.
+ */
+const reference = (value: unknown): string => {
+  if (value === null) return "null"
+  switch (typeof value) {
+    case "boolean":
+      return value ? "true" : "false"
+    case "number":
+      return Object.is(value, -0) ? "0" : JSON.stringify(value)
+    case "string":
+      return JSON.stringify(value.normalize("NFC"))
+  }
+  if (Array.isArray(value)) return `[${value.map(reference).join(",")}]`
+  const members = Object.entries(value as object)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => [k.normalize("NFC"), v] as const)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  return `{${members.map(([k, v]) => `${JSON.stringify(k)}:${reference(v)}`).join(",")}}`
+}
+
+/** Keys that collide under NFC with each other, or NFC to ASCII, and any short string. */
+const key = fc.oneof(
+  fc.constantFrom("é", "e\u0301", "Å", "\u212B", "A\u030A", "K", "\u212A", ";", "\u037E", "a", "__proto__", "\ud800", ""),
+  fc.string({ unit: "binary", maxLength: 4 })
+)
+
+const scalar = fc.oneof(
+  fc.constant(null),
+  fc.boolean(),
+  fc.integer(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.constantFrom("é", "e\u0301", "\u212B", "Å"),
+  fc.string({ unit: "binary", maxLength: 6 })
+)
+
+/** JSON data whose objects have keys distinct after NFC: what an action may carry. */
+const { value: data } = fc.letrec((tie) => ({
+  value: fc.oneof({ depthSize: "small", withCrossShrink: true }, scalar, tie("array"), tie("object")),
+  array: fc.array(tie("value"), { maxLength: 4 }),
+  object: fc.uniqueArray(fc.tuple(key, tie("value")), { maxLength: 4, selector: ([k]) => k.normalize("NFC") })
+    .map((entries) => Object.fromEntries(entries))
+}))
+
+const withPayload = (payload: unknown): Action.Action =>
+  Action.make({ actor: { id: "agent-7", kind: "agent" }, kind: "tool", name: "t", payload })
+
+/** The same data, its keys inserted in reverse order and every string in NFD. */
+const respelled = (value: unknown): unknown => {
+  if (typeof value === "string") return value.normalize("NFD")
+  if (Array.isArray(value)) return value.map(respelled)
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k.normalize("NFD"), respelled(v)]))
+  }
+  return value
+}
+
+describe("Action.hash is injective over the value domain", () => {
+  it.prop("the canonical JSON is the reference encoding", [data], ([payload]) => {
+    const action = withPayload(payload)
+    expect(Action.canonical(action)).toBe(reference(action))
+  })
+
+  it.prop("distinct values hash apart; the same value (after NFC) hashes the same", [data, data], ([a, b]) => {
+    const same = reference(a) === reference(b)
+    expect(Action.hash(withPayload(a)) === Action.hash(withPayload(b))).toBe(same)
+  })
+
+  it.prop("key order and Unicode normalization do not change the hash", [data], ([payload]) => {
+    // NFD can merge two keys that are distinct in NFC: such data is not respelled.
+    const other = respelled(payload)
+    fc.pre(Either.isRight(Action.validate(withPayload(other))))
+    expect(Action.hash(withPayload(other))).toBe(Action.hash(withPayload(payload)))
+  })
+
+  it.prop("a Redacted value never hashes like the plain data it holds", [data], ([payload]) => {
+    const secret = withPayload({ v: Redacted.make(payload) })
+    expect(Action.hash(secret)).not.toBe(Action.hash(withPayload({ v: payload })))
+    // The secret is not written: the digest of its reference encoding stands in for it.
+    expect(Action.canonical(secret)).toContain(`"payload":{"v":{"<redacted>":"${sha256Hex(reference(payload))}"}}`)
+  })
+
+  it.prop("for the actions of today, the same text as the audit's canonical JSON", [Arbitraries.action], ([action]) => {
+    expect(Action.canonical(action)).toBe(canonicalJson(action))
+  })
+})
+
+class Point {
+  constructor(readonly x: number) {}
+}
+
+const cases = (): ReadonlyArray<readonly [string, unknown, string, Action.InvalidActionReason]> => {
+  const sparse: Array<number> = [1, 2, 3]
+  delete sparse[1]
+  const extra = Object.assign([1, 2], { note: "x" })
+  const revocable = Proxy.revocable({}, {})
+  revocable.revoke()
+  const cyclic: Record<string, unknown> = { a: { b: [] } }
+  ;((cyclic["a"] as Record<string, unknown>)["b"] as Array<unknown>).push(cyclic)
+  const deep = JSON.parse(`${"[".repeat(100_000)}${"]".repeat(100_000)}`)
+  let dag: unknown = 0
+  for (let i = 0; i < 64; i++) dag = [dag, dag]
+  return [
+    ["Map", { items: [1, new Map([["a", 1]])] }, "payload.items[1]", "unsupported_type"],
+    ["Set", { s: new Set([1]) }, "payload.s", "unsupported_type"],
+    ["Date", { at: new Date(0) }, "payload.at", "unsupported_type"],
+    ["class instance", { p: new Point(1) }, "payload.p", "unsupported_type"],
+    ["bigint", { n: 1n }, "payload.n", "unsupported_type"],
+    ["function", { f: () => 1 }, "payload.f", "unsupported_type"],
+    ["symbol", { s: Symbol("s") }, "payload.s", "unsupported_type"],
+    ["NaN", { x: { y: Number.NaN } }, "payload.x.y", "non_finite_number"],
+    ["Infinity", [Infinity], "payload[0]", "non_finite_number"],
+    ["-Infinity", { "a b": -Infinity }, `payload["a b"]`, "non_finite_number"],
+    ["undefined in an array", [1, undefined], "payload[1]", "sparse_array"],
+    ["sparse array", sparse, "payload[1]", "sparse_array"],
+    ["array property", extra, "payload.note", "array_property"],
+    ["symbol key", { o: { [Symbol("k")]: 1 } }, "payload.o", "symbol_key"],
+    ["NFC-colliding keys", { to: { "Caf\u00e9": "alice", "Cafe\u0301": "mallory" } }, `payload.to["Café"]`, "duplicate_key"],
+    ["reserved redacted shape", { v: { "<redacted>": "0".repeat(64) } }, `payload.v["<redacted>"]`, "reserved_key"],
+    ["throwing getter", {
+      get boom(): number {
+        throw new Error("no")
+      }
+    }, "payload.boom", "unreadable"],
+    ["revoked Proxy", { p: revocable.proxy }, "payload.p", "unreadable"],
+    ["undefined in a Redacted", { s: Redacted.make(undefined) }, "payload.s", "unsupported_type"],
+    ["Map in a Redacted (the path stops at the secret)", { s: Redacted.make({ inner: new Map() }) }, "payload.s", "unsupported_type"],
+    ["100,000 levels", deep, "payload" + "[0]".repeat(64), "too_deep"],
+    ["cycle", cyclic, "payload.a.b[0]", "cycle"],
+    ["2^64 shared references", dag, "", "too_many_nodes"]
+  ]
+}
+
+describe("Action refuses what is not JSON data", () => {
+  it("with InvalidAction naming the path, from validate, make, canonical, hash and decode — never a throw of its own", () => {
+    for (const [name, payload, path, reason] of cases()) {
+      const action = Action.makeUnvalidated({ actor: { id: "a", kind: "agent" }, kind: "tool", name: "t", payload })
+      const checked = Action.validate(action)
+      assert(Either.isLeft(checked), name)
+      expect([name, checked.left._tag, checked.left.reason]).toEqual([name, "InvalidAction", reason])
+      if (reason !== "too_many_nodes") expect([name, checked.left.path]).toEqual([name, path])
+      for (const call of [() => Action.make(action), () => Action.hash(action), () => Action.canonical(action)]) {
+        expect(call).toThrow(Action.InvalidAction)
+      }
+      const decoded = Schema.decodeUnknownEither(Action.Action)(action)
+      assert(Either.isLeft(decoded), name)
+      expect(decoded.left.message).toContain(reason)
+      if (reason !== "too_many_nodes") expect(decoded.left.message).toContain(`${path}:`)
+    }
+  })
+
+  it("NFC-colliding keys with their values swapped would hash the same: refused in metadata and attributes too", () => {
+    const make = (metadata: Record<string, string>) =>
+      Action.makeUnvalidated({ actor: { id: "a", kind: "agent" }, kind: "tool", name: "t", metadata })
+    const a = make({ "Caf\u00e9": "x", "Cafe\u0301": "y" })
+    const b = make({ "Caf\u00e9": "y", "Cafe\u0301": "x" })
+    for (const action of [a, b]) expect(() => Action.hash(action)).toThrow(/metadata\["Café"\]: .*duplicate_key/)
+    const attributes = Action.makeUnvalidated({
+      actor: { id: "a", kind: "agent", attributes: { "\u212B": "1", "\u00C5": "2" } },
+      kind: "tool",
+      name: "t"
+    })
+    expect(Either.getLeft(Action.validate(attributes)).pipe((e) => e._tag === "Some" && e.value.path)).toBe(
+      `actor.attributes["Å"]`
+    )
+  })
+
+  it("limits are configurable; the default refuses one level past 64, one value past 100,000", () => {
+    let nested: unknown = 0
+    for (let i = 0; i < 64; i++) nested = [nested]
+    expect(Either.isRight(Action.validate(withPayloadUnchecked(nested)))).toBe(true)
+    const tooDeep = Action.validate(withPayloadUnchecked([nested]))
+    expect(Either.isLeft(tooDeep) && [tooDeep.left.reason, tooDeep.left.limit]).toEqual(["too_deep", 64])
+    expect(Either.isRight(Action.validate(withPayloadUnchecked([nested]), { maxDepth: 65 }))).toBe(true)
+    const wide = withPayloadUnchecked(new Array(200).fill(1))
+    const tooMany = Action.validate(wide, { maxNodes: 100 })
+    expect(Either.isLeft(tooMany) && [tooMany.left.reason, tooMany.left.limit]).toEqual(["too_many_nodes", 100])
+    const tooLong = Action.validate(withPayloadUnchecked({ text: "x".repeat(1000) }), { maxStringLength: 500 })
+    expect(Either.isLeft(tooLong) && [tooLong.left.path, tooLong.left.reason]).toEqual(["payload.text", "too_long"])
+  })
+
+  it("an undefined member is an absent one", () => {
+    expect(Action.hash(withPayload({ a: 1, b: undefined }))).toBe(Action.hash(withPayload({ a: 1 })))
+  })
+
+  it.effect("InvalidAction is a typed error that crosses the wire", () =>
+    Effect.gen(function*() {
+      const error = new Action.InvalidAction({ path: "payload.x", reason: "too_deep", limit: 64 })
+      const encoded = yield* Schema.encode(Action.InvalidAction)(error)
+      expect(encoded).toEqual({ _tag: "InvalidAction", path: "payload.x", reason: "too_deep", limit: 64 })
+      expect(error.message).toBe("payload.x: nested deeper than 64 levels (too_deep)")
+    }))
+})
+
+const withPayloadUnchecked = (payload: unknown): Action.Action =>
+  Action.makeUnvalidated({ actor: { id: "agent-7", kind: "agent" }, kind: "tool", name: "t", payload })

@@ -53,6 +53,8 @@ const payment = (
     requestId: "req-1"
   })
 
+const valid3 = { actor: { id: "agent-7", kind: "agent" as const, tenant: "acme" }, kind: "tool", name: "payments.transfer" }
+
 const amountOf = (action: Action.Action) => (action.payload as Payment | undefined)?.amount ?? 0
 
 /** Payments over 1,000 need `quorum` finance approvers; the shell tool is denied. */
@@ -188,6 +190,74 @@ describe("enforce", () => {
           : Decision.notApplicable),
       paymentsPolicy()
     ])))))
+
+  it.effect("refuses a hand-built action outside the value domain with InvalidAction: no decision, no approval", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const store = yield* ApprovalStore.ApprovalStore
+      const sink = yield* AuditSink.AuditSink
+      const { runs, work } = yield* counter
+      const valid = payment(big)
+      // Bypassing Action.make: a Map (hashes like any other Map), a cycle, 100,000 levels.
+      const cyclic: Record<string, unknown> = { amount: 5000 }
+      cyclic["self"] = cyclic
+      let deep: unknown = 5000
+      for (let i = 0; i < 100_000; i++) deep = { amount: deep }
+      const bad: ReadonlyArray<readonly [Action.Action, string, Action.InvalidActionReason]> = [
+        [{ ...valid, payload: { ...big, to: new Map([["iban", "DE89"]]) } }, "payload.to", "unsupported_type"],
+        [{ ...valid, payload: cyclic }, "payload.self", "cycle"],
+        [{ ...valid, payload: deep }, "payload" + ".amount".repeat(64), "too_deep"]
+      ]
+      for (const [action, path, reason] of bad) {
+        for (
+          const attempt of [
+            governance.submit(action) as Effect.Effect<unknown, unknown>,
+            governance.evaluate(action),
+            governance.enforce(action, work),
+            governance.resume("apr-1", action, work),
+            governance.run({ _tag: "Decided", record: { decision: Decision.allow() } as never, action }, work)
+          ]
+        ) {
+          const error = yield* Effect.flip(attempt)
+          assert(error instanceof Action.InvalidAction)
+          expect([error.path, error.reason]).toEqual([path, reason])
+        }
+      }
+      expect(yield* store.list({})).toEqual([])
+      expect(yield* sink.read()).toEqual([])
+      expect(yield* Ref.get(runs)).toEqual([])
+    }).pipe(Effect.provide(testLayer(paymentsPolicy()))))
+
+  it.effect("a transform's replacement is checked too; actionLimits raises or lowers the limits", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const nested = payment({ amount: 10, currency: "EUR", to: "DE89" }, { name: "payments.raw" })
+      const error = yield* Effect.flip(governance.submit(nested))
+      assert(error instanceof Action.InvalidAction)
+      expect([error.path, error.reason]).toEqual(["payload.amount", "non_finite_number"])
+      // Depth 3 is the limit: { a: { b: {} } } passes, one more level does not.
+      const ok = yield* governance.evaluate(Action.makeUnvalidated({ ...valid3, payload: { a: { b: {} } } }))
+      expect(ok.decision._tag).toBe("Allow")
+      const deeper = yield* Effect.flip(governance.evaluate(Action.makeUnvalidated({ ...valid3, payload: { a: { b: { c: {} } } } })))
+      expect(deeper._tag === "InvalidAction" && [deeper.path, deeper.reason, deeper.limit]).toEqual([
+        "payload.a.b.c",
+        "too_deep",
+        3
+      ])
+      const invalidLimits = yield* Effect.flip(Effect.scoped(Layer.build(testLayer(paymentsPolicy(), { actionLimits: { maxNodes: 0 } }))))
+      expect(String(invalidLimits)).toContain("actionLimits.maxNodes")
+    }).pipe(Effect.provide(testLayer(
+      Policy.firstApplicable([
+        Policy.make("rename", (a) =>
+          a.name === "payments.raw"
+            ? Decision.transform({ code: "tool.renamed", message: "use the governed tool" }, {
+              action: { ...a, name: "payments.transfer", payload: { amount: Number.NaN } }
+            })
+            : Decision.notApplicable),
+        paymentsPolicy()
+      ]),
+      { actionLimits: { maxDepth: 3 } }
+    ))))
 
   it.effect("stops following transforms after maxTransforms", () =>
     Effect.gen(function*() {

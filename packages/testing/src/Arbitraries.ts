@@ -39,7 +39,9 @@ export const principal: fc.Arbitrary<Action.Principal> = fc.record({
   kind: fc.constantFrom("human" as const, "agent" as const, "service" as const),
   roles: fc.uniqueArray(fc.constantFrom("operator", "admin", "approver", "auditor"), { maxLength: 3 }),
   tenant: fc.constantFrom("acme", "globex"),
-  attributes: fc.dictionary(word, word, { maxKeys: 2 })
+  // Keys distinct after NFC: "é" and "e\u0301" as two keys is not an action.
+  attributes: fc.uniqueArray(fc.tuple(word, word), { maxLength: 2, selector: ([key]) => key.normalize("NFC") })
+    .map((entries) => Object.fromEntries(entries))
 }, { requiredKeys: ["id", "kind", "roles", "attributes"] })
 
 const jsonPayload: fc.Arbitrary<unknown> = fc.jsonValue({ maxDepth: 3 }).map((v) =>

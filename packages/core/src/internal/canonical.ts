@@ -14,30 +14,32 @@ import * as Redacted from "effect/Redacted"
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
 /** ASCII text is already in NFC: only other text needs normalizing. */
-const ascii = /^[^\u0080-\uffff]*$/
+export const ascii = /^[^\u0080-\uffff]*$/
 
 /** Printable ASCII but `"` and `\\`: quoted as it is. */
 const plain = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
 
-const quote = (text: string): string =>
+export const quote = (text: string): string =>
   plain.test(text) ? `"${text}"` : JSON.stringify(ascii.test(text) ? text : text.normalize("NFC"))
 
 /**
  * Quoted object keys, by key: the keys of audited data are few (field
- * names) and met on every event. Only ASCII keys are kept (they need no
+ * names) and met on every event. Only short ASCII keys are kept (they need no
  * normalizing, so that ASCII keys alone sort by code unit), up to a bound
  * so that data with ever-new keys cannot grow it without limit.
  */
 const quotedKeys = new Map<string, string>()
 const quotedKeysLimit = 4096
+/** Longer keys are not kept: an action's payload could otherwise fill the cache with large ones. */
+const quotedKeyLength = 128
 
 /** The quoted form of an ASCII key, or `undefined` for a key with other characters. */
-const quoteKey = (key: string): string | undefined => {
+export const quoteKey = (key: string): string | undefined => {
   const cached = quotedKeys.get(key)
   if (cached !== undefined) return cached
   if (!ascii.test(key)) return undefined
   const quoted = quote(key)
-  if (quotedKeys.size < quotedKeysLimit) quotedKeys.set(key, quoted)
+  if (quotedKeys.size < quotedKeysLimit && key.length <= quotedKeyLength) quotedKeys.set(key, quoted)
   return quoted
 }
 
