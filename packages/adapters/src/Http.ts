@@ -70,13 +70,14 @@ export class Authenticator extends Context.Tag("@gavel/adapters/Http/Authenticat
 
 /**
  * An {@link Authenticator} verifying JWTs with {@link Jwt.make}. Refuses to
- * start (`InvalidToken`, `keys_unavailable`) on an unusable key
- * configuration.
+ * start (`Jwt.InvalidOptions`, naming the option) on a configuration that
+ * cannot be used safely: a missing, empty or too short secret, a JWKS URL
+ * that is not one, no accepted algorithm.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerJwt = (options: Jwt.Options): Layer.Layer<Authenticator, Jwt.InvalidToken> =>
+export const layerJwt = (options: Jwt.Options): Layer.Layer<Authenticator, Jwt.InvalidOptions> =>
   Layer.effect(
     Authenticator,
     Effect.map(Jwt.make(options), (verifier) =>

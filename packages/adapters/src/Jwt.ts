@@ -13,6 +13,7 @@ import type { Action } from "@gavel/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as jose from "jose"
@@ -79,6 +80,36 @@ export class InvalidToken extends Schema.TaggedError<InvalidToken>()("InvalidTok
 }
 
 /**
+ * A verifier configuration that cannot be used safely: no secret, an empty
+ * one or one shorter than its algorithms require (RFC 7518 §3.2: at least
+ * the hash's size, 32 bytes for HS256), no accepted algorithm, a JWKS URL
+ * that is not a URL, an empty issuer or audience, a clock tolerance that is
+ * not a duration. `option` names the offending option; the message never
+ * contains the secret.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidOptions extends Schema.TaggedError<InvalidOptions>()("InvalidOptions", {
+  option: Schema.String,
+  problem: Schema.String
+}) {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `Invalid JWT verifier configuration: ${this.option} ${this.problem}`
+  }
+}
+
+/**
+ * The shortest secret, in bytes, each HMAC algorithm accepts (RFC 7518
+ * §3.2: a key at least as long as the hash output).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const minimumSecretBytes: Readonly<Record<string, number>> = { HS256: 32, HS384: 48, HS512: 64 }
+
+/**
  * A configured verifier.
  *
  * @since 0.1.0
@@ -129,10 +160,74 @@ const fromJose = (remote: boolean) => (error: unknown): InvalidToken => {
 const strings = (value: unknown): ReadonlyArray<string> | undefined =>
   Array.isArray(value) && value.every((v) => typeof v === "string") ? value : undefined
 
+/** Checks what can be checked before the first token: every unusable option refuses to start. */
+const checkOptions = (options: Options): Effect.Effect<{
+  readonly key: Uint8Array | ReturnType<typeof jose.createRemoteJWKSet>
+  readonly algorithms: Array<string>
+  readonly tolerance: number
+}, InvalidOptions> =>
+  Effect.gen(function*() {
+    const refuse = (option: string, problem: string) => new InvalidOptions({ option, problem })
+    if (typeof options.issuer !== "string" || options.issuer.trim() === "") {
+      return yield* refuse("issuer", "must be a non-empty string")
+    }
+    const audiences = typeof options.audience === "string" ? [options.audience] : options.audience
+    if (!Array.isArray(audiences) || audiences.length === 0 || audiences.some((a) => typeof a !== "string" || a.trim() === "")) {
+      return yield* refuse("audience", "must be a non-empty string or a non-empty list of them")
+    }
+    const tolerance = Duration.decodeUnknown(options.clockTolerance ?? "30 seconds")
+    if (Option.isNone(tolerance) || !Duration.isFinite(tolerance.value)) {
+      return yield* refuse("clockTolerance", "must be a finite duration")
+    }
+    // An unsigned token is never accepted, whatever the configuration says.
+    const accepted = (given: ReadonlyArray<string> | undefined, fallback: ReadonlyArray<string>) =>
+      [...(given ?? fallback)].filter((alg) => typeof alg === "string" && alg.toLowerCase() !== "none")
+    if (options.key?._tag === "Secret") {
+      const secret = Redacted.isRedacted(options.key.secret) ? Redacted.value(options.key.secret) : undefined
+      if (typeof secret !== "string") return yield* refuse("key.secret", "is missing (a Redacted string is required)")
+      if (secret.length === 0) return yield* refuse("key.secret", "is empty")
+      const algorithms = accepted(options.algorithms, ["HS256"])
+      if (algorithms.length === 0) return yield* refuse("algorithms", "accepts no algorithm")
+      const other = algorithms.find((alg) => minimumSecretBytes[alg] === undefined)
+      if (other !== undefined) {
+        return yield* refuse("algorithms", `lists ${other}, which a shared secret cannot verify (use a JWKS)`)
+      }
+      const key = new TextEncoder().encode(secret)
+      const needed = Math.max(...algorithms.map((alg) => minimumSecretBytes[alg]!))
+      if (key.length < needed) {
+        return yield* refuse(
+          "key.secret",
+          `is ${key.length} bytes; ${algorithms.join(", ")} needs at least ${needed} (RFC 7518 §3.2)`
+        )
+      }
+      return { key, algorithms, tolerance: Math.floor(Duration.toSeconds(tolerance.value)) }
+    }
+    if (options.key?._tag === "Jwks") {
+      const jwks = options.key.url
+      const url = yield* Effect.try({
+        try: () => new URL(jwks),
+        catch: () => refuse("key.url", "is not a URL")
+      })
+      const algorithms = accepted(options.algorithms, ["RS256", "PS256", "ES256", "EdDSA"])
+      if (algorithms.length === 0) return yield* refuse("algorithms", "accepts no algorithm")
+      const symmetric = algorithms.find((alg) => minimumSecretBytes[alg] !== undefined)
+      if (symmetric !== undefined) {
+        return yield* refuse("algorithms", `lists ${symmetric}, a shared-secret algorithm, for a JWKS`)
+      }
+      return {
+        key: jose.createRemoteJWKSet(url),
+        algorithms,
+        tolerance: Math.floor(Duration.toSeconds(tolerance.value))
+      }
+    }
+    return yield* refuse("key", "must be { _tag: \"Secret\", secret } or { _tag: \"Jwks\", url }")
+  })
+
 /**
- * Builds a verifier. Fails with `InvalidToken` (`keys_unavailable`) only
- * for an unusable configuration: an empty secret or a JWKS URL that is not a
- * URL.
+ * Builds a verifier. Refuses to start with {@link InvalidOptions} on a
+ * configuration that cannot be used safely: a missing or empty secret, one
+ * shorter than its algorithms require (32 bytes for HS256), a JWKS URL that
+ * is not a URL, no accepted algorithm, an empty issuer or audience.
  *
  * @example
  * ```ts
@@ -150,7 +245,7 @@ const strings = (value: unknown): ReadonlyArray<string> | undefined =>
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Effect.Effect<Verifier, InvalidToken> =>
+export const make = (options: Options): Effect.Effect<Verifier, InvalidOptions> =>
   Effect.gen(function*() {
     const claims = {
       subject: options.claims?.subject ?? "sub",
@@ -158,25 +253,7 @@ export const make = (options: Options): Effect.Effect<Verifier, InvalidToken> =>
       tenant: options.claims?.tenant ?? "tenant",
       kind: options.claims?.kind ?? "kind"
     }
-    const tolerance = Math.floor(Duration.toSeconds(Duration.decode(options.clockTolerance ?? "30 seconds")))
-    let key: Uint8Array | ReturnType<typeof jose.createRemoteJWKSet>
-    let algorithms: Array<string>
-    if (options.key._tag === "Secret") {
-      const secret = Redacted.value(options.key.secret)
-      if (secret.length === 0) return yield* invalid("keys_unavailable", "the HS256 secret is empty")
-      key = new TextEncoder().encode(secret)
-      algorithms = [...(options.algorithms ?? ["HS256"])]
-    } else {
-      const jwks = options.key.url
-      const url = yield* Effect.try({
-        try: () => new URL(jwks),
-        catch: () => invalid("keys_unavailable", "the JWKS URL is not a URL")
-      })
-      key = jose.createRemoteJWKSet(url)
-      algorithms = [...(options.algorithms ?? ["RS256", "PS256", "ES256", "EdDSA"])]
-    }
-    // An unsigned token is never accepted, whatever the configuration says.
-    algorithms = algorithms.filter((alg) => alg.toLowerCase() !== "none")
+    const { algorithms, key, tolerance } = yield* checkOptions(options)
 
     const toPrincipal = (payload: jose.JWTPayload): Effect.Effect<Action.Principal, InvalidToken> => {
       const id = payload[claims.subject]
