@@ -588,7 +588,31 @@ const vote = (verdict: Approval.Verdict) => (options: VoteOptions) =>
     yield* Console.log(
       options.json ? json(yield* Approval.encode(next)) : statusOf(next, yield* nowMillis)
     )
+    // Earlier votes this vote stopped counting: never silently (on stderr with --json, which stays JSON).
+    const notices = uncounted(current, next, directory)
+    if (notices.length > 0) yield* (options.json ? Console.error : Console.log)(notices.join("\n"))
   }))
+
+/**
+ * The earlier votes that counted before this vote and no longer do, each
+ * with why, as the directory the CLI votes with sees it.
+ */
+const uncounted = (
+  before: Approval.ApprovalRequest,
+  after: Approval.ApprovalRequest,
+  directory: ReadonlyMap<string, Identity.ResolvedPrincipal>
+): ReadonlyArray<string> =>
+  after.votes.flatMap((vote) => {
+    const earlier = before.votes.find((v) => v.approver === vote.approver && v.at.getTime() === vote.at.getTime())
+    if (earlier === undefined || !earlier.counted || vote.counted) return []
+    const known = directory.get(vote.approver)
+    const why = known === undefined
+      ? "not in the principals directory"
+      : known.status !== "active"
+      ? `${known.status} in the principals directory`
+      : "no longer eligible (roles, tenant or another vote by the same person)"
+    return [`${vote.approver}'s vote no longer counts: ${why}`]
+  })
 
 const approve = Command.make("approve", voteOptions, vote("approve")).pipe(
   Command.withDescription("Vote for an approval (or acknowledge an acknowledgment) and print its status")

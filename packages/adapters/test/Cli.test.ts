@@ -277,6 +277,39 @@ describe("gavel approvals list / show", () => {
 })
 
 describe("gavel approvals approve / reject", () => {
+  it("says so when an earlier vote stops counting because its voter left the principals directory", async () => {
+    const { dir, db, principalsFile } = setup()
+    const [id] = await submit(db, [payment({ quorum: 3 })])
+    const first = await inProcess(["approvals", "approve", "--db", db, "--as", "bob", id!], {
+      GAVEL_PRINCIPALS: principalsFile
+    })
+    expect(first).toMatchObject({ code: 0, stdout: "pending (1/3 approvals)\n" })
+    const withoutBob = path.join(dir, "without-bob.json")
+    fs.writeFileSync(withoutBob, JSON.stringify(principals.filter((p) => p.id !== "bob")))
+    const second = await inProcess(["approvals", "approve", "--db", db, "--as", "alice", id!], {
+      GAVEL_PRINCIPALS: withoutBob
+    })
+    expect(second).toMatchObject({
+      code: 0,
+      stdout: "pending (1/3 approvals)\nbob's vote no longer counts: not in the principals directory\n",
+      stderr: ""
+    })
+    // With --json, stdout stays one JSON document and the notice goes to stderr; bob's is not said again.
+    const onlyCarol = path.join(dir, "only-carol.json")
+    fs.writeFileSync(onlyCarol, JSON.stringify(principals.filter((p) => p.id === "carol")))
+    const third = await inProcess(["approvals", "approve", "--db", db, "--as", "carol", "--json", id!], {
+      GAVEL_PRINCIPALS: onlyCarol
+    })
+    expect(third.code).toBe(0)
+    expect(JSON.parse(third.stdout)).toMatchObject({ status: "pending" })
+    expect(third.stderr).toBe("alice's vote no longer counts: not in the principals directory\n")
+    expect((await readApproval(db, id!)).votes.map((v) => [v.approver, v.counted])).toEqual([
+      ["bob", false],
+      ["alice", false],
+      ["carol", true]
+    ])
+  }, TIMEOUT)
+
   it("counts two different approvers toward a quorum of 2 and audits each vote", async () => {
     const { db, principalsFile } = setup()
     const [id] = await submit(db, [payment({ quorum: 2 })])
