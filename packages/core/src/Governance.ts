@@ -1154,7 +1154,11 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
       ) {
         return yield* new Approval.SelfApprovalForbidden({ approvalId, principalId: voter.id })
       }
-      if (earlier.some((e) => e.id === voter.id)) {
+      // A second vote of one person under another spelling; on an approval
+      // that can no longer be voted on, the store's answer (AlreadyResolved,
+      // ApprovalExpired) comes first, as for any vote.
+      const open = request.status === "pending" && !Approval.isDue(request, (yield* now).getTime())
+      if (open && earlier.some((e) => e.id === voter.id)) {
         return yield* new Approval.DuplicateVote({ approvalId, principalId: voter.id })
       }
       const verdictOfVoter = yield* eligibility(voter, request)

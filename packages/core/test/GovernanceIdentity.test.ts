@@ -199,6 +199,17 @@ describe("one person is one voter", () => {
       expect(approved.votes.map((v) => v.approver)).toEqual(["alice", "bob"])
     }).pipe(Effect.provide(runtime(aliasTable))))
 
+  it.effect("a resolved approval answers AlreadyResolved to its voters, under any spelling, as before", () =>
+    Effect.gen(function*() {
+      const { approvalId, governance } = yield* pending("agent-7")
+      yield* governance.approve(approvalId, human("alice"))
+      yield* governance.approve(approvalId, human("bob"))
+      for (const again of ["alice", "ALICE"]) {
+        const error = yield* Effect.flip(governance.approve(approvalId, human(again)))
+        expect(error._tag, again).toBe("AlreadyResolved")
+      }
+    }).pipe(Effect.provide(runtime(caseFold))))
+
   it.effect("a vote an older runtime recorded under a presented spelling still counts for that person only", () =>
     Effect.gen(function*() {
       const { approvalId, governance } = yield* pending("agent-7")
