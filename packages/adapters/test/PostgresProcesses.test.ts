@@ -245,6 +245,15 @@ describe.skipIf(databaseUrl === undefined)("Postgres across processes", () => {
     expect(Object.values(reply.results as Record<string, string>)).toEqual(["ok", "ok", "ok", "ok", "ok"])
     // The other fifteen expire through the survivors' sweepers (200 ms).
     await waitUntil("the rest to expire", async () => (await pendingIds(schema)).length === 0, 30_000)
+    // A sweeper appends `approval.expired` after its expiry commits (a separate
+    // write: issue 28): wait for every resolution to be on the trail before
+    // reading it, or a loaded machine reads it in between.
+    const isResolution = (e: Audit.AuditEvent) => e.type === "approval.resolved" || e.type === "approval.expired"
+    await waitUntil(
+      "every resolution audited",
+      async () => (await run(schema, Effect.flatMap(AuditSink.AuditSink, (s) => s.read()))).filter(isResolution).length >= 20,
+      30_000
+    )
 
     const [approvals, trail] = await run(schema, Effect.gen(function*() {
       return [
@@ -259,7 +268,7 @@ describe.skipIf(databaseUrl === undefined)("Postgres across processes", () => {
     expect(events(victim, "ran").filter((e) => e.key.startsWith("doomed-"))).toEqual([])
     expect(Audit.verify(trail)._tag).toBe("Intact")
     // One resolution each, by whichever process got there: never two.
-    const resolutions = trail.filter((e) => e.type === "approval.resolved" || e.type === "approval.expired")
+    const resolutions = trail.filter(isResolution)
     expect(resolutions.map((e) => e.approvalId).sort()).toEqual(approvals.map((a) => a.id).sort())
     expect(trail.filter((e) => e.type === "approval.consumed" || e.type.startsWith("execution."))).toEqual([])
     await close()
