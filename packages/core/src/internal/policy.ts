@@ -1126,15 +1126,31 @@ export const indexedByName = (
   id: string | undefined
 ): Node => {
   const full = combine(children, id)
-  const groups = new Map<string, Node>()
-  for (const of of names) {
-    for (const name of of ?? []) {
-      if (!groups.has(name)) {
-        groups.set(name, combine(children.filter((_, i) => names[i] === undefined || names[i]!.includes(name)), id))
-      }
+  // One pass collects each name's own children; each group is then its own
+  // children merged, in declaration order, with the unscoped ones.
+  const unscoped: Array<number> = []
+  const own = new Map<string, Array<number>>()
+  names.forEach((of, i) => {
+    if (of === undefined) return void unscoped.push(i)
+    for (const name of new Set(of)) {
+      const group = own.get(name)
+      if (group === undefined) own.set(name, [i])
+      else group.push(i)
     }
+  })
+  const merged = (mine: ReadonlyArray<number>): Array<Node> => {
+    const out: Array<Node> = []
+    let a = 0
+    let b = 0
+    while (a < mine.length || b < unscoped.length) {
+      const next = b >= unscoped.length || (a < mine.length && mine[a]! < unscoped[b]!) ? mine[a++]! : unscoped[b++]!
+      out.push(children[next]!)
+    }
+    return out
   }
-  const rest = combine(children.filter((_, i) => names[i] === undefined), id)
+  const groups = new Map<string, Node>()
+  for (const [name, mine] of own) groups.set(name, combine(merged(mine), id))
+  const rest = combine(unscoped.map((i) => children[i]!), id)
   const pick = (ctx: Context): Node => groups.get(ctx.action.name) ?? rest
   return makeNode({
     id: full.id,
