@@ -73,19 +73,24 @@ const policy = Policy.firstApplicable([
       : Decision.allow())
 ])
 
+/** The SDK's in-memory exporter forgets its spans when the layer shuts it down: an exporter that keeps them. */
+const keptSpans = () => {
+  const finished: Array<ReadableSpan> = []
+  const exporter = new (class extends InMemorySpanExporter {
+    override export(spans: Array<ReadableSpan>, done: (result: ExportResult) => void): void {
+      finished.push(...spans)
+      super.export(spans, done)
+    }
+  })()
+  return { exporter, finished }
+}
+
 const run = (redaction: Redaction.Options) =>
   Effect.gen(function*() {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gavel-canary-"))
     const file = path.join(dir, "audit.jsonl")
     const logs: Array<string> = []
-    // The SDK's in-memory exporter forgets its spans when the layer shuts it down: keep them.
-    const finished: Array<ReadableSpan> = []
-    const exporter = new (class extends InMemorySpanExporter {
-      override export(spans: Array<ReadableSpan>, done: (result: ExportResult) => void): void {
-        finished.push(...spans)
-        super.export(spans, done)
-      }
-    })()
+    const { exporter, finished } = keptSpans()
     const returned: Array<unknown> = []
 
     const program = Effect.gen(function*() {
@@ -222,13 +227,7 @@ describe("a policy that throws", () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gavel-canary-"))
       const file = path.join(dir, "audit.jsonl")
       const logs: Array<string> = []
-      const finished: Array<ReadableSpan> = []
-      const exporter = new (class extends InMemorySpanExporter {
-        override export(spans: Array<ReadableSpan>, done: (result: ExportResult) => void): void {
-          finished.push(...spans)
-          super.export(spans, done)
-        }
-      })()
+      const { exporter, finished } = keptSpans()
       const throwing = Policy.make("payments.limits", (a) => {
         throw new TypeError(`limit lookup failed for ${JSON.stringify(a.metadata)} ${CANARY}-thrown`)
       })

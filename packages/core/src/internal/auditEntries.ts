@@ -197,6 +197,16 @@ export const encodeRecord = encoder(DecisionRecord.DecisionRecord)
 export const encodeApproval = encoder(Approval.ApprovalRequest)
 const encodeOverride = encoder(Override.Override)
 
+/** What an event about a decision (and no approval) says of it: its ids, actor and trace. */
+const aboutDecision = (record: DecisionRecord.DecisionRecord) => ({
+  decisionId: record.decisionId,
+  approvalId: null,
+  requestId: record.requestId,
+  correlationId: record.correlationId,
+  actor: record.inputs.actor.id,
+  trace: record.trace
+})
+
 /** A decision was made: the (already redacted) record, and the masked payload when included. */
 export const evaluated = (
   record: DecisionRecord.DecisionRecord,
@@ -204,12 +214,7 @@ export const evaluated = (
 ): Audit.Entry => ({
   type: "decision.evaluated",
   at: record.evaluatedAt,
-  decisionId: record.decisionId,
-  approvalId: null,
-  requestId: record.requestId,
-  correlationId: record.correlationId,
-  actor: record.inputs.actor.id,
-  trace: record.trace,
+  ...aboutDecision(record),
   data: payload === undefined ? { record: encodeRecord(record) } : { record: encodeRecord(record), payload }
 })
 
@@ -267,12 +272,7 @@ export const refused = (
 ): Audit.Entry => ({
   type: "approval.refused",
   at,
-  decisionId: record.decisionId,
-  approvalId: null,
-  requestId: record.requestId,
-  correlationId: record.correlationId,
-  actor: record.inputs.actor.id,
-  trace: record.trace,
+  ...aboutDecision(record),
   data: { reason: "too_many_pending", scope: error.scope, key: error.key, limit: error.limit }
 })
 
