@@ -34,7 +34,10 @@ declare global {
   const IdentityLive: Layer.Layer<Identity.Identity>
 
   /** `Governance.layer({ policySet })` with its store, audit sink and identity provided (docs/approvals.md "Wiring"). */
-  const GovernanceLive: Layer.Layer<Governance.Governance, ConfigError.ConfigError | Redaction.InvalidRedaction>
+  const GovernanceLive: Layer.Layer<
+    Governance.Governance,
+    ConfigError.ConfigError | Governance.InvalidOption | Redaction.InvalidRedaction
+  >
 
   /** The runtime, as `yield* Governance.Governance` gives it. */
   const governance: Governance.Service

@@ -675,7 +675,7 @@ const rulesFile = Args.text({ name: "FILE" }).pipe(
 
 /** What `rules explain --action` reads: an action, with roles, attributes and metadata optional. */
 const ActionFile = Schema.parseJson(Schema.Struct({
-  ...Action.Action.fields,
+  ...Action.Action.from.fields,
   actor: Schema.Struct({
     ...Action.Principal.fields,
     roles: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
@@ -702,7 +702,9 @@ const loadAction = (path: string): Effect.Effect<Action.Action, CliError, FileSy
     )
     const decoded = decodeActionFile(text)
     if (decoded._tag === "Left") return yield* configError(`action file "${path}": ${firstProblem(decoded.left)}`)
-    return Action.make(decoded.right)
+    const checked = Action.validate(Action.makeUnvalidated(decoded.right))
+    if (checked._tag === "Left") return yield* configError(`action file "${path}": ${checked.left.message}`)
+    return checked.right
   })
 
 const encodeProblems = Schema.encode(Schema.Struct({ valid: Schema.Literal(false), problems: Schema.Array(Rules.Problem) }))

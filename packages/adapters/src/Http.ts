@@ -241,14 +241,24 @@ const outcomeOf = (cause: Cause.Cause<unknown>): string =>
  */
 export const enforcement = <E, R>(
   options: EnforcementOptions<E, R>
-): Effect.Effect<Enforcement<E, R>, never, Governance.Governance | Authenticator | Scope.Scope> =>
+): Effect.Effect<
+  Enforcement<E, R>,
+  Governance.InvalidOption,
+  Governance.Governance | Authenticator | Scope.Scope
+> =>
   Effect.gen(function*() {
     const governance = yield* Governance.Governance
     const authenticator = yield* Authenticator
     const parked = yield* FiberSet.make()
     const statusUrl = options.statusUrl ?? ((id: string) => `/approvals/${encodeURIComponent(id)}`)
-    const wait = Duration.decode(options.tooManyPendingRetryAfter ?? "60 seconds")
-    const retryAfter = String(Duration.isFinite(wait) ? Math.max(1, Math.ceil(Duration.toSeconds(wait))) : 60)
+    const wait = Duration.decodeUnknown(options.tooManyPendingRetryAfter ?? "60 seconds")
+    if (Option.isNone(wait) || !Duration.isFinite(wait.value) || Duration.toMillis(wait.value) <= 0) {
+      return yield* new Governance.InvalidOption({
+        option: "tooManyPendingRetryAfter",
+        problem: `must be a positive, finite duration, not ${String(options.tooManyPendingRetryAfter)}`
+      })
+    }
+    const retryAfter = String(Math.max(1, Math.ceil(Duration.toSeconds(wait.value))))
     const refusal = refusalWith(retryAfter)
 
     return <E2, R2>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E2, R2>) =>

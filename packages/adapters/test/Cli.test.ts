@@ -707,6 +707,18 @@ rules:
     expect(badAction.code).toBe(Cli.ExitCode.Unavailable)
     expect(errorLine(badAction)).toMatch(/^gavel: action file ".*bad\.json": actor\.kind: /)
 
+    // Well typed, but no action gavel can govern (two keys equal after NFC): refused on one line, never exit 70.
+    const colliding = path.join(path.dirname(f.badAction), "colliding.json")
+    fs.writeFileSync(colliding, JSON.stringify({
+      actor: { id: "agent-7", kind: "agent" },
+      kind: "tool",
+      name: "payments.transfer",
+      metadata: { "caf\u00e9": "a", "cafe\u0301": "b" }
+    }))
+    const collision = await inProcess(["rules", "explain", "--action", colliding, f.valid])
+    expect(collision.code).toBe(Cli.ExitCode.Unavailable)
+    expect(errorLine(collision)).toMatch(/^gavel: action file ".*colliding\.json": metadata\["café"\]: .*duplicate_key/)
+
     const invalid = await inProcess(["rules", "explain", "--action", f.payment, f.invalid])
     expect(invalid.code).toBe(Cli.ExitCode.InvalidRules)
     expect(invalid.stdout.trimEnd().split("\n")).toHaveLength(4)

@@ -7,6 +7,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -439,6 +440,33 @@ describe("Http.enforcement", () => {
       })
       expect([unknown.status, unknown.body._tag]).toEqual([404, "DecisionNotFound"])
     }))
+})
+
+describe("Http.enforcement options", () => {
+  it.scoped("a tooManyPendingRetryAfter that is not a positive, finite duration refuses to start, naming it", () =>
+    Effect.gen(function*() {
+      for (const bad of ["soon", "0 seconds", "-5 seconds", Duration.infinity] as const) {
+        const error = yield* Effect.flip(
+          Http.enforcement({
+            tooManyPendingRetryAfter: bad as Duration.DurationInput,
+            action: () => Effect.succeed({ kind: "tool", name: "x" })
+          })
+        )
+        expect(error._tag).toBe("InvalidOption")
+        expect(error.option).toBe("tooManyPendingRetryAfter")
+      }
+    }).pipe(Effect.provide(
+      Layer.mergeAll(
+        Http.layerJwt({ key: { _tag: "Secret", secret: Redacted.make(secret) }, issuer, audience }),
+        Governance.layer({
+          policySet: PolicySet.unsafeMake({ id: "tools", version: "1", policy }),
+          sweepInterval: "1 hour"
+        }).pipe(
+          Layer.provide(Layer.mergeAll(ApprovalStore.layerMemory, AuditSink.layerMemory)),
+          Layer.provide(Fakes.layer({ identity: { principals } }))
+        )
+      )
+    )))
 })
 
 describe("Http approvals API", () => {

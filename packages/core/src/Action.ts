@@ -143,10 +143,10 @@ const toError = (problem: internal.Problem): InvalidAction =>
  * A schema filter that refuses what {@link validate} refuses, for one part of
  * an action, with the path in its message.
  */
-const domain = <S extends Schema.Schema.Any>(self: S, root: string): Schema.filter<S> =>
+const domain = <S extends Schema.Schema.Any>(self: S, root: string, depth = 1): Schema.filter<S> =>
   self.pipe(Schema.filter((value) => {
     if (value === undefined) return true
-    const problem = internal.check(value, internal.defaultLimits, root, 1)
+    const problem = internal.check(value, internal.defaultLimits, root, depth)
     return problem === undefined || `${toError(problem).message}`
   }))
 
@@ -234,6 +234,20 @@ export const TraceContext = Schema.Struct({
  */
 export interface TraceContext extends Schema.Schema.Type<typeof TraceContext> {}
 
+const ActionFields = Schema.Struct({
+  actor: Principal,
+  kind: Schema.NonEmptyTrimmedString,
+  name: Schema.NonEmptyTrimmedString,
+  resource: Schema.optional(Resource),
+  // Exact: not a union with `undefined`, whose failure would print the
+  // refused payload (deep enough, and printing it overflows the stack).
+  payload: Schema.optionalWith(Schema.Unknown, { exact: true }),
+  metadata: Schema.Record({ key: Schema.String, value: Schema.String }),
+  requestId: Schema.optional(Schema.String),
+  correlationId: Schema.optional(Schema.String),
+  trace: Schema.optional(TraceContext)
+})
+
 /**
  * An action to govern.
  *
@@ -243,26 +257,17 @@ export interface TraceContext extends Schema.Schema.Type<typeof TraceContext> {}
  *   copied into a decision record. JSON data (and `Redacted` values of JSON
  *   data) within the {@link Limits}: see {@link validate}.
  *
- * Decoding (`Schema.decodeUnknown(Action.Action)`) refuses what
- * {@link validate} refuses under the default limits, with the path in the
- * message.
+ * Decoding (`Schema.decodeUnknown(Action.Action)`) checks the types of the
+ * fields, then refuses what {@link validate} refuses under the default
+ * limits — the whole action counted, as `validate` counts it — with the
+ * path in the message. Its fields are `Action.Action.from.fields`.
  *
  * @since 0.1.0
  * @category models
  */
-export const Action = Schema.Struct({
-  actor: Principal,
-  kind: Schema.NonEmptyTrimmedString,
-  name: Schema.NonEmptyTrimmedString,
-  resource: Schema.optional(Resource),
-  // Exact: not a union with `undefined`, whose failure would print the
-  // refused payload (deep enough, and printing it overflows the stack).
-  payload: Schema.optionalWith(Payload, { exact: true }),
-  metadata: StringRecord("metadata"),
-  requestId: Schema.optional(Schema.String),
-  correlationId: Schema.optional(Schema.String),
-  trace: Schema.optional(TraceContext)
-}).annotations({ identifier: "Action" })
+export const Action: Schema.filter<typeof ActionFields> = domain(ActionFields, "", 0).annotations({
+  identifier: "Action"
+})
 
 /**
  * @since 0.1.0

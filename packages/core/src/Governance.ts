@@ -8,11 +8,11 @@
 import * as Arr from "effect/Array"
 import type * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import type * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -30,6 +30,7 @@ import { IdGenerator } from "./IdGenerator.js"
 import { Identity, type ResolvedPrincipal } from "./Identity.js"
 import type * as Override from "./Override.js"
 import * as entries from "./internal/auditEntries.js"
+import { numberSetting } from "./internal/config.js"
 import * as Metrics from "./Metrics.js"
 import * as PolicySet from "./PolicySet.js"
 import type { ExternalCheckFailed } from "./PolicyError.js"
@@ -167,10 +168,10 @@ export class OverrideNotAllowed extends Schema.TaggedError<OverrideNotAllowed>()
 }
 
 /**
- * An option given to {@link make} or {@link layer} in code that cannot be
- * used: a duration that is not one, or is not positive and finite; a count
- * that is not a non-negative integer. The runtime refuses to start rather
- * than fall back to a default.
+ * An option given in code that cannot be used: a duration that is not one,
+ * or is not positive and finite; a count or a limit that is not a positive
+ * integer (`maxTransforms`: a non-negative one). The runtime (or the HTTP
+ * enforcement) refuses to start rather than fall back to a default.
  *
  * @since 0.1.0
  * @category errors
@@ -469,7 +470,7 @@ export interface Options<R> {
    * missing ones default to `Action.defaultLimits`: depth 64, 100,000
    * values, 10,000,000 characters). Larger actions fail with
    * `Action.InvalidAction`; an invalid limit refuses to build the runtime
-   * (`ConfigError`).
+   * (`InvalidOption`).
    */
   readonly actionLimits?: Partial<Action.Limits> | undefined
 }
@@ -480,37 +481,6 @@ export interface Options<R> {
 
 /** The longest duration the runtime accepts: instants it computes stay representable. */
 const maxDurationMillis = 100 * 365.25 * 24 * 3600 * 1000
-
-/**
- * A numeric config key, read under both spellings hosts write: nested
- * (`governance.approval_timeout_seconds`: in a map, or as the environment
- * variable `governance_approval_timeout_seconds` with Effect's default
- * provider) and upper case (`GOVERNANCE_APPROVAL_TIMEOUT_SECONDS`). Each is
- * validated where it is given; given under both, they must agree. Absent
- * under both, `fallback`.
- *
- * @internal
- */
-export const numberSetting = (
-  section: string,
-  key: string,
-  validation: { readonly message: string; readonly validation: (n: number) => boolean },
-  fallback: number
-): Config.Config<number> => {
-  const spelled = (s: string, k: string) =>
-    Config.option(Config.nested(Config.number(k).pipe(Config.validate(validation)), s))
-  const upper = [section.toUpperCase(), key.toUpperCase()] as const
-  return Config.all([spelled(section, key), spelled(...upper)]).pipe(
-    Config.mapOrFail(([nested, upperCase]) =>
-      Option.isSome(nested) && Option.isSome(upperCase) && nested.value !== upperCase.value
-        ? Either.left(ConfigError.InvalidData(
-          [section, key],
-          `${section}.${key} is ${nested.value} but ${upper.join("_")} is ${upperCase.value}: give one value`
-        ))
-        : Either.right(Option.getOrElse(Option.orElse(nested, () => upperCase), () => fallback))
-    )
-  )
-}
 
 const seconds = (key: string, section: string, fallback: number) =>
   numberSetting(section, key, {

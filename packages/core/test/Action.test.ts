@@ -321,3 +321,19 @@ describe("Action refuses what is not JSON data", () => {
 
 const withPayloadUnchecked = (payload: unknown): Action.Action =>
   Action.makeUnvalidated({ actor: { id: "agent-7", kind: "agent" }, kind: "tool", name: "t", payload })
+
+describe("decoding an action", () => {
+  it("counts the whole action against the limits, as validate does, not each field alone", () => {
+    const decode = Schema.decodeUnknownEither(Action.Action)
+    const base = { actor: { id: "a", kind: "agent" as const, roles: [], attributes: {} }, kind: "tool", name: "t" }
+    // 99,990 array elements plus the array, the action's own values and 8 metadata values: over 100,000 in all.
+    const payload = Array.from({ length: 99_990 }, () => 0)
+    const metadata = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`k${i}`, "v"]))
+    const alone = decode({ ...base, payload, metadata: {} })
+    expect(Either.isRight(alone)).toBe(true)
+    const together = decode({ ...base, payload, metadata })
+    assert(Either.isLeft(together))
+    expect(String(together.left)).toContain("too_many_nodes")
+    expect(Either.isLeft(Action.validate({ ...Action.makeUnvalidated(base), payload, metadata }))).toBe(true)
+  })
+})

@@ -231,10 +231,15 @@ describe("enforce", () => {
   it.effect("a transform's replacement is checked too; actionLimits raises or lowers the limits", () =>
     Effect.gen(function*() {
       const governance = yield* Governance.Governance
-      const nested = payment({ amount: 10, currency: "EUR", to: "DE89" }, { name: "payments.raw" })
-      const error = yield* Effect.flip(governance.submit(nested))
+      // A replacement that is no action at all (NaN) is the policy's defect: a Deny, never a crash.
+      const nan = yield* governance.submit(payment({ amount: 10, currency: "EUR", to: "DE89" }, { name: "payments.raw" }))
+      assert(nan._tag === "Decided")
+      expect([nan.record.decision._tag, nan.record.reasonCodes]).toEqual(["Deny", ["policy.defect"]])
+      // A replacement within the default limits but over the runtime's: InvalidAction.
+      const deep = payment({ amount: 10, currency: "EUR", to: "DE89" }, { name: "payments.deep" })
+      const error = yield* Effect.flip(governance.submit(deep))
       assert(error instanceof Action.InvalidAction)
-      expect([error.path, error.reason]).toEqual(["payload.amount", "non_finite_number"])
+      expect([error.path, error.reason]).toEqual(["payload.a.b.c", "too_deep"])
       // Depth 3 is the limit: { a: { b: {} } } passes, one more level does not.
       const ok = yield* governance.evaluate(Action.makeUnvalidated({ ...valid3, payload: { a: { b: {} } } }))
       expect(ok.decision._tag).toBe("Allow")
@@ -252,6 +257,10 @@ describe("enforce", () => {
           a.name === "payments.raw"
             ? Decision.transform({ code: "tool.renamed", message: "use the governed tool" }, {
               action: { ...a, name: "payments.transfer", payload: { amount: Number.NaN } }
+            })
+            : a.name === "payments.deep"
+            ? Decision.transform({ code: "tool.renamed", message: "use the governed tool" }, {
+              action: { ...a, name: "payments.transfer", payload: { a: { b: { c: {} } } } }
             })
             : Decision.notApplicable),
         paymentsPolicy()

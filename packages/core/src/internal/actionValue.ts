@@ -429,8 +429,10 @@ const requestIds: ReadonlySet<string> = new Set(["requestId", "correlationId", "
 
 /**
  * The canonical JSON of an action (of what it does, without the request's
- * own identifiers, when `bound`), or why it has none. The same text as
- * `canonicalJson` for every value of the domain.
+ * own identifiers, when `bound`), or why it has none. Object keys are
+ * ordered by their NFC form: the same text as `canonicalJson` except for an
+ * object that mixes a non-ASCII key with keys holding `"`, `\\` or control
+ * characters (which `canonicalJson` orders by their quoted form).
  *
  * @internal
  */

@@ -3,6 +3,7 @@ import * as Clock from "effect/Clock"
 import * as EffectContext from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
@@ -10,9 +11,10 @@ import type * as Metric from "effect/Metric"
 import type * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import type * as Tracer from "effect/Tracer"
 import { pipeArguments } from "effect/Pipeable"
-import type * as Action from "../Action.js"
+import * as Action from "../Action.js"
 import * as Decision from "../Decision.js"
 import type * as Explain from "../Explain.js"
 import * as Metrics from "../Metrics.js"
@@ -593,6 +595,8 @@ const noReason = (policyId: string, outcome: Decision.Outcome): Decision.Reason 
   policyId
 })
 
+const decodeAction = Schema.decodeUnknownEither(Action.Action)
+
 /**
  * What a policy returned, as a fresh, plain decision: each field read once
  * (so a getter cannot answer one thing to the check and another to the
@@ -626,11 +630,12 @@ const readDecision = (policyId: string, u: unknown, giveReason = true): Decision
       result = { _tag: tag, reasons }
       break
     case "Transform": {
-      const action = d.action
-      if (typeof action !== "object" || action === null || typeof (action as Action.Action).name !== "string") {
-        return undefined
-      }
-      result = { _tag: tag, reasons, action: action as Action.Action }
+      // The replacement is decoded (a fresh copy, each field read once) and
+      // checked like any action (JSON data within the default limits): the
+      // record it goes into must encode, and the runtime will govern it.
+      const action = decodeAction(d.action)
+      if (Either.isLeft(action)) return undefined
+      result = { _tag: tag, reasons, action: action.right }
       break
     }
     case "RequireAcknowledgment": {
