@@ -12,7 +12,8 @@
  * ```
  *
  * - The database must be an existing gavel SQLite database: the CLI never
- *   creates one, and refuses a file of another application.
+ *   creates one, refuses a file of another application, and leaves a path
+ *   it refuses exactly as it was (`Sqlite.layer` with `create: false`).
  * - Votes go through `Governance.approve` / `reject` (`acknowledge` for an
  *   acknowledgment), so they are checked (eligibility, separation of duties,
  *   expiry) and audited exactly like votes cast through the HTTP API.
@@ -93,8 +94,8 @@ import * as Sqlite from "./Sqlite.js"
  * - `4` refused: the approval is already resolved or expired, the principal
  *   may not vote on it (unknown, inactive, outside its authority, another
  *   tenant), voted already, or requested it (separation of duties).
- * - `5` database or configuration: the database file is missing,
- *   unreadable, not a gavel database or too new; the principals directory
+ * - `5` database or configuration: the database file is missing or
+ *   empty, unreadable, not SQLite, truncated, not a gavel database or too new; the principals directory
  *   is missing or invalid; a database error; a rules file that is missing,
  *   unreadable or not `.json`/`.yaml`/`.yml`; an action file that is
  *   missing or not a valid action (`rules explain`).

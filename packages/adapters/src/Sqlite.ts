@@ -122,10 +122,13 @@ export const schemaVersion: number = internal.latestMigration
 
 /**
  * Why a database file was not opened. Every refusal leaves the path as it
- * was: nothing is written to the file and no file is created beside it
- * (SQLite's `-wal` and `-shm` files included) — except that a gavel
- * database is read as gavel opens it, so SQLite may create those two
- * files while it reads one and removes them when it closes it.
+ * was: nothing is written to the file or its `-wal`, and no file is created
+ * beside it (SQLite's `-wal` and `-shm` included). Two exceptions, both
+ * SQLite's own bookkeeping: reading a `-wal` (a WAL database that is
+ * gavel's or empty with a `-wal` beside it) updates the `-shm` index, as
+ * every reader does; and a gavel database is read as gavel opens it, so
+ * SQLite creates its `-wal` and `-shm` while it reads it and removes them
+ * when it closes it. See docs/sqlite.md, "Refusals".
  *
  * - `NotADatabase`: the path is not a SQLite database: a directory, a file
  *   without SQLite's header, one shorter than its header says (truncated),

@@ -489,6 +489,14 @@ describe("Sqlite.layer refuses, without writing to the file,", () => {
       expect(second).toMatchObject({ reason: "NotAGavelDatabase" })
       expect(second.message).toContain("customers")
       expect(files()).toEqual(kept)
+
+      // The same through a symbolic link elsewhere: SQLite looks for the
+      // -wal beside the file the link leads to, and so does the examination.
+      const link = path.join(yield* tempDir, "link.db")
+      fs.symlinkSync(allInWal, link)
+      const third = yield* openError(link)
+      expect(third).toMatchObject({ reason: "NotAGavelDatabase" })
+      expect(files()).toEqual(kept)
     }))
 })
 

@@ -409,6 +409,14 @@ const statOf = (filename: string): fs.Stats | undefined | Refusal => {
 
 const exists = (filename: string): boolean => fs.existsSync(filename)
 
+const realPath = (filename: string): string => {
+  try {
+    return fs.realpathSync(filename)
+  } catch {
+    return filename
+  }
+}
+
 const readHeader = (filename: string, size: number): Uint8Array | Refusal => {
   try {
     const fd = fs.openSync(filename, "r")
@@ -473,8 +481,10 @@ export const examine = (filename: string): Effect.Effect<Examination, Refusal> =
     if (isRefusal(bytes)) return Effect.fail(bytes)
     const header = parseHeader(bytes)
     if (isRefusal(header)) return Effect.fail(header)
-    const wal = exists(`${filename}-wal`)
-    if (!wal && !exists(`${filename}-journal`)) {
+    // SQLite names them after the file a symbolic link leads to.
+    const real = realPath(filename)
+    const wal = exists(`${real}-wal`)
+    if (!wal && !exists(`${real}-journal`)) {
       const expected = header.pages === undefined ? undefined : header.pages * header.pageSize
       if (expected !== undefined && stat.size < expected) {
         return Effect.fail(refusal(
