@@ -12,7 +12,8 @@
  * ```
  *
  * - The database must be an existing gavel SQLite database: the CLI never
- *   creates one, and refuses a file of another application.
+ *   creates one, refuses a file of another application, and leaves a path
+ *   it refuses exactly as it was (`Sqlite.layer` with `create: false`).
  * - Votes go through `Governance.approve` / `reject` (`acknowledge` for an
  *   acknowledgment), so they are checked (eligibility, separation of duties,
  *   expiry) and audited exactly like votes cast through the HTTP API.
@@ -54,8 +55,6 @@ import * as Span from "@effect/cli/HelpDoc/Span"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as FileSystem from "@effect/platform/FileSystem"
-import * as SqlClient from "@effect/sql/SqlClient"
-import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as Action from "@gavel/core/Action"
 import * as Approval from "@gavel/core/Approval"
 import * as ApprovalStore from "@gavel/core/ApprovalStore"
@@ -78,7 +77,6 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as internal from "./internal/sqlite.js"
 import * as RulesFile from "./RulesFile.js"
 import * as Sqlite from "./Sqlite.js"
 
@@ -96,8 +94,8 @@ import * as Sqlite from "./Sqlite.js"
  * - `4` refused: the approval is already resolved or expired, the principal
  *   may not vote on it (unknown, inactive, outside its authority, another
  *   tenant), voted already, or requested it (separation of duties).
- * - `5` database or configuration: the database file is missing,
- *   unreadable, not a gavel database or too new; the principals directory
+ * - `5` database or configuration: the database file is missing or
+ *   empty, unreadable, not SQLite, truncated, not a gavel database or too new; the principals directory
  *   is missing or invalid; a database error; a rules file that is missing,
  *   unreadable or not `.json`/`.yaml`/`.yml`; an action file that is
  *   missing or not a valid action (`rules explain`).
@@ -206,61 +204,15 @@ export const Verification = Schema.Union(
 const unavailable = (detail: string) => new CliError({ reason: "Unavailable", detail })
 
 /**
- * Looks at the file through a read-only connection (which never creates or
- * writes it) before `Sqlite.layer` opens it: the CLI works on an existing
- * gavel database, and must not turn an empty or mistyped file into one.
- * The application id is read through SQLite, not from the file's header:
- * while a service has the database open, the header may still be in the
- * write-ahead log.
+ * The store and sink over the existing gavel database `filename`: the CLI
+ * never creates one, and must not turn an empty or mistyped file into one.
+ * `Sqlite.layer` examines the path before anything can write to it or
+ * create a file beside it, and leaves a refused path as it was.
  */
-const probe = (filename: string): Effect.Effect<void, CliError, FileSystem.FileSystem> =>
-  Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const info = yield* fs.stat(filename).pipe(
-      Effect.mapError((error) =>
-        unavailable(
-          error._tag === "SystemError" && error.reason === "NotFound"
-            ? `database "${filename}" does not exist`
-            : error._tag === "SystemError" && error.reason === "PermissionDenied"
-            ? `cannot read database "${filename}": permission denied`
-            : `cannot read database "${filename}": ${error.message}`
-        )
-      )
-    )
-    if (info.type !== "File") return yield* unavailable(`database "${filename}" is not a file`)
-    const found = yield* Effect.scoped(
-      Effect.gen(function*() {
-        const context = yield* Layer.build(SqliteClient.layer({ filename, readonly: true, disableWAL: true }))
-        const sql = Context.get(context, SqlClient.SqlClient)
-        return yield* sql.unsafe<{ readonly application_id: number }>("PRAGMA application_id")
-      })
-    ).pipe(
-      Effect.catchAllCause((cause) => {
-        const error = Cause.squash(cause)
-        return Effect.fail(
-          internal.sqliteCode(error) === "SQLITE_NOTADB"
-            ? unavailable(`"${filename}" is not a SQLite database`)
-            : unavailable(`cannot open database "${filename}": ${oneLine(internal.describe(error))}`)
-        )
-      })
-    )
-    if (found[0]?.application_id !== Sqlite.applicationId) {
-      return yield* unavailable(`"${filename}" is not a gavel database`)
-    }
-  })
-
-/** The store and sink over the existing gavel database `filename`. */
 const database = (
   filename: string
-): Effect.Effect<
-  Context.Context<ApprovalStore.ApprovalStore | AuditSink.AuditSink>,
-  CliError,
-  FileSystem.FileSystem | Scope.Scope
-> =>
-  Effect.zipRight(
-    probe(filename),
-    Layer.build(Sqlite.layer({ filename })).pipe(Effect.mapError((error) => unavailable(error.message)))
-  )
+): Effect.Effect<Context.Context<ApprovalStore.ApprovalStore | AuditSink.AuditSink>, CliError, Scope.Scope> =>
+  Layer.build(Sqlite.layer({ filename, create: false })).pipe(Effect.mapError((error) => unavailable(error.message)))
 
 // -----------------------------------------------------------------------------
 // the principals directory

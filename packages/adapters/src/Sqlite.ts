@@ -14,9 +14,10 @@
  *   transition survives a crash of the process or of the machine.
  * - The store is `shared`: a runtime polls it for resolutions written by
  *   other processes.
- * - Opening checks the file first and refuses, without writing to it, a
- *   file that is not SQLite, a SQLite database of another application, and
- *   a gavel database written by a newer gavel ({@link SqliteOpenError}).
+ * - Opening checks the file first and refuses, leaving the path exactly as
+ *   it was (no byte written, no file created beside it), a file that is not
+ *   SQLite or is truncated, a SQLite database of another application, and a
+ *   gavel database written by a newer gavel ({@link SqliteOpenError}).
  *
  * Needs the optional peer dependencies `@effect/sql` and
  * `@effect/sql-sqlite-node`.
@@ -59,6 +60,10 @@ import * as internal from "./internal/sqlite.js"
  *
  * - `filename`: the database file; created (with its directory's
  *   permissions) when it does not exist. Its directory must exist.
+ * - `create`: `true` (default) creates the database when the file does not
+ *   exist or is empty; `false` opens only an existing gavel database and
+ *   refuses anything else as `Missing` (what a tool that inspects a
+ *   service's database wants: a mistyped path is not a new database).
  * - `synchronous`: `"FULL"` (default) syncs the WAL to disk at every commit,
  *   so a committed transition survives a power loss; `"NORMAL"` syncs only
  *   at checkpoints: a crash of the process loses nothing, a power loss may
@@ -72,6 +77,7 @@ import * as internal from "./internal/sqlite.js"
  */
 export interface Options {
   readonly filename: string
+  readonly create?: boolean | undefined
   readonly synchronous?: Synchronous | undefined
   readonly busyTimeout?: Duration.DurationInput | undefined
 }
@@ -115,15 +121,24 @@ export const schemaVersion: number = internal.latestMigration
 // -----------------------------------------------------------------------------
 
 /**
- * Why a database file was not opened. Every refusal happens before anything
- * is written to the file.
+ * Why a database file was not opened. Every refusal leaves the path as it
+ * was: nothing is written to the file or its `-wal`, and no file is created
+ * beside it (SQLite's `-wal` and `-shm` included). Two exceptions, both
+ * SQLite's own bookkeeping: reading a `-wal` (a WAL database that is
+ * gavel's or empty with a `-wal` beside it) updates the `-shm` index, as
+ * every reader does; and a gavel database is read as gavel opens it, so
+ * SQLite creates its `-wal` and `-shm` while it reads it and removes them
+ * when it closes it. See docs/sqlite.md, "Refusals".
  *
- * - `NotADatabase`: the file is not a SQLite database (or is encrypted or
- *   corrupted).
+ * - `NotADatabase`: the path is not a SQLite database: a directory, a file
+ *   without SQLite's header, one shorter than its header says (truncated),
+ *   or one SQLite cannot read (encrypted or corrupted).
  * - `NotAGavelDatabase`: a SQLite database of another application: it has
  *   tables and no gavel application id, or another application's id.
  * - `NewerSchema`: a gavel database migrated by a newer gavel; upgrade this
  *   one rather than risk writing a schema it does not know.
+ * - `Missing`: with `create: false`, there is no gavel database at the
+ *   path: it does not exist (or its directory does not), or it is empty.
  * - `Unavailable`: the file could not be opened, read or migrated (missing
  *   directory, permissions, locked by another process past the busy
  *   timeout, disk full).
@@ -133,7 +148,7 @@ export const schemaVersion: number = internal.latestMigration
  */
 export class SqliteOpenError extends Schema.TaggedError<SqliteOpenError>()("SqliteOpenError", {
   filename: Schema.String,
-  reason: Schema.Literal("NotADatabase", "NotAGavelDatabase", "NewerSchema", "Unavailable"),
+  reason: Schema.Literal("NotADatabase", "NotAGavelDatabase", "NewerSchema", "Missing", "Unavailable"),
   detail: Schema.String,
   cause: Schema.optional(Schema.Defect)
 }) {
@@ -146,6 +161,8 @@ export class SqliteOpenError extends Schema.TaggedError<SqliteOpenError>()("Sqli
         return `"${this.filename}" is a SQLite database of another application: ${this.detail}`
       case "NewerSchema":
         return `"${this.filename}" was written by a newer gavel: ${this.detail}`
+      case "Missing":
+        return `No gavel database at "${this.filename}": ${this.detail}`
       case "Unavailable":
         return `Cannot open "${this.filename}": ${this.detail}`
     }
@@ -195,13 +212,34 @@ const open = (options: Options): Effect.Effect<
 > =>
   Effect.gen(function*() {
     const filename = options.filename
+    const create = options.create ?? true
     const refuse = (reason: SqliteOpenError["reason"], detail: string, cause?: unknown) =>
       new SqliteOpenError(cause === undefined ? { filename, reason, detail } : { filename, reason, detail, cause })
+    const refused = (refusal: internal.Refusal) => refuse(refusal.reason, refusal.detail, refusal.cause)
     const unavailable = (error: unknown) => refuse("Unavailable", internal.describe(error), error)
-    const sqlFailure = (error: SqlError) =>
-      internal.sqliteCode(error) === "SQLITE_NOTADB"
-        ? refuse("NotADatabase", "SQLite cannot read it as a database (or it is encrypted or corrupted)", error)
-        : unavailable(error)
+    const sqlFailure = (error: SqlError) => refused(internal.failure(error))
+
+    const check = (found: internal.Inspection): Effect.Effect<void, SqliteOpenError> => {
+      const refusal = internal.judge(found)
+      if (refusal !== undefined) return refused(refusal)
+      // Past the judge, a database without gavel's id is empty.
+      if (!create && found.applicationId !== internal.applicationId) return refuse("Missing", "it is empty")
+      return Effect.void
+    }
+
+    // Before anything can write to the path or create a file beside it.
+    if (filename === ":memory:" || filename === "") {
+      if (!create) return yield* refuse("Missing", "an in-memory database starts empty")
+    } else {
+      const examined = yield* Effect.mapError(internal.examine(filename), refused)
+      if (examined._tag === "Found") yield* check(examined.inspection)
+      if (examined._tag === "Missing") {
+        if (!examined.directory) {
+          return yield* refuse(create ? "Unavailable" : "Missing", "its directory does not exist")
+        }
+        if (!create) return yield* refuse("Missing", "the file does not exist")
+      }
+    }
 
     // WAL is switched on below, once the file is known to be ours: the
     // client would otherwise write to whatever file it was given.
@@ -214,29 +252,8 @@ const open = (options: Options): Effect.Effect<
     const busy = Duration.toMillis(Duration.decode(options.busyTimeout ?? "5 seconds"))
     yield* pragma(`PRAGMA busy_timeout = ${Math.min(MAX_BUSY_TIMEOUT, Math.max(0, Math.round(busy)))}`)
 
-    const check = (found: internal.Inspection): Effect.Effect<void, SqliteOpenError> => {
-      if (found.applicationId !== internal.applicationId && found.applicationId !== 0) {
-        return refuse(
-          "NotAGavelDatabase",
-          `its application id is 0x${(found.applicationId >>> 0).toString(16)}, gavel's is 0x${
-            internal.applicationId.toString(16)
-          }`
-        )
-      }
-      if (found.applicationId === 0 && found.objects.length > 0) {
-        const shown = found.objects.slice(0, 5).join(", ") + (found.objects.length > 5 ? ", …" : "")
-        return refuse("NotAGavelDatabase", `it has tables (${shown}) and no gavel application id`)
-      }
-      if (found.migration !== null && found.migration > internal.latestMigration) {
-        return refuse(
-          "NewerSchema",
-          `its schema version is ${found.migration}, this gavel knows up to ${internal.latestMigration}`
-        )
-      }
-      return Effect.void
-    }
-
-    // Only reads until the file is known to be empty or gavel's.
+    // Only reads until the file is known to be empty or gavel's; read again
+    // through this connection, as the file may have changed since it was examined.
     const found = yield* Effect.mapError(internal.inspect(sql), sqlFailure)
     yield* check(found)
     yield* pragma("PRAGMA journal_mode = WAL")
@@ -267,13 +284,13 @@ const open = (options: Options): Effect.Effect<
 // -----------------------------------------------------------------------------
 
 /**
- * Opens (creating if needed) and migrates the gavel database at
- * `options.filename`, and provides the {@link ApprovalStore} and the
- * {@link AuditSink} over it, with the `SqlClient` (and `SqliteClient`, for
- * `backup`) for the host's own queries. The connection closes with the
- * layer. Refuses, with {@link SqliteOpenError} and without writing to it, a
- * file that is not SQLite, another application's database, and a database
- * of a newer gavel.
+ * Opens (creating if needed, unless `create: false`) and migrates the gavel
+ * database at `options.filename`, and provides the {@link ApprovalStore} and
+ * the {@link AuditSink} over it, with the `SqlClient` (and `SqliteClient`,
+ * for `backup`) for the host's own queries. The connection closes with the
+ * layer. Refuses, with {@link SqliteOpenError} and leaving the path as it
+ * was, a file that is not SQLite or is truncated, another application's
+ * database, and a database of a newer gavel.
  *
  * @since 0.1.0
  * @category layers

@@ -37,11 +37,13 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { execFile } from "node:child_process"
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { request } from "@gavel/testing/Fixtures"
+import { listing } from "./fixtures/sqlite.js"
 
 // -----------------------------------------------------------------------------
 // running the binary
@@ -426,52 +428,24 @@ describe("Cli.Principals", () => {
   })
 })
 
-describe("gavel: configuration and database errors", () => {
-  it("fails closed, with one line and exit code 5 (2 for usage), and never creates a database", async () => {
+describe("gavel: configuration errors", () => {
+  it("fails closed on the principals directory, with one line and exit code 5 (2 for usage)", async () => {
     const { dir, db, principalsFile } = setup()
     const [id] = await submit(db, [payment()])
-    const missing = path.join(dir, "missing.db")
-    const empty = path.join(dir, "empty.db")
-    fs.writeFileSync(empty, "")
-    const text = path.join(dir, "notes.txt")
-    fs.writeFileSync(text, "this is not a database, it is a shopping list: milk, eggs, bread\n".repeat(20))
-    const other = path.join(dir, "other.db")
-    const raw = new Database(other)
-    raw.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
-    raw.close()
     const badJson = path.join(dir, "bad.json")
     fs.writeFileSync(badJson, "[{\"id\": \"bob\",")
     const badEntry = path.join(dir, "bad-entry.json")
     fs.writeFileSync(badEntry, JSON.stringify([principals[0], { id: "bob", roles: ["finance"], status: "boss" }]))
 
     const results = await Promise.all([
-      gavel(["approvals", "list", "--db", missing]),
-      inProcess(["approvals", "show", "--db", empty, "apr_1"]),
-      inProcess(["audit", "verify", "--db", text]),
-      gavel(["approvals", "list", "--db", other]),
       gavel(["approvals", "approve", "--db", db, "--as", "bob", id!]),
       gavel(["approvals", "approve", "--db", db, "--as", "bob", "--principals", badJson, id!]),
       inProcess(["approvals", "approve", "--db", db, "--as", "bob", "--principals", badEntry, id!]),
       inProcess(["approvals", "approve", "--principals", principalsFile, id!])
     ])
-    const [
-      noDb,
-      emptyDb,
-      textDb,
-      otherDb,
-      noPrincipals,
-      syntax,
-      entry,
-      usage
-    ] = results
+    const [noPrincipals, syntax, entry, usage] = results
 
-    for (const result of results.slice(0, 7)) expect(result.code, result.stderr).toBe(5)
-    expect(errorLine(noDb)).toBe(`gavel: database "${missing}" does not exist`)
-    expect(fs.existsSync(missing)).toBe(false)
-    expect(errorLine(emptyDb)).toBe(`gavel: "${empty}" is not a gavel database`)
-    expect(fs.statSync(empty).size).toBe(0)
-    expect(errorLine(textDb)).toBe(`gavel: "${text}" is not a SQLite database`)
-    expect(errorLine(otherDb)).toBe(`gavel: "${other}" is not a gavel database`)
+    for (const result of results.slice(0, 3)) expect(result.code, result.stderr).toBe(5)
     expect(errorLine(noPrincipals)).toBe(
       "gavel: no principals directory: pass --principals FILE or set GAVEL_PRINCIPALS"
     )
@@ -485,6 +459,122 @@ describe("gavel: configuration and database errors", () => {
     // Usage errors are @effect/cli's own messages.
     expect(usage.code).toBe(2)
     expect(usage.stderr).toContain("--db")
+  }, TIMEOUT)
+})
+
+describe("gavel: a database path it refuses", () => {
+  it("is refused with one line and exit code 5, and left exactly as it was: no byte, no mtime, no file beside it", async () => {
+    const { db: source, principalsFile } = setup()
+    const [id] = await submit(source, [payment()])
+    const gavelBytes = fs.readFileSync(source)
+    const pages = gavelBytes.length / 4096
+
+    /** A directory of its own for each case: `make` puts the path there. */
+    const place = (make: (file: string) => void, name = "gavel.db") => {
+      const dir = tempDir()
+      const file = path.join(dir, name)
+      make(file)
+      return { dir, file }
+    }
+    const foreign = (wal: boolean) => (file: string) => {
+      const raw = new Database(file)
+      if (wal) raw.pragma("journal_mode = WAL")
+      raw.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+      raw.close()
+    }
+    const vote = (verdict: "approve" | "reject") => (file: string) =>
+      ["approvals", verdict, "--db", file, "--as", "bob", "--principals", principalsFile, id!]
+
+    const cases = [
+      {
+        name: "a truncated gavel database",
+        ...place((file) => fs.writeFileSync(file, gavelBytes.subarray(0, 8192))),
+        args: (file: string) => ["approvals", "list", "--db", file],
+        spawn: true,
+        line: (file: string) =>
+          `"${file}" is not a SQLite database: it is truncated: its header counts ${pages} pages of 4096 bytes, the file has 8192 bytes`
+      },
+      {
+        name: "a file of random bytes",
+        ...place((file) => fs.writeFileSync(file, randomBytes(4096))),
+        args: (file: string) => ["audit", "verify", "--db", file],
+        line: (file: string) => `"${file}" is not a SQLite database: it does not begin with the SQLite header`
+      },
+      {
+        name: "a text file",
+        ...place((file) => fs.writeFileSync(file, "milk, eggs, bread\n".repeat(300)), "notes.txt"),
+        args: (file: string) => ["approvals", "show", "--db", file, "apr_1"],
+        line: (file: string) => `"${file}" is not a SQLite database: it does not begin with the SQLite header`
+      },
+      {
+        name: "an empty file",
+        ...place((file) => fs.writeFileSync(file, "")),
+        args: (file: string) => ["approvals", "show", "--db", file, "apr_1"],
+        line: (file: string) => `No gavel database at "${file}": it is empty`
+      },
+      {
+        name: "a directory",
+        ...place((file) => fs.mkdirSync(file)),
+        args: (file: string) => ["approvals", "list", "--db", file],
+        line: (file: string) => `"${file}" is not a SQLite database: it is a directory`
+      },
+      {
+        name: "a path that does not exist",
+        ...place(() => {}),
+        args: (file: string) => ["approvals", "list", "--db", file],
+        line: (file: string) => `No gavel database at "${file}": the file does not exist`
+      },
+      {
+        name: "a path in a directory that does not exist",
+        ...place(() => {}, path.join("nowhere", "gavel.db")),
+        args: (file: string) => ["audit", "verify", "--db", file],
+        line: (file: string) => `No gavel database at "${file}": its directory does not exist`
+      },
+      {
+        name: "another application's database",
+        ...place(foreign(false), "crm.db"),
+        args: (file: string) => ["approvals", "list", "--db", file],
+        spawn: true,
+        line: (file: string) =>
+          `"${file}" is a SQLite database of another application: it has tables (customers) and no gavel application id`
+      },
+      {
+        name: "another application's WAL database",
+        ...place(foreign(true), "crm.db"),
+        args: vote("reject"),
+        line: (file: string) =>
+          `"${file}" is a SQLite database of another application: it has tables and no gavel application id`
+      },
+      {
+        name: "a gavel database of a newer schema",
+        ...place((file) => {
+          fs.writeFileSync(file, gavelBytes)
+          const raw = new Database(file)
+          raw.prepare("INSERT INTO gavel_migrations (migration_id, name) VALUES (?, ?)").run(
+            Sqlite.schemaVersion + 1,
+            "from_the_future"
+          )
+          raw.close()
+        }),
+        args: vote("approve"),
+        line: (file: string) =>
+          `"${file}" was written by a newer gavel: its schema version is ${
+            Sqlite.schemaVersion + 1
+          }, this gavel knows up to ${Sqlite.schemaVersion}`
+      }
+    ]
+    const before = cases.map((c) => listing(c.dir))
+    const results = await Promise.all(
+      cases.map((c) => ("spawn" in c && c.spawn ? gavel : inProcess)(c.args(c.file)))
+    )
+    cases.forEach((c, i) => {
+      const result = results[i]!
+      expect(result.code, `${c.name}: ${result.stderr}`).toBe(5)
+      expect(errorLine(result), c.name).toBe(`gavel: ${c.line(c.file)}`)
+      expect(result.stdout, c.name).toBe("")
+      expect(listing(c.dir), c.name).toEqual(before[i])
+    })
+    expect(fs.readdirSync(cases[4]!.file)).toEqual([])
   }, TIMEOUT)
 })
 

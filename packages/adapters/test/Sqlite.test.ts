@@ -8,13 +8,14 @@ import Database from "better-sqlite3"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as fc from "effect/FastCheck"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { request } from "@gavel/testing/Fixtures"
-import { tempDir } from "./fixtures/sqlite.js"
+import { listing, tempDir } from "./fixtures/sqlite.js"
 
 /** A store and sink on a new database file in a new temporary directory, per build. */
 const fresh = Layer.unwrapScoped(Effect.map(tempDir, (dir) => Sqlite.layer({ filename: path.join(dir, "gavel.db") })))
@@ -46,10 +47,8 @@ const raw = <A>(filename: string, f: (db: Database.Database) => A): Effect.Effec
   })
 
 /** The error the layer fails with when opening `filename`. */
-const openError = (filename: string) => Effect.flip(withDatabase(filename, Effect.void))
-
-const snapshot = (dir: string) =>
-  Object.fromEntries(fs.readdirSync(dir).sort().map((name) => [name, fs.readFileSync(path.join(dir, name))]))
+const openError = (filename: string, options: Omit<Sqlite.Options, "filename"> = {}) =>
+  Effect.flip(withDatabase(filename, Effect.void, options))
 
 const entry = (n: number): Audit.Entry => AuditSinkSuite.entry(n)
 
@@ -355,12 +354,12 @@ describe("Sqlite.layer refuses, without writing to the file,", () => {
       const dir = yield* tempDir
       const filename = path.join(dir, "notes.txt")
       fs.writeFileSync(filename, "These are my notes, not a database.\n".repeat(200))
-      const before = snapshot(dir)
+      const before = listing(dir)
       const error = yield* openError(filename)
       expect(error).toBeInstanceOf(Sqlite.SqliteOpenError)
       expect(error).toMatchObject({ _tag: "SqliteOpenError", filename, reason: "NotADatabase" })
       expect(error.message).toContain(`"${filename}" is not a SQLite database`)
-      expect(snapshot(dir)).toEqual(before)
+      expect(listing(dir)).toEqual(before)
     }))
 
   it.scoped("a SQLite database of another application", () =>
@@ -371,11 +370,11 @@ describe("Sqlite.layer refuses, without writing to the file,", () => {
         db.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
         db.prepare("INSERT INTO customers (name) VALUES (?)").run("Ada")
       })
-      const before = snapshot(dir)
+      const before = listing(dir)
       const error = yield* openError(filename)
       expect(error).toMatchObject({ _tag: "SqliteOpenError", filename, reason: "NotAGavelDatabase" })
       expect(error.message).toContain("customers")
-      expect(snapshot(dir)).toEqual(before)
+      expect(listing(dir)).toEqual(before)
     }))
 
   it.scoped("a database marked with another application id, even without tables", () =>
@@ -383,11 +382,11 @@ describe("Sqlite.layer refuses, without writing to the file,", () => {
       const dir = yield* tempDir
       const filename = path.join(dir, "other.db")
       yield* raw(filename, (db) => db.pragma("application_id = 42"))
-      const before = snapshot(dir)
+      const before = listing(dir)
       const error = yield* openError(filename)
       expect(error).toMatchObject({ reason: "NotAGavelDatabase" })
       expect(error.message).toContain("0x2a")
-      expect(snapshot(dir)).toEqual(before)
+      expect(listing(dir)).toEqual(before)
     }))
 
   it.scoped("a gavel database migrated by a newer gavel", () =>
@@ -401,12 +400,12 @@ describe("Sqlite.layer refuses, without writing to the file,", () => {
           "from_the_future"
         )
       })
-      const before = snapshot(dir)
+      const before = listing(dir)
       expect(Object.keys(before)).toEqual(["gavel.db"])
       const error = yield* openError(filename)
       expect(error).toMatchObject({ _tag: "SqliteOpenError", filename, reason: "NewerSchema" })
       expect(error.message).toContain(`schema version is ${Sqlite.schemaVersion + 1}`)
-      expect(snapshot(dir)).toEqual(before)
+      expect(listing(dir)).toEqual(before)
     }))
 
   it.scoped("a file in a directory that does not exist, as Unavailable", () =>
@@ -415,7 +414,191 @@ describe("Sqlite.layer refuses, without writing to the file,", () => {
       const filename = path.join(dir, "missing", "gavel.db")
       const error = yield* openError(filename)
       expect(error).toMatchObject({ _tag: "SqliteOpenError", filename, reason: "Unavailable" })
+      expect(error.message).toContain("its directory does not exist")
       expect(fs.readdirSync(dir)).toEqual([])
+    }))
+
+  it.scoped("a directory, as NotADatabase", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "gavel.db")
+      fs.mkdirSync(filename)
+      const before = listing(dir)
+      const error = yield* openError(filename)
+      expect(error).toMatchObject({ reason: "NotADatabase" })
+      expect(error.message).toBe(`"${filename}" is not a SQLite database: it is a directory`)
+      expect(listing(dir)).toEqual(before)
+      expect(fs.readdirSync(filename)).toEqual([])
+    }))
+
+  it.scoped("a WAL database of another application, creating no -wal or -shm file beside it", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "crm.db")
+      yield* raw(filename, (db) => {
+        db.pragma("journal_mode = WAL")
+        db.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+      })
+      const before = listing(dir)
+      expect(Object.keys(before)).toEqual(["crm.db"])
+      for (const create of [true, false]) {
+        const error = yield* openError(filename, { create })
+        expect(error).toMatchObject({ reason: "NotAGavelDatabase" })
+        expect(error.message).toContain("no gavel application id")
+        expect(listing(dir)).toEqual(before)
+      }
+    }))
+
+  it.scoped("another application's database with a -wal left by a crash, without replaying it into the file", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      /**
+       * What a crashed writer leaves: the database, and commits that are
+       * only in its -wal (a read-write connection would checkpoint them into
+       * the database when it closes). `checkpointed`: whether the table
+       * itself made it into the database file before.
+       */
+      const crashed = (name: string, checkpointed: boolean) => {
+        const filename = path.join(dir, name)
+        const db = new Database(filename)
+        db.pragma("journal_mode = WAL")
+        db.pragma("wal_autocheckpoint = 0")
+        db.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        if (checkpointed) db.pragma("wal_checkpoint(TRUNCATE)")
+        db.prepare("INSERT INTO customers (name) VALUES (?)").run("Ada")
+        for (const suffix of ["", "-wal", "-shm"]) fs.copyFileSync(filename + suffix, path.join(dir, `copy${suffix}`))
+        db.close()
+        for (const suffix of ["", "-wal", "-shm"]) fs.renameSync(path.join(dir, `copy${suffix}`), filename + suffix)
+        return filename
+      }
+      const withTable = crashed("crm.db", true)
+      const before = listing(dir)
+      expect(Object.keys(before)).toEqual(["crm.db", "crm.db-shm", "crm.db-wal"])
+      const error = yield* openError(withTable)
+      expect(error).toMatchObject({ reason: "NotAGavelDatabase" })
+      expect(error.message).toContain("no gavel application id")
+      expect(listing(dir)).toEqual(before)
+
+      // Everything in the -wal: only reading it tells, and reading it
+      // updates the -shm index as every reader does; the database and the
+      // -wal stay as they were.
+      const allInWal = crashed("new.db", false)
+      const files = () => Object.fromEntries(Object.entries(listing(dir)).filter(([name]) => !name.endsWith("-shm")))
+      const kept = files()
+      const second = yield* openError(allInWal)
+      expect(second).toMatchObject({ reason: "NotAGavelDatabase" })
+      expect(second.message).toContain("customers")
+      expect(files()).toEqual(kept)
+
+      // The same through a symbolic link elsewhere: SQLite looks for the
+      // -wal beside the file the link leads to, and so does the examination.
+      const link = path.join(yield* tempDir, "link.db")
+      fs.symlinkSync(allInWal, link)
+      const third = yield* openError(link)
+      expect(third).toMatchObject({ reason: "NotAGavelDatabase" })
+      expect(files()).toEqual(kept)
+    }))
+})
+
+describe("Sqlite.layer refuses a damaged file, leaving it as it was,", () => {
+  /** A gavel database with a few events, as bytes: 16 pages of 4096. */
+  const gavelBytes = Effect.gen(function*() {
+    const filename = path.join(yield* tempDir, "gavel.db")
+    yield* withDatabase(
+      filename,
+      Effect.flatMap(AuditSink.AuditSink, (sink) => Effect.forEach([1, 2, 3], (n) => sink.append(entry(n))))
+    )
+    return new Uint8Array(fs.readFileSync(filename))
+  }).pipe(Effect.scoped, Effect.runSync)
+
+  /** Writes `bytes` as the only file of a new directory, opens it, and checks the directory did not change. */
+  const refused = (bytes: Uint8Array, options: Omit<Sqlite.Options, "filename"> = {}) =>
+    Effect.scoped(Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "gavel.db")
+      fs.writeFileSync(filename, bytes)
+      const before = listing(dir)
+      const error = yield* openError(filename, options)
+      expect(listing(dir)).toEqual(before)
+      return error
+    }))
+
+  it.effect("a gavel database cut short, named as truncated", () =>
+    Effect.gen(function*() {
+      expect(gavelBytes.length).toBe(16 * 4096)
+      const error = yield* refused(gavelBytes.subarray(0, 8192))
+      expect(error).toMatchObject({ reason: "NotADatabase" })
+      expect(error.detail).toBe("it is truncated: its header counts 16 pages of 4096 bytes, the file has 8192 bytes")
+    }))
+
+  it.effect.prop(
+    "a gavel database cut anywhere: NotADatabase, nothing written or created",
+    [fc.integer({ min: 1, max: 16 * 4096 - 1 }), fc.boolean()],
+    ([length, create]) =>
+      Effect.gen(function*() {
+        const error = yield* refused(gavelBytes.subarray(0, length), { create })
+        expect(error).toMatchObject({ reason: "NotADatabase" })
+      })
+  )
+
+  it.effect.prop(
+    "any bytes that are not a gavel database (with or without SQLite's header): refused, nothing written or created",
+    [
+      fc.oneof(
+        fc.uint8Array({ minLength: 1, maxLength: 3000 }),
+        fc.uint8Array({ maxLength: 3000 }).map((rest) => new Uint8Array([...gavelBytes.subarray(0, 16), ...rest])),
+        fc.uint8Array({ maxLength: 3000 }).map((rest) => new Uint8Array([...gavelBytes.subarray(0, 108), ...rest]))
+      ),
+      fc.boolean()
+    ],
+    ([bytes, create]) =>
+      Effect.gen(function*() {
+        const error = yield* refused(bytes, { create })
+        expect(["NotADatabase", "NotAGavelDatabase"]).toContain(error.reason)
+      })
+  )
+})
+
+describe("Sqlite.layer with create: false", () => {
+  it.scoped("refuses as Missing a path with no gavel database, creating nothing", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const empty = path.join(dir, "empty.db")
+      fs.writeFileSync(empty, "")
+      const emptyWal = path.join(dir, "empty-wal.db")
+      yield* raw(emptyWal, (db) => db.pragma("journal_mode = WAL"))
+      const emptyRollback = path.join(dir, "empty-rollback.db")
+      yield* raw(emptyRollback, (db) => db.exec("CREATE TABLE t (x); DROP TABLE t"))
+      const before = listing(dir)
+      const cases = [
+        [path.join(dir, "missing.db"), "the file does not exist"],
+        [path.join(dir, "nowhere", "gavel.db"), "its directory does not exist"],
+        [empty, "it is empty"],
+        [emptyWal, "it is empty"],
+        [emptyRollback, "it is empty"],
+        [":memory:", "an in-memory database starts empty"]
+      ] as const
+      for (const [filename, detail] of cases) {
+        const error = yield* openError(filename, { create: false })
+        expect(error).toMatchObject({ _tag: "SqliteOpenError", filename, reason: "Missing", detail })
+        expect(error.message).toBe(`No gavel database at "${filename}": ${detail}`)
+      }
+      expect(listing(dir)).toEqual(before)
+    }))
+
+  it.scoped("opens a gavel database a service has open, whose header is still in the -wal", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      const service = yield* Layer.build(Sqlite.layer({ filename }))
+      yield* Effect.flatMap(AuditSink.AuditSink, (sink) => sink.append(entry(1))).pipe(Effect.provide(service))
+      // The file itself does not say it is gavel's yet: only its -wal does.
+      expect(fs.readFileSync(filename).readInt32BE(68)).toBe(0)
+      const events = yield* withDatabase(
+        filename,
+        Effect.flatMap(AuditSink.AuditSink, (sink) => sink.read()),
+        { create: false }
+      )
+      expect(events.map((e) => e.sequence)).toEqual([1])
     }))
 })
 
