@@ -1,8 +1,9 @@
 /**
  * Loads a rules document from a file: `.json`, or `.yaml` / `.yml` (YAML 1.2
  * through the `yaml` package), read with `@effect/platform`'s `FileSystem`
- * and decoded by `Rules.decode`. A syntax error is an `InvalidRules` like any
- * other problem, and every problem carries the line and column it is at.
+ * as UTF-8 and decoded by `Rules.decode`. A syntax error, a duplicate key or
+ * a YAML tag outside the core schema is an `InvalidRules` like any other
+ * problem, and every problem carries the line and column it is at.
  *
  * Needs the optional peer dependency `yaml`.
  *
@@ -514,7 +515,10 @@ export interface LoadOptions {
 
 /**
  * Reads and decodes the rules document at `path`, in the format its
- * extension names. Nothing of an invalid document is loaded.
+ * extension names. The file is refused before it is read when it is larger
+ * than `limits.maxDocumentBytes`, and read as UTF-8 (a byte order mark is
+ * skipped; a byte sequence that is not UTF-8 is refused at its offset).
+ * Nothing of an invalid document is loaded.
  *
  * @since 0.1.0
  * @category loading

@@ -297,7 +297,7 @@ describe("RulesFile: a text is read one way", () => {
     expect(rules.document.rules[0]!.reason?.message).toBe("1")
   })
 
-  it("refuses a %YAML 1.1 directive, which would read yes as true and 0777 as octal", () => {
+  it("refuses a %YAML 1.1 directive, which would read yes as true and 0777 as octal, and what yaml warns about", () => {
     expect(refused(RulesFile.parseYaml(`%YAML 1.1\n---\n${header}rules: []\n`))).toEqual([{
       rule: null,
       path: "",
@@ -306,6 +306,14 @@ describe("RulesFile: a text is read one way", () => {
       column: 1
     }])
     expect(Effect.runSync(RulesFile.parseYaml(`%YAML 1.2\n---\n${header}rules: []\n`)).id).toBe("payments")
+    // What the yaml package only warns about is refused too.
+    expect(refused(RulesFile.parseYaml(`%FOO bar\n---\n${header}rules: []\n`))).toEqual([{
+      rule: null,
+      path: "",
+      message: "YAML refused: Unknown directive %FOO",
+      line: 1,
+      column: 1
+    }])
   })
 
   it("gives the problems of an empty or comment-only YAML document line 1, column 1", () => {

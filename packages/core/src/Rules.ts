@@ -358,8 +358,8 @@ export interface RulesDocument extends Schema.Schema.Type<typeof RulesDocument> 
  * One problem of a rules document: the rule it is in (its id, or `#index`
  * when it has no usable id; `null` for the document's own fields), the path
  * to the offending value (`rules[3].when.all[0].gt`), and what is wrong.
- * `line` and `column` (1-based) are set when the document came from a file
- * whose positions are known.
+ * `line` and `column` (1-based) are set when the document came from a text
+ * ({@link parseJson}, or a file read by `@gavel/adapters`' `RulesFile`).
  *
  * @since 0.1.0
  * @category errors
@@ -976,17 +976,22 @@ const sizeProblems = (bytes: number, limits: Limits): Array<Problem> =>
     column: 1
   }]
 
+/** The limits of `options` for a text: a limit's problem is the whole text's, at its start. */
+const textLimitsOf = (options: DecodeOptions | undefined): Either.Either<Limits, ReadonlyArray<Problem>> =>
+  Either.mapLeft(limitsOf(options), (problems) => problems.map((p) => ({ ...p, line: 1, column: 1 })))
+
 /**
  * The problems of a document's size before its text is parsed: a text (its
  * length in UTF-8) or a number of bytes over `limits.maxDocumentBytes`, or a
- * limit that is not a positive integer. Empty when the size is within the
- * limit. {@link parseJson} checks it; file readers check it before reading.
+ * limit that is not a positive integer, at line 1, column 1. Empty when the
+ * size is within the limit. {@link parseJson} checks it; file readers check
+ * it before reading.
  *
  * @since 0.1.0
  * @category decoding
  */
 export const checkSize = (text: string | number, options?: DecodeOptions): ReadonlyArray<Problem> =>
-  Either.match(limitsOf(options), {
+  Either.match(textLimitsOf(options), {
     onLeft: (problems) => problems,
     onRight: (limits) => sizeProblems(typeof text === "number" ? text : utf8Length(text), limits)
   })
@@ -1011,7 +1016,7 @@ const segmentsOf = (path: string): Array<string | number> =>
  */
 export const parseJson = (text: string, options?: DecodeOptions): Effect.Effect<Rules, InvalidRules> => {
   const source = options?.source
-  const limits = limitsOf(options)
+  const limits = textLimitsOf(options)
   if (Either.isLeft(limits)) return Either.left(invalid(limits.left, source))
   const size = sizeProblems(utf8Length(text), limits.right)
   if (size.length > 0) return Either.left(invalid(size, source))

@@ -877,7 +877,10 @@ describe("Rules.parseJson", () => {
     expect(refusedText(text, { limits: { maxDocumentBytes: 2_000_000 } })[0]!.message).toMatch(/^missing required field/)
     expect(Rules.checkSize(text, { limits: { maxDocumentBytes: 1_200_018 } })).toEqual([])
     expect(Rules.checkSize(10, { limits: { maxDocumentBytes: 0 } })).toEqual([
-      { rule: null, path: "", message: "limits.maxDocumentBytes must be a positive integer, not 0" }
+      { rule: null, path: "", message: "limits.maxDocumentBytes must be a positive integer, not 0", line: 1, column: 1 }
+    ])
+    expect(refusedText("{}", { limits: { maxDocumentBytes: 1.5 } })).toEqual([
+      { rule: null, path: "", message: "limits.maxDocumentBytes must be a positive integer, not 1.5", line: 1, column: 1 }
     ])
   })
 })
