@@ -1,8 +1,9 @@
 /**
  * Loads a rules document from a file: `.json`, or `.yaml` / `.yml` (YAML 1.2
  * through the `yaml` package), read with `@effect/platform`'s `FileSystem`
- * and decoded by `Rules.decode`. A syntax error is an `InvalidRules` like any
- * other problem, and every problem carries the line and column it is at.
+ * as UTF-8 and decoded by `Rules.decode`. A syntax error, a duplicate key or
+ * a YAML tag outside the core schema is an `InvalidRules` like any other
+ * problem, and every problem carries the line and column it is at.
  *
  * Needs the optional peer dependency `yaml`.
  *
@@ -23,6 +24,7 @@
  *
  * @since 0.1.0
  */
+import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Rules from "@gavel/core/Rules"
 import * as Effect from "effect/Effect"
@@ -81,14 +83,15 @@ const segmentsOf = (path: string): Array<string | number> =>
 
 /**
  * Sets `line` and `column` on each problem: the position of the deepest node
- * of its path that exists in the text (the value at fault, or the object
- * that lacks a field). JSON is read as YAML for this, which it is.
+ * of its path that exists in the document (the value at fault, or the object
+ * that lacks a field), or 1:1 when there is none (an empty document).
  */
-const locate = (problems: ReadonlyArray<Rules.Problem>, text: string): Array<Rules.Problem> => {
-  const lineCounter = new YAML.LineCounter()
-  // Only on a text that passed `checkText`: the composer is recursive.
-  const doc = YAML.parseDocument(text, { lineCounter, uniqueKeys: false })
-  return problems.map((problem) => {
+const locate = (
+  problems: ReadonlyArray<Rules.Problem>,
+  doc: YAML.Document,
+  lineCounter: YAML.LineCounter
+): Array<Rules.Problem> =>
+  problems.map((problem) => {
     if (problem.line !== undefined) return problem
     const path = segmentsOf(problem.path)
     for (let k = path.length; k >= 0; k--) {
@@ -99,16 +102,8 @@ const locate = (problems: ReadonlyArray<Rules.Problem>, text: string): Array<Rul
         return { ...problem, line, column: col }
       }
     }
-    return problem
+    return { ...problem, line: 1, column: 1 }
   })
-}
-
-const withPositions = (
-  result: Effect.Effect<Rules.Rules, Rules.InvalidRules>,
-  text: string,
-  source: string | undefined
-): Effect.Effect<Rules.Rules, Rules.InvalidRules> =>
-  Effect.mapError(result, (error) => invalid(locate(error.problems, text), source))
 
 const invalid = (problems: ReadonlyArray<Rules.Problem>, source: string | undefined) =>
   new Rules.InvalidRules(source === undefined ? { problems } : { source, problems })
@@ -116,6 +111,15 @@ const invalid = (problems: ReadonlyArray<Rules.Problem>, source: string | undefi
 /** The first line of a `yaml` error, without the position (the problem carries it). */
 const yamlMessage = (error: YAML.YAMLError): string =>
   (error.message.split("\n")[0] ?? error.code).replace(/ at line \d+, column \d+:?$/, "")
+
+/** Line and column (1-based, in UTF-16 code units) of `offset` in `text`, found once. */
+const positionIn = (text: string, offset: number): { readonly line: number; readonly column: number } => {
+  let line = 1
+  for (let i = text.indexOf("\n"); i !== -1 && i < offset; i = text.indexOf("\n", i + 1)) line++
+  return { line, column: offset - text.lastIndexOf("\n", offset - 1) }
+}
+
+const codePoint = (c: number): string => `U+${c.toString(16).toUpperCase().padStart(4, "0")}`
 
 // -----------------------------------------------------------------------------
 // bounds of the text
@@ -164,16 +168,19 @@ const textRuleOf = (frame: TextFrame): string | null => {
 }
 
 /**
- * Checks the nesting and the number of values of a text before it is
- * composed into a document: the `yaml` composer (and `JSON.stringify`,
- * `toJS`…) recurse, and overflow the stack on a deep enough text, while its
- * lexer and parser (the CST, walked here with an explicit stack) do not. The
- * same limits as `Rules.decode`'s, so a text that passes composes safely.
+ * Checks the nesting and the number of values of a text's parse tree before
+ * it is composed into a document: the `yaml` composer (and `toJS`…)
+ * recurse, and overflow the stack on a deep enough text, while its lexer and
+ * parser (the CST, walked here with an explicit stack) do not. The same
+ * limits as `Rules.decode`'s, so a text that passes composes safely.
  */
-const checkText = (text: string, maxValues: number): Array<Rules.Problem> => {
-  const lineCounter = new YAML.LineCounter()
+const checkText = (
+  tokens: ReadonlyArray<YAML.CST.Token>,
+  lineCounter: YAML.LineCounter,
+  maxValues: number
+): Array<Rules.Problem> => {
   const stack: Array<TextFrame> = []
-  for (const token of new YAML.Parser(lineCounter.addNewLine).parse(text)) {
+  for (const token of tokens) {
     if (token.type === "document" && token.value !== undefined) {
       stack.push({ token: token.value, key: undefined, parent: undefined, depth: 0 })
     }
@@ -214,34 +221,117 @@ const checkText = (text: string, maxValues: number): Array<Rules.Problem> => {
 }
 
 /**
- * Duplicate keys, found in linear time (the `yaml` package's own
- * `uniqueKeys` compares every pair of keys of a map: quadratic).
+ * A character YAML 1.2 does not allow in a stream (outside its printable
+ * set, `c-printable`): C0 controls but tab, line feed and carriage return,
+ * DEL, C1 controls but NEL, lone surrogates, U+FFFE and U+FFFF.
  */
-const duplicateKeys = (doc: YAML.Document, lineCounter: YAML.LineCounter): Array<Rules.Problem> => {
-  const problems: Array<Rules.Problem> = []
-  YAML.visit(doc, {
-    Map: (_, map) => {
-      const seen = new Set<unknown>()
-      for (const pair of map.items) {
-        if (!YAML.isScalar(pair.key)) continue
-        const value = pair.key.value
-        if (!seen.has(value)) {
-          seen.add(value)
+const unprintable = /[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/u
+
+const checkCharacters = (text: string): Array<Rules.Problem> => {
+  const found = unprintable.exec(text)
+  if (found === null) return []
+  return [{
+    rule: null,
+    path: "",
+    message: `the character ${codePoint(found[0].codePointAt(0)!)} is not allowed in YAML text (YAML 1.2 allows printable characters only; write it as an escape in a double-quoted string)`,
+    ...positionIn(text, found.index)
+  }]
+}
+
+// -----------------------------------------------------------------------------
+// the composed document
+// -----------------------------------------------------------------------------
+
+const yamlTag = "tag:yaml.org,2002:"
+
+/** The tags of YAML 1.2's core schema: the only ones a rules document may carry. */
+const coreTags: ReadonlySet<string> = new Set(
+  ["str", "int", "float", "bool", "null", "map", "seq"].map((name) => `${yamlTag}${name}`)
+)
+
+const showTag = (tag: string): string =>
+  tag.startsWith(yamlTag) ? `!!${tag.slice(yamlTag.length)}` : tag.startsWith("!") ? tag : `!<${tag}>`
+
+/** ASCII text is already in NFC. */
+const ascii = /^[^\u0080-\uffff]*$/
+
+/** The id of the rule at `path` in the document, as written (`#index` when it has none), or `null`. */
+const ruleOf = (doc: YAML.Document, path: ReadonlyArray<string | number>): string | null => {
+  if (path[0] !== "rules" || typeof path[1] !== "number") return null
+  const rules = doc.get("rules", true)
+  const rule = YAML.isSeq(rules) ? rules.items[path[1]] : undefined
+  const id = YAML.isMap(rule) ? rule.get("id") : undefined
+  return typeof id === "string" && id !== "" ? id : `#${path[1]}`
+}
+
+/**
+ * What the composed document would otherwise read in a way its text does
+ * not show, walked without recursion: a tag outside the core schema (the
+ * `yaml` package resolves `!!binary` and drops unknown tags with a warning),
+ * a key that is a list or an object (stringified by `toJS`), and a key
+ * that appears twice in a map — as `toJS` names keys (`1` and `"1"`, `~` and
+ * `""` are the same key) and in Unicode NFC. Linear: the `yaml` package's
+ * own `uniqueKeys` compares every pair of keys of a map.
+ */
+const checkNodes = (doc: YAML.Document, lineCounter: YAML.LineCounter, text: string): Array<Rules.Problem> => {
+  const problems: Array<{ readonly offset: number; readonly problem: Rules.Problem }> = []
+  const report = (node: YAML.Node, path: ReadonlyArray<string | number>, message: string) => {
+    const offset = node.range?.[0] ?? 0
+    const { col, line } = lineCounter.linePos(offset)
+    problems.push({
+      offset,
+      problem: { rule: ruleOf(doc, path), path: Rules.formatPath(path), message, line, column: col }
+    })
+  }
+  const stack: Array<{ readonly node: unknown; readonly path: ReadonlyArray<string | number> }> = [
+    { node: doc.contents, path: [] }
+  ]
+  while (stack.length > 0) {
+    const { node, path } = stack.pop()!
+    if (!YAML.isNode(node)) continue
+    if (typeof node.tag === "string" && !coreTags.has(node.tag)) {
+      report(
+        node,
+        path,
+        `the tag ${showTag(node.tag)} is not allowed: a rules document is plain YAML 1.2, whose only tags are !!str, !!int, !!float, !!bool, !!null, !!map and !!seq`
+      )
+    }
+    if (YAML.isSeq(node)) {
+      node.items.forEach((item, index) => stack.push({ node: item, path: [...path, index] }))
+    } else if (YAML.isMap(node)) {
+      const seen = new Map<string, { readonly key: string; readonly node: YAML.Node }>()
+      for (const pair of node.items) {
+        const keyNode = YAML.isNode(pair.key) ? pair.key : undefined
+        const resolved = YAML.isAlias(keyNode) ? keyNode.resolve(doc) : keyNode
+        const value: unknown = YAML.isScalar(resolved) ? resolved.value : undefined
+        if (keyNode === undefined || !YAML.isScalar(resolved) || (typeof value === "object" && value !== null)) {
+          if (keyNode !== undefined) {
+            report(keyNode, path, "a key is a string, a number, true, false or null, not a list or an object")
+          }
           continue
         }
-        const position = pair.key.range === undefined || pair.key.range === null
-          ? undefined
-          : lineCounter.linePos(pair.key.range[0])
-        problems.push({
-          rule: null,
-          path: "",
-          message: "YAML syntax error: Map keys must be unique",
-          ...(position === undefined ? {} : { line: position.line, column: position.col })
-        })
+        // As `toJS` makes it a property name.
+        const key = value === null ? "" : String(value)
+        stack.push({ node: pair.key, path: [...path, key] })
+        stack.push({ node: pair.value, path: [...path, key] })
+        const normal = ascii.test(key) ? key : key.normalize("NFC")
+        const first = seen.get(normal)
+        if (first === undefined) {
+          seen.set(normal, { key, node: keyNode })
+          continue
+        }
+        const { col, line } = lineCounter.linePos(first.node.range?.[0] ?? 0)
+        const written = (n: YAML.Node) => n.range === undefined || n.range === null ? "" : text.slice(n.range[0], n.range[1])
+        const how = first.key !== key
+          ? `, as ${JSON.stringify(first.key)}, the same in Unicode NFC`
+          : written(first.node) !== written(keyNode)
+          ? `, written ${written(first.node)}`
+          : ""
+        report(keyNode, [...path, key], `duplicate key ${JSON.stringify(key)} (first at line ${line}, column ${col}${how})`)
       }
     }
-  })
-  return problems
+  }
+  return problems.sort((a, b) => a.offset - b.offset).map((p) => p.problem)
 }
 
 // -----------------------------------------------------------------------------
@@ -259,94 +349,159 @@ export interface ParseOptions {
   readonly limits?: Partial<Rules.Limits> | undefined
 }
 
-/** The text's bounds, checked with the limits `Rules.decode` will use (an invalid limit is its to report). */
-const textBounds = (text: string, options: ParseOptions | undefined): Array<Rules.Problem> => {
+/** The limit of values the text is measured with (an invalid limit is `Rules.checkSize`'s to report). */
+const maxValuesOf = (options: ParseOptions | undefined): number => {
   const maxValues = options?.limits?.maxValues ?? Rules.defaultLimits.maxValues
-  return checkText(text, Number.isSafeInteger(maxValues) && maxValues > 0 ? maxValues : Rules.defaultLimits.maxValues)
+  return Number.isSafeInteger(maxValues) && maxValues > 0 ? maxValues : Rules.defaultLimits.maxValues
 }
 
 /**
- * Decodes a rules document from YAML text. A syntax error, a duplicate key
- * or several documents in one stream are problems with their line and column;
- * so is a text nested too deeply or holding too many values (`Rules.Limits`),
- * refused before it is composed.
+ * Decodes a rules document from YAML 1.2 text, parsed once. Refused, each
+ * with its line and column: a text longer than `limits.maxDocumentBytes`
+ * (before it is parsed), a character YAML does not allow, a syntax error,
+ * several documents in one stream, a `%YAML` directive of another version,
+ * a text nested too deeply or holding too many values (`Rules.Limits`,
+ * before it is composed), a tag outside the core schema, a key that is a
+ * list or an object, a duplicate key; then every problem of `Rules.decode`.
  *
  * @since 0.1.0
  * @category parsing
  */
 export const parseYaml = (text: string, options?: ParseOptions): Effect.Effect<Rules.Rules, Rules.InvalidRules> => {
   const source = options?.source
-  const bounds = textBounds(text, options)
-  if (bounds.length > 0) return Either.left(invalid(bounds, source))
+  const refuse = (problems: ReadonlyArray<Rules.Problem>) => Either.left(invalid(problems, source))
+  const size = Rules.checkSize(text, { limits: options?.limits })
+  if (size.length > 0) return refuse(size)
+  const characters = checkCharacters(text)
+  if (characters.length > 0) return refuse(characters)
   const lineCounter = new YAML.LineCounter()
-  const doc = YAML.parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: true })
-  if (doc.errors.length === 0) {
-    const duplicates = duplicateKeys(doc, lineCounter)
-    if (duplicates.length > 0) return Either.left(invalid(duplicates, source))
+  const tokens = Array.from(new YAML.Parser(lineCounter.addNewLine).parse(text))
+  const bounds = checkText(tokens, lineCounter, maxValuesOf(options))
+  if (bounds.length > 0) return refuse(bounds)
+  // The tokens are composed as `YAML.parseDocument` would, without lexing the text again.
+  let doc: YAML.Document.Parsed | undefined
+  for (const composed of new YAML.Composer({ uniqueKeys: false, version: "1.2" }).compose(tokens, true, text.length)) {
+    if (doc === undefined) {
+      doc = composed
+    } else {
+      doc.errors.push(
+        new YAML.YAMLParseError(
+          [composed.range[0], composed.range[1]],
+          "MULTIPLE_DOCS",
+          "Source contains multiple documents; a rules file holds one"
+        )
+      )
+      break
+    }
   }
-  if (doc.errors.length > 0) {
-    return Either.left(invalid(
-      doc.errors.map((error) => {
-        const position = error.linePos?.[0] ?? lineCounter.linePos(error.pos[0])
-        return {
-          rule: null,
-          path: "",
-          message: `YAML syntax error: ${yamlMessage(error)}`,
-          line: position.line,
-          column: position.col
-        }
-      }),
-      source
-    ))
+  const document = doc!
+  const errors = document.errors.map((error): Rules.Problem => {
+    const { col, line } = lineCounter.linePos(error.pos[0])
+    return { rule: null, path: "", message: `YAML syntax error: ${yamlMessage(error)}`, line, column: col }
+  })
+  if (errors.length > 0) return refuse(errors)
+  const directives = document.directives
+  if (directives !== undefined && directives.yaml.explicit && directives.yaml.version !== "1.2") {
+    const directive = tokens.find((token) => token.type === "directive" && token.source.startsWith("%YAML"))
+    const { col, line } = lineCounter.linePos(directive?.offset ?? 0)
+    return refuse([{
+      rule: null,
+      path: "",
+      message: `%YAML ${directives.yaml.version}: a rules document is YAML 1.2, where yes and no are strings and 0777 is a decimal`,
+      line,
+      column: col
+    }])
   }
+  const nodes = checkNodes(document, lineCounter, text)
+  // The warnings for unknown tags are reported by `checkNodes`, with the path.
+  const warnings = document.warnings
+    .filter((warning) => warning.code !== "TAG_RESOLVE_FAILED")
+    .map((warning): Rules.Problem => {
+      const { col, line } = lineCounter.linePos(warning.pos[0])
+      return { rule: null, path: "", message: `YAML refused: ${yamlMessage(warning)}`, line, column: col }
+    })
+  if (nodes.length > 0 || warnings.length > 0) return refuse([...warnings, ...nodes])
   let input: unknown
   try {
     // Aliases are expanded at most 100 times, which defuses alias bombs.
-    input = doc.toJS({ maxAliasCount: 100 })
+    input = document.toJS({ maxAliasCount: 100 })
   } catch (error) {
-    return Either.left(invalid([{
+    return refuse(locate([{
       rule: null,
       path: "",
       message: `YAML error: ${error instanceof Error ? error.message : String(error)}`
-    }], source))
+    }], document, lineCounter))
   }
-  return withPositions(Rules.decode(input, { source, limits: options?.limits }), text, source)
-}
-
-const jsonLineColumn = /line (\d+) column (\d+)/
-const jsonOffset = /at position (\d+)/
-
-/** Where a JSON syntax error is, from the parser's message (its wording varies across Node versions). */
-const jsonPosition = (message: string, text: string): { readonly line: number; readonly column: number } | undefined => {
-  const found = jsonLineColumn.exec(message)
-  if (found !== null) return { line: Number(found[1]), column: Number(found[2]) }
-  const offset = jsonOffset.exec(message)
-  if (offset === null) return undefined
-  const before = text.slice(0, Number(offset[1])).split("\n")
-  return { line: before.length, column: (before[before.length - 1]?.length ?? 0) + 1 }
+  return Effect.mapError(
+    Rules.decode(input, { source, limits: options?.limits }),
+    (error) => invalid(locate(error.problems, document, lineCounter), source)
+  )
 }
 
 /**
- * Decodes a rules document from JSON text, with line and column on every
- * problem (on a syntax error, where the parser reports one).
+ * Decodes a rules document from JSON text: `Rules.parseJson`, which refuses
+ * a duplicate key at any depth and puts the line and column on every
+ * problem.
  *
  * @since 0.1.0
  * @category parsing
  */
-export const parseJson = (text: string, options?: ParseOptions): Effect.Effect<Rules.Rules, Rules.InvalidRules> => {
-  const source = options?.source
-  // JSON is YAML: the same bounds, checked on the text, so that the positions
-  // (found with the `yaml` composer) are safe to look up.
-  const bounds = textBounds(text, options)
-  if (bounds.length > 0) return Either.left(invalid(bounds, source))
-  return Effect.mapError(Rules.parseJson(text, { source, limits: options?.limits }), (error) => {
-    const first = error.problems[0]
-    if (error.problems.length === 1 && first !== undefined && first.message.startsWith("JSON syntax error")) {
-      const position = jsonPosition(first.message, text)
-      return position === undefined ? error : invalid([{ ...first, ...position }], source)
+export const parseJson = (text: string, options?: ParseOptions): Effect.Effect<Rules.Rules, Rules.InvalidRules> =>
+  Rules.parseJson(text, { source: options?.source, limits: options?.limits })
+
+// -----------------------------------------------------------------------------
+// loading
+// -----------------------------------------------------------------------------
+
+/**
+ * The offset of the first byte that does not start a well-formed UTF-8
+ * sequence (RFC 3629: no overlong form, no surrogate, nothing above
+ * U+10FFFF), or -1.
+ */
+const invalidUtf8At = (bytes: Uint8Array): number => {
+  let i = 0
+  while (i < bytes.length) {
+    const b = bytes[i]!
+    if (b < 0x80) {
+      i++
+      continue
     }
-    return invalid(locate(error.problems, text), source)
-  })
+    const length = b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0
+    if (length === 0) return i
+    const low = b === 0xe0 ? 0xa0 : b === 0xf0 ? 0x90 : 0x80
+    const high = b === 0xed ? 0x9f : b === 0xf4 ? 0x8f : 0xbf
+    const second = bytes[i + 1]
+    if (second === undefined || second < low || second > high) return i
+    for (let k = 2; k < length; k++) {
+      const next = bytes[i + k]
+      if (next === undefined || (next & 0xc0) !== 0x80) return i
+    }
+    i += length
+  }
+  return -1
+}
+
+/** The text of a file's bytes, UTF-8 with an optional BOM, or the problem at the first byte that is not. */
+const decodeUtf8 = (bytes: Uint8Array): Either.Either<string, Rules.Problem> => {
+  try {
+    return Either.right(new TextDecoder("utf-8", { fatal: true }).decode(bytes))
+  } catch {
+    const offset = invalidUtf8At(bytes)
+    const lineStart = bytes.lastIndexOf(0x0a, offset - 1) + 1
+    let line = 1
+    for (let i = bytes.indexOf(0x0a); i !== -1 && i < lineStart; i = bytes.indexOf(0x0a, i + 1)) line++
+    const before = new TextDecoder("utf-8").decode(bytes.subarray(lineStart, offset))
+    const shown = Array.from(bytes.subarray(offset, offset + 4), (b) => `0x${b.toString(16).toUpperCase().padStart(2, "0")}`)
+    return Either.left({
+      rule: null,
+      path: "",
+      message: `not UTF-8: the bytes at offset ${offset} (${
+        shown.join(" ")
+      }) are not a UTF-8 character; a rules file is UTF-8 text (Latin-1 and other encodings are refused)`,
+      line,
+      column: before.length + 1
+    })
+  }
 }
 
 /**
@@ -360,7 +515,10 @@ export interface LoadOptions {
 
 /**
  * Reads and decodes the rules document at `path`, in the format its
- * extension names. Nothing of an invalid document is loaded.
+ * extension names. The file is refused before it is read when it is larger
+ * than `limits.maxDocumentBytes`, and read as UTF-8 (a byte order mark is
+ * skipped; a byte sequence that is not UTF-8 is refused at its offset).
+ * Nothing of an invalid document is loaded.
  *
  * @since 0.1.0
  * @category loading
@@ -379,17 +537,24 @@ export const load = (
       })
     }
     const fs = yield* FileSystem.FileSystem
-    const text = yield* fs.readFileString(path).pipe(
-      Effect.mapError((error) =>
-        error._tag === "SystemError" && error.reason === "NotFound"
-          ? new RulesFileError({ path, reason: "NotFound", detail: `rules file "${path}" does not exist` })
-          : new RulesFileError({
-            path,
-            reason: "Unreadable",
-            detail: `cannot read rules file "${path}": ${error._tag === "SystemError" ? error.reason : error.message}`
-          })
-      )
-    )
+    const unreadable = (error: PlatformError) =>
+      error._tag === "SystemError" && error.reason === "NotFound"
+        ? new RulesFileError({ path, reason: "NotFound", detail: `rules file "${path}" does not exist` })
+        : new RulesFileError({
+          path,
+          reason: "Unreadable",
+          detail: `cannot read rules file "${path}": ${error._tag === "SystemError" ? error.reason : error.message}`
+        })
+    const limits = { limits: options?.limits }
+    // The size is checked before anything is read, and again on what was read.
+    const info = yield* Effect.mapError(fs.stat(path), unreadable)
+    const size = info.type === "File" ? Rules.checkSize(Number(info.size), limits) : []
+    if (size.length > 0) return yield* invalid(size, path)
+    const bytes = yield* Effect.mapError(fs.readFile(path), unreadable)
+    const read = Rules.checkSize(bytes.length, limits)
+    if (read.length > 0) return yield* invalid(read, path)
+    const text = decodeUtf8(bytes)
+    if (Either.isLeft(text)) return yield* invalid([text.left], path)
     const parseOptions = { source: path, limits: options?.limits }
-    return yield* (format === "json" ? parseJson(text, parseOptions) : parseYaml(text, parseOptions))
+    return yield* (format === "json" ? parseJson(text.right, parseOptions) : parseYaml(text.right, parseOptions))
   })

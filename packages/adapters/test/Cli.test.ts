@@ -766,6 +766,23 @@ rules:
     ])
   })
 
+  it("refuses a JSON document with a duplicate key (the last one would win): exit 6, the key's path and position", async () => {
+    const f = files()
+    const file = path.join(f.dir, "dup.json")
+    fs.writeFileSync(
+      file,
+      `{"id":"p","version":"1","combine":"first-applicable","rules":[\n` +
+        `{"id":"ok","match":{"name":"files.read"},"effect":"deny","reason":{"code":"c","message":"m"},"effect":"allow"}]}`
+    )
+    const result = await inProcess(["rules", "check", file])
+    expect(result.code).toBe(Cli.ExitCode.InvalidRules)
+    expect(result.stderr).toBe("")
+    expect(result.stdout.trimEnd().split("\n")).toEqual([
+      `${file}: rule "ok" at rules[0].effect (line 2, column 94): duplicate key "effect" (first at line 2, column 42)`,
+      "invalid: 1 problem"
+    ])
+  })
+
   it("explains an action: the rules that matched, the one that decided, the record", async () => {
     const f = files()
     const human = await inProcess(["rules", "explain", "--action", f.payment, f.valid])

@@ -47,6 +47,7 @@ import type * as Action from "./Action.js"
 import * as Decision from "./Decision.js"
 import * as DecisionRecord from "./DecisionRecord.js"
 import { canonicalJson, sha256Hex } from "./internal/canonical.js"
+import * as json from "./internal/json.js"
 import * as policyInternal from "./internal/policy.js"
 import * as internal from "./internal/rules.js"
 import * as Policy from "./Policy.js"
@@ -357,8 +358,8 @@ export interface RulesDocument extends Schema.Schema.Type<typeof RulesDocument> 
  * One problem of a rules document: the rule it is in (its id, or `#index`
  * when it has no usable id; `null` for the document's own fields), the path
  * to the offending value (`rules[3].when.all[0].gt`), and what is wrong.
- * `line` and `column` (1-based) are set when the document came from a file
- * whose positions are known.
+ * `line` and `column` (1-based) are set when the document came from a text
+ * ({@link parseJson}, or a file read by `@gavel/adapters`' `RulesFile`).
  *
  * @since 0.1.0
  * @category errors
@@ -860,7 +861,11 @@ const invalid = (problems: ReadonlyArray<Problem>, source: string | undefined) =
  *   counted where they occur, so a value referenced twice counts twice
  *   (default 100,000);
  * - `maxGlobLength`: characters of a glob (`match.name`, `match.resource.id`,
- *   a condition's `glob`; default 256).
+ *   a condition's `glob`; default 256);
+ * - `maxDocumentBytes`: bytes of a document's text, in UTF-8 (default 1 MiB),
+ *   refused before the text is parsed — by {@link parseJson} and the file
+ *   readers of `@gavel/adapters`; {@link decode} takes a value, not a text,
+ *   and only checks that the limit is a positive integer.
  *
  * Two limits are fixed: conditions nest at most 32 levels
  * ({@link maxConditionDepth}) and objects and lists at most 80
@@ -873,6 +878,7 @@ export interface Limits {
   readonly maxRules: number
   readonly maxValues: number
   readonly maxGlobLength: number
+  readonly maxDocumentBytes: number
 }
 
 /**
@@ -881,7 +887,12 @@ export interface Limits {
  * @since 0.1.0
  * @category models
  */
-export const defaultLimits: Limits = { maxRules: 1_000, maxValues: 100_000, maxGlobLength: 256 }
+export const defaultLimits: Limits = {
+  maxRules: 1_000,
+  maxValues: 100_000,
+  maxGlobLength: 256,
+  maxDocumentBytes: 1_048_576
+}
 
 /**
  * How deep conditions (`all`, `any`, `not`) nest at most: 32.
@@ -941,22 +952,89 @@ export const decode = (input: unknown, options?: DecodeOptions): Effect.Effect<R
     onRight: (document) => Either.right(build(document))
   })
 
+/** Bytes of `text` in UTF-8 (a lone surrogate counts as the 3 bytes of U+FFFD). */
+const utf8Length = (text: string): number => {
+  let bytes = text.length
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 0x80) continue
+    if (c < 0x800) bytes += 1
+    else if (c >= 0xd800 && c <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2 // a surrogate pair: 4 bytes for 2 units
+      i++
+    } else bytes += 2
+  }
+  return bytes
+}
+
+const sizeProblems = (bytes: number, limits: Limits): Array<Problem> =>
+  bytes <= limits.maxDocumentBytes ? [] : [{
+    rule: null,
+    path: "",
+    message: `a rules document is at most ${limits.maxDocumentBytes} bytes long (limits.maxDocumentBytes); this one has ${bytes}`,
+    line: 1,
+    column: 1
+  }]
+
+/** The limits of `options` for a text: a limit's problem is the whole text's, at its start. */
+const textLimitsOf = (options: DecodeOptions | undefined): Either.Either<Limits, ReadonlyArray<Problem>> =>
+  Either.mapLeft(limitsOf(options), (problems) => problems.map((p) => ({ ...p, line: 1, column: 1 })))
+
 /**
- * {@link decode} from JSON text; a syntax error is an {@link InvalidRules}
- * too.
+ * The problems of a document's size before its text is parsed: a text (its
+ * length in UTF-8) or a number of bytes over `limits.maxDocumentBytes`, or a
+ * limit that is not a positive integer, at line 1, column 1. Empty when the
+ * size is within the limit. {@link parseJson} checks it; file readers check
+ * it before reading.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const checkSize = (text: string | number, options?: DecodeOptions): ReadonlyArray<Problem> =>
+  Either.match(textLimitsOf(options), {
+    onLeft: (problems) => problems,
+    onRight: (limits) => sizeProblems(typeof text === "number" ? text : utf8Length(text), limits)
+  })
+
+const pathSegments = /[^.[\]]+|\[(\d+)\]/g
+
+/** The segments of a formatted path (`rules[3].when.gt`). */
+const segmentsOf = (path: string): Array<string | number> =>
+  Array.from(path.matchAll(pathSegments), (m) => (m[1] !== undefined ? Number(m[1]) : m[0]))
+
+/**
+ * {@link decode} from JSON text, with the line and column of every
+ * problem. A syntax error is an {@link InvalidRules} too, and so is a key
+ * that appears twice in an object (at any depth; keys equal in Unicode NFC
+ * are the same key): `JSON.parse` would keep the last one, and the document
+ * would read one way to its reviewer and another to gavel. The text is
+ * parsed once, without recursion, and refused up front when it is longer
+ * than `limits.maxDocumentBytes` or nested deeper than {@link maxNesting}.
  *
  * @since 0.1.0
  * @category decoding
  */
 export const parseJson = (text: string, options?: DecodeOptions): Effect.Effect<Rules, InvalidRules> => {
-  let input: unknown
-  try {
-    input = JSON.parse(text)
-  } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error)
-    return Either.left(invalid([{ rule: null, path: "", message: `JSON syntax error: ${detail}` }], options?.source))
+  const source = options?.source
+  const limits = textLimitsOf(options)
+  if (Either.isLeft(limits)) return Either.left(invalid(limits.left, source))
+  const size = sizeProblems(utf8Length(text), limits.right)
+  if (size.length > 0) return Either.left(invalid(size, source))
+  const parsed = json.parse(text, { maxDepth: maxNesting, tooDeep: internal.tooDeep })
+  if (parsed._tag === "Refused") {
+    const raws = typeof parsed.partial === "object" && parsed.partial !== null
+      ? (parsed.partial as { rules?: unknown }).rules
+      : undefined
+    return Either.left(invalid(
+      parsed.problems.map(({ path, ...problem }) => ({ rule: nameOf(raws, path), path: formatPath(path), ...problem })),
+      source
+    ))
   }
-  return decode(input, options)
+  return Either.match(decodeDocument(parsed.value, limits.right), {
+    onLeft: (problems) =>
+      Either.left(invalid(problems.map((p) => ({ ...p, ...parsed.positionOf(segmentsOf(p.path)) })), source)),
+    onRight: (document) => Either.right(build(document))
+  })
 }
 
 // -----------------------------------------------------------------------------

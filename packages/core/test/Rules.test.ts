@@ -6,6 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as fc from "effect/FastCheck"
 import * as Schema from "effect/Schema"
+import * as json from "../src/internal/json.js"
 
 // -----------------------------------------------------------------------------
 // helpers
@@ -786,12 +787,214 @@ describe("Rules limits", () => {
       `{"field":"name","eq":"payments.transfer"}`,
       `${"{\"not\":".repeat(100_000)}{"field":"name","eq":"x"}${"}".repeat(100_000)}`
     )
+    // The text is measured as it is parsed: its nesting is refused before its conditions are looked at.
     expect(Effect.runSync(Effect.flip(Rules.parseJson(text))).problems[0]!.message).toBe(
-      "conditions nest at most 32 levels deep"
+      `nested too deeply: objects and lists nest at most ${Rules.maxNesting} levels in a rules document`
     )
     for (const input of [doc([rule({ description: deepList(100_000) })]), doc([rule({ when: notChain(100_000) })])]) {
       const decoded = Schema.decodeUnknownEither(Rules.RulesDocument)(input, { onExcessProperty: "error" })
       expect(Either.isLeft(decoded)).toBe(true)
     }
+  })
+})
+
+// -----------------------------------------------------------------------------
+// JSON text
+// -----------------------------------------------------------------------------
+
+describe("Rules.parseJson", () => {
+  const refusedText = (text: string, options?: Rules.DecodeOptions): ReadonlyArray<Rules.Problem> => {
+    const result = Effect.runSync(Effect.either(Rules.parseJson(text, options)))
+    if (Either.isRight(result)) throw new Error("expected the text to be refused")
+    return result.left.problems
+  }
+
+  it("refuses a duplicate key, which JSON.parse would let the last one win (a deny read as an allow)", () => {
+    const text = `{"id":"p","version":"1","combine":"first-applicable","rules":[
+  {"id":"ok","match":{"name":"files.read"},"effect":"deny","reason":{"code":"c","message":"m"},"effect":"allow"}
+]}`
+    expect(JSON.parse(text).rules[0].effect).toBe("allow")
+    expect(refusedText(text)).toEqual([{
+      rule: "ok",
+      path: "rules[0].effect",
+      message: "duplicate key \"effect\" (first at line 2, column 44)",
+      line: 2,
+      column: 96
+    }])
+  })
+
+  it("refuses duplicate keys at any depth, every one, and keys equal in Unicode NFC", () => {
+    const text = `{"id":"p","id":"q","version":"1","combine":"first-applicable","rules":[],
+"description":[[{"a":{"b":1,"b":2}}]],"caf\u00e9":1,"cafe\u0301":2}`
+    expect(refusedText(text)).toEqual([
+      { rule: null, path: "id", message: "duplicate key \"id\" (first at line 1, column 2)", line: 1, column: 11 },
+      {
+        rule: null,
+        path: "description[0][0].a.b",
+        message: "duplicate key \"b\" (first at line 2, column 23)",
+        line: 2,
+        column: 29
+      },
+      {
+        rule: null,
+        path: "caf\u0065\u0301",
+        message: "duplicate key \"cafe\u0301\" (first at line 2, column 39, as \"caf\u00e9\", the same in Unicode NFC)",
+        line: 2,
+        column: 48
+      }
+    ])
+  })
+
+  it("puts the line and column on every problem, syntax errors included", () => {
+    const text = `{\n  "id": "p",\n  "version": "1",\n  "combine": "first-applicable",\n  "rules": [\n    { "id": "a", "effect": "permit" }\n  ]\n}`
+    expect(refusedText(text)).toEqual([{
+      rule: "a",
+      path: "rules[0].effect",
+      message: expect.stringContaining("unknown effect \"permit\""),
+      line: 6,
+      column: 28
+    }])
+    expect(refusedText(`{\n  "id": "x",\n}`)).toEqual([{
+      rule: null,
+      path: "",
+      message: "JSON syntax error: expected a key in double quotes, found \"}\"",
+      line: 3,
+      column: 1
+    }])
+    expect(refusedText(`{"id": "a\u0001"}`)[0]!.message).toMatch(/^JSON syntax error: control character U\+0001 in a string/)
+  })
+
+  it("refuses a text longer than maxDocumentBytes before parsing it, counted in UTF-8", () => {
+    const text = `{"description":"${"é".repeat(600_000)}"}`
+    expect(refusedText(text)).toEqual([{
+      rule: null,
+      path: "",
+      message: "a rules document is at most 1048576 bytes long (limits.maxDocumentBytes); this one has 1200018",
+      line: 1,
+      column: 1
+    }])
+    // Past the size, the document is refused for what it is.
+    expect(refusedText(text, { limits: { maxDocumentBytes: 2_000_000 } })[0]!.message).toMatch(/^missing required field/)
+    expect(Rules.checkSize(text, { limits: { maxDocumentBytes: 1_200_018 } })).toEqual([])
+    expect(Rules.checkSize(10, { limits: { maxDocumentBytes: 0 } })).toEqual([
+      { rule: null, path: "", message: "limits.maxDocumentBytes must be a positive integer, not 0", line: 1, column: 1 }
+    ])
+    expect(refusedText("{}", { limits: { maxDocumentBytes: 1.5 } })).toEqual([
+      { rule: null, path: "", message: "limits.maxDocumentBytes must be a positive integer, not 1.5", line: 1, column: 1 }
+    ])
+  })
+})
+
+describe("the JSON parser", () => {
+  const parse = (text: string) => json.parse(text, { maxDepth: 1_000, tooDeep: "too deep" })
+
+  /** A JSON text as a tree, objects as lists of entries so that a key may repeat. */
+  type Tree = { readonly scalar: string } | { readonly list: ReadonlyArray<Tree> } | {
+    readonly entries: ReadonlyArray<readonly [string, Tree]>
+  }
+  const key = fc.oneof(
+    fc.constantFrom("a", "b", "caf\u00e9", "cafe\u0301", "__proto__", "constructor", "1", "01", ""),
+    fc.string({ maxLength: 3 }),
+    fc.string({ maxLength: 3, unit: "binary" })
+  )
+  const quote = (text: string, escapeAll: boolean) =>
+    escapeAll
+      ? `"${Array.from(text, (c) => Array.from({ length: c.length }, (_, i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, "0")}`).join("")).join("")}"`
+      : JSON.stringify(text)
+  const scalar = fc.oneof(
+    fc.tuple(fc.oneof(fc.string(), fc.string({ unit: "binary" }), fc.constantFrom("\ud800", "a\u0000b", "/\\\"")), fc.boolean())
+      .map(([text, escapeAll]) => quote(text, escapeAll)),
+    fc.stringMatching(/^-?(0|[1-9][0-9]{0,3})(\.[0-9]{1,3})?([eE][+-]?[0-9]{1,3})?$/),
+    fc.double({ noNaN: true, noDefaultInfinity: true }).map((n) => JSON.stringify(n)),
+    fc.constantFrom("true", "false", "null", "-0", "1e400", "-1e-400")
+  ).map((text): Tree => ({ scalar: text }))
+  const { tree } = fc.letrec<{ tree: Tree; list: Tree; object: Tree }>((tie) => ({
+    tree: fc.oneof({ depthSize: "small" }, scalar, tie("list"), tie("object")),
+    list: fc.array(tie("tree"), { maxLength: 4 }).map((list) => ({ list })),
+    object: fc.array(fc.tuple(key, tie("tree")), { maxLength: 4 }).map((entries) => ({ entries }))
+  }))
+  /** Equal as JSON values, key order, `-0` and own `__proto__` / `constructor` keys included. */
+  const same = (a: unknown, b: unknown): boolean => {
+    if (typeof a !== "object" || a === null || typeof b !== "object" || b === null) return Object.is(a, b)
+    if (Array.isArray(a) !== Array.isArray(b) || Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false
+    const ka = Object.keys(a)
+    const kb = Object.keys(b)
+    return ka.length === kb.length &&
+      ka.every((k, i) => k === kb[i] && same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+  }
+  const space = fc.constantFrom("", " ", "\n", "\r\n\t ")
+  const render = (t: Tree, ws: string): string =>
+    "scalar" in t
+      ? t.scalar
+      : "list" in t
+      ? `[${ws}${t.list.map((v) => render(v, ws)).join(`${ws},${ws}`)}${ws}]`
+      : `{${ws}${t.entries.map(([k, v]) => `${quote(k, false)}${ws}:${ws}${render(v, ws)}`).join(`,${ws}`)}${ws}}`
+  const duplicates = (t: Tree): number =>
+    "scalar" in t ? 0 : "list" in t ? t.list.reduce((n, v) => n + duplicates(v), 0) : t.entries.reduce(
+      (n, [, v], i) =>
+        n + duplicates(v) + (t.entries.slice(0, i).some(([k]) => k.normalize("NFC") === t.entries[i]![0].normalize("NFC")) ? 1 : 0),
+      0
+    )
+
+  it.prop("reads what JSON.parse reads when no object repeats a key, and refuses each repeated key", [tree, space], ([t, ws]) => {
+    const text = `${ws}${render(t, ws)}${ws}`
+    const result = parse(text)
+    const repeated = duplicates(t)
+    if (repeated === 0) {
+      expect(result._tag).toBe("Parsed")
+      const value = result._tag === "Parsed" ? result.value : undefined
+      const expected: unknown = JSON.parse(text)
+      expect(same(value, expected), text).toBe(true)
+    } else {
+      expect(result._tag).toBe("Refused")
+      const problems = result._tag === "Refused" ? result.problems : []
+      expect(problems).toHaveLength(repeated)
+      for (const problem of problems) expect(problem.message).toMatch(/^duplicate key /)
+    }
+  })
+
+  it.prop(
+    "accepts and refuses texts as JSON.parse does (edited at random), but for repeated keys",
+    [tree, fc.nat(), fc.constantFrom("", "{", "}", "[", "]", ",", ":", "\"", "\\", "0", "-", ".", "e", "t", " ", "\u0000", "\u00a0", "\ufeff")],
+    ([t, at, insert]) => {
+      const valid = render(t, " ")
+      const position = valid.length === 0 ? 0 : at % valid.length
+      for (const text of [valid.slice(0, position) + insert + valid.slice(position + 1), valid.slice(0, position) + insert + valid.slice(position)]) {
+        let expected: unknown
+        let threw = false
+        try {
+          expected = JSON.parse(text)
+        } catch {
+          threw = true
+        }
+        const result = parse(text)
+        if (threw) {
+          expect(result._tag).toBe("Refused")
+          const problems = result._tag === "Refused" ? result.problems : []
+          expect(problems.at(-1)!.message).toMatch(/^JSON syntax error: /)
+        } else if (result._tag === "Parsed") {
+          expect(same(result.value, expected), text).toBe(true)
+        } else {
+          for (const problem of result.problems) expect(problem.message).toMatch(/^duplicate key /)
+        }
+      }
+    }
+  )
+
+  it("parses a text nested 100,000 deep without recursion, and stops at the bound it is given", () => {
+    const deep = "[".repeat(100_000) + "]".repeat(100_000)
+    expect(json.parse(deep, { maxDepth: 200_000, tooDeep: "too deep" })._tag).toBe("Parsed")
+    const refused = json.parse(deep, { maxDepth: 3, tooDeep: "too deep" })
+    expect(refused).toMatchObject({ _tag: "Refused", problems: [{ path: [0, 0, 0], message: "too deep", line: 1, column: 4 }] })
+  })
+
+  it("knows where every value is", () => {
+    const result = parse(`{\n  "a": [1, {"b": "x"}],\n  "c": null\n}`)
+    if (result._tag !== "Parsed") throw new Error("expected a value")
+    expect(result.positionOf([])).toEqual({ line: 1, column: 1 })
+    expect(result.positionOf(["a", 1, "b"])).toEqual({ line: 2, column: 18 })
+    expect(result.positionOf(["c"])).toEqual({ line: 3, column: 8 })
+    // The deepest value on the way that exists.
+    expect(result.positionOf(["a", 1, "missing", 3])).toEqual({ line: 2, column: 12 })
   })
 })

@@ -519,6 +519,13 @@ const childRole = (role: Role, key: string): Role => {
 }
 
 /**
+ * The problem of a value nested deeper than {@link maxNesting}.
+ *
+ * @internal
+ */
+export const tooDeep = `nested too deeply: objects and lists nest at most ${maxNesting} levels in a rules document`
+
+/**
  * Walks a document as written, iteratively (an explicit stack, never
  * recursion), and checks its bounds: the number of rules, the number of
  * values (shared references counted each time they occur, so a document
@@ -559,7 +566,7 @@ export const checkBounds = (input: unknown, limits: Limits): ReadonlyArray<Bound
     if (depth > maxNesting) {
       issues.push({
         path: pathOf(frame),
-        message: `nested too deeply: objects and lists nest at most ${maxNesting} levels in a rules document`,
+        message: tooDeep,
         fatal: true
       })
       continue
