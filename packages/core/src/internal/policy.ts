@@ -757,15 +757,19 @@ export const leaf = (id: string, f: (action: Action.Action) => Decision.Result):
     }
     return result
   }
-  const self: Node = makeNode({
-    id,
-    isSync: true,
-    evalSync,
-    evalEffect: (ctx) => Effect.sync(() => evalSync(ctx)),
-    describe: () => ({ op: "Leaf", id, sync: true }),
-    named: () => [self]
-  })
-  return self
+  return makeNode({ id, isSync: true, evalSync, evalEffect: leafEvalEffect, describe: leafDescribe, named: leafNamed })
+}
+
+// The cold methods of every synchronous leaf: one function each, shared (a
+// document of 100,000 rules builds 100,000 leaves), called on the leaf.
+function leafEvalEffect(this: Node, ctx: Context): Effect.Effect<Decision.Result> {
+  return Effect.sync(() => this.evalSync(ctx))
+}
+function leafDescribe(this: Node): Description {
+  return { op: "Leaf", id: this.id, sync: true }
+}
+function leafNamed(this: Node): ReadonlyArray<Node> {
+  return [this]
 }
 
 const internallyInterrupted = (policyId: string) =>
