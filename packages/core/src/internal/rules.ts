@@ -190,8 +190,9 @@ const hasRole = (held: ReadonlyArray<unknown>): boolean => {
 export const holdsAny = (held: ReadonlyArray<unknown>, wanted: ReadonlyArray<string> | ReadonlySet<string>): boolean => {
   for (let i = 0; i < held.length; i++) {
     const role = held[i]
-    if (typeof role !== "string" || !hasOwn.call(held, i)) continue
-    if (has(wanted, role) || (!isAscii(role) && has(wanted, role.normalize("NFC")))) return true
+    if (typeof role !== "string") continue
+    // Own-ness checked on a match only: a hole is read through the prototype.
+    if ((has(wanted, role) || (!isAscii(role) && has(wanted, role.normalize("NFC")))) && hasOwn.call(held, i)) return true
   }
   return false
 }
