@@ -3,7 +3,8 @@
  * (../shared/BENCHMARKS.md, and the project's BENCHMARKS.md), in one process
  * run, as one table.
  *
- * Parts, in order: tools-20 (decisions/ns, with casbin and Cedar), async
+ * Parts, in order: tools-20 (decisions/ns, with casbin and Cedar), rules
+ * (decoding and compiling documents of 1k, 10k and 100k rules), async
  * (virtual latency and overhead), approvals (cycles/s in memory), sqlite
  * (cycles/s next to raw better-sqlite3), postgres (when GAVEL_DATABASE_URL
  * is set), scale (parked approvals, sweeping). Progress goes to stderr.
@@ -27,6 +28,7 @@ import { measureAsync } from "./async.js"
 import { measureDecisions } from "./decisions.js"
 import { measurePostgres } from "./postgres.js"
 import { type Part, progress, quick, type Row } from "./report.js"
+import { measureRules } from "./rules.js"
 import { measureSqlite } from "./sqlite.js"
 
 const args = process.argv.slice(2)
@@ -57,6 +59,7 @@ const parts: Array<Part> = []
 for (
   const [name, measure] of [
     ["tools-20", measureDecisions],
+    ["rules", measureRules],
     ["async", () => measureAsync(quick ? 200 : 6_000)],
     ["approvals and scale", measureApprovals],
     ["sqlite", measureSqlite],
@@ -73,7 +76,7 @@ for (
 }
 const seconds = (performance.now() - started) / 1000
 
-const order = ["tools-20", "async", "approvals", "sqlite", "postgres", "scale"]
+const order = ["tools-20", "rules", "async", "approvals", "sqlite", "postgres", "scale"]
 const rows = parts.flatMap((p) => p.rows).sort((a, b) => order.indexOf(a.section) - order.indexOf(b.section))
 const errors = parts.flatMap((p) => p.errors)
 const goals = rows.filter((r) => r.goal !== undefined)

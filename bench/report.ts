@@ -12,7 +12,7 @@ export interface Goal {
 }
 
 export interface Row {
-  /** "tools-20", "async", "approvals", "sqlite", "scale". */
+  /** "tools-20", "rules", "async", "approvals", "sqlite", "scale". */
   readonly section: string
   readonly name: string
   /** "ns/decision", "µs/decision", "virtual ms", "cycles/s", "ms", "bytes", "MB", "s". */

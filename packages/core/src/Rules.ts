@@ -46,7 +46,7 @@ import * as Schema from "effect/Schema"
 import type * as Action from "./Action.js"
 import * as Decision from "./Decision.js"
 import * as DecisionRecord from "./DecisionRecord.js"
-import { canonicalJson, sha256Hex } from "./internal/canonical.js"
+import { canonicalJson, nfc, sha256Hex } from "./internal/canonical.js"
 import * as json from "./internal/json.js"
 import * as policyInternal from "./internal/policy.js"
 import * as internal from "./internal/rules.js"
@@ -164,6 +164,28 @@ export const RuleReason = Schema.Struct({
 export interface RuleReason extends Schema.Schema.Type<typeof RuleReason> {}
 
 /**
+ * The largest `approval.timeoutSeconds`: 366 days (31,622,400 seconds). An
+ * approval is a person's answer; a longer wait is a mistake, and a far
+ * larger one (`8640000000000`) would put its expiry past what a date can
+ * hold.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const maxTimeoutSeconds: number = 366 * 24 * 60 * 60
+
+/**
+ * The largest `approval.quorum`: 1,000 distinct approvers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const maxQuorum: number = 1_000
+
+const atMost = <S extends Schema.Schema<number, number>>(schema: S, what: string, max: number, unit = "") =>
+  schema.pipe(Schema.filter((n) => n <= max || `${what} is at most ${max}${unit}, not ${n}`))
+
+/**
  * Who may approve (or acknowledge) and how: `quorum` distinct approvers
  * holding one of `roles` or listed in `principals`, the requester excluded
  * unless `separationOfDuties` is `false`, within `timeoutSeconds`.
@@ -172,11 +194,13 @@ export interface RuleReason extends Schema.Schema.Type<typeof RuleReason> {}
  * @category schemas
  */
 export const ApprovalSettings = Schema.Struct({
-  quorum: optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))),
+  quorum: optional(atMost(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), "quorum", maxQuorum)),
   roles: optional(Schema.Array(nonEmpty("a role"))),
   principals: optional(Schema.Array(nonEmpty("a principal"))),
   separationOfDuties: optional(Schema.Boolean),
-  timeoutSeconds: optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)))
+  timeoutSeconds: optional(
+    atMost(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), "timeoutSeconds", maxTimeoutSeconds, " (366 days)")
+  )
 }).annotations({ identifier: "ApprovalSettings" })
 
 /**
@@ -332,10 +356,11 @@ export const RulesDocument: Schema.Schema<
   Schema.Schema.Encoded<typeof DocumentStructure>
 > = Schema.declare([DocumentStructure], {
   // The bounds (with the default limits) are checked by an iterative walk
-  // before the structure's recursive decoding can overflow on the input.
+  // before the structure's recursive decoding can overflow on the input;
+  // the structure decodes the document's canonical form (strings in NFC).
   decode: (structure) => (input, options, ast) => {
     const bounds = internal.checkBounds(input, defaultLimits)
-    if (bounds.length === 0) return ParseResult.decodeUnknown(structure)(input, options)
+    if (bounds.length === 0) return ParseResult.decodeUnknown(structure)(internal.canonicalDocument(input), options)
     const issues = bounds.map(conditionIssue(ast, input))
     return ParseResult.fail(
       issues.length === 1 ? issues[0]! : new ParseResult.Composite(ast, input, issues as [ParseResult.ParseIssue, ...Array<ParseResult.ParseIssue>])
@@ -518,9 +543,12 @@ const isCatchAll = (rule: Rule): boolean =>
       (rule.match.resource === undefined ||
         (rule.match.resource.type === undefined && rule.match.resource.id === undefined))))
 
+/** The rule's id as written when it is a valid one: a rule with none, or an invalid one, is named `#<index>`. */
 const rawId = (raw: unknown): string | undefined => {
-  const id = typeof raw === "object" && raw !== null ? (raw as { id?: unknown }).id : undefined
-  return typeof id === "string" && id !== "" ? id : undefined
+  const id = typeof raw === "object" && raw !== null && Object.prototype.hasOwnProperty.call(raw, "id")
+    ? (raw as { id?: unknown }).id
+    : undefined
+  return typeof id === "string" && idPattern.test(id) ? id : undefined
 }
 
 /** What can only be seen across fields or across rules. */
@@ -626,21 +654,23 @@ const toProblems = (located: ReadonlyArray<Located>, raws: unknown): Array<Probl
     })
     .map(({ p }) => ({ rule: nameOf(raws, p.path), path: formatPath(p.path), message: p.message }))
 
-const decodeDocument = (input: unknown, limits: Limits): Either.Either<RulesDocument, ReadonlyArray<Problem>> => {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+const decodeDocument = (written: unknown, limits: Limits): Either.Either<RulesDocument, ReadonlyArray<Problem>> => {
+  if (typeof written !== "object" || written === null || Array.isArray(written)) {
     return Either.left([{
       rule: null,
       path: "",
       message: `a rules document is an object with id, version, combine and rules, not ${
-        input === null ? "null" : Array.isArray(input) ? "a list" : `a ${typeof input}`
+        written === null ? "null" : Array.isArray(written) ? "a list" : `a ${typeof written}`
       }`
     }])
   }
-  const rawRules = (input as { rules?: unknown }).rules
   // Bounds first, by an iterative walk: nothing recursive (Schema decoding,
   // error formatting, compilation) runs on a document that exceeds them.
-  const bounds = internal.checkBounds(input, limits)
-  if (bounds.some((issue) => issue.fatal)) return Either.left(toProblems(bounds, rawRules))
+  const bounds = internal.checkBounds(written, limits)
+  if (bounds.some((issue) => issue.fatal)) return Either.left(toProblems(bounds, (written as { rules?: unknown }).rules))
+  // From here on the document is read in its canonical form (strings in NFC).
+  const input = internal.canonicalDocument(written) as Record<string, unknown>
+  const rawRules = input.rules
   const located: Array<Located> = [...bounds]
   const add = (problems: ReadonlyArray<Located>) => {
     // Not `push(...problems)`: a long list would overflow the arguments.
@@ -657,7 +687,7 @@ const decodeDocument = (input: unknown, limits: Limits): Either.Either<RulesDocu
     })
   }
   // The combination decides reachability even when other header fields are wrong.
-  const rawCombine = (input as { combine?: unknown }).combine
+  const rawCombine = input.combine
   const combine = Schema.is(Combine)(rawCombine) ? rawCombine : undefined
   add(crossChecks(combine, entries))
   if (located.length > 0 || Either.isLeft(header)) return Either.left(toProblems(located, rawRules))
@@ -676,9 +706,12 @@ const decodeDocument = (input: unknown, limits: Limits): Either.Either<RulesDocu
  *   included — it never abstains when the document has a `default`. For a
  *   policy that abstains when no rule applies (to compose with code
  *   policies under a default of the host's), leave `default` out.
+ * - `document`: the decoded document, every string in Unicode NFC — the
+ *   form the rules compare an action's text in (read in NFC too) and the
+ *   form `policyHash` hashes, so that equal hashes decide alike.
  * - `policyHash`: SHA-256 of the canonical JSON of the decoded document: key
- *   order, whitespace and the file's format (JSON or YAML) do not change it;
- *   any change of content does.
+ *   order, whitespace, Unicode normalization form and the file's format
+ *   (JSON or YAML) do not change it; any change of content does.
  *
  * Build it with {@link decode} (or {@link parseJson}): {@link policySet} and
  * {@link explain} use the compiled rules kept for that value.
@@ -695,9 +728,20 @@ export interface Rules {
   readonly policy: Policy.Sync
 }
 
+interface CompiledRule {
+  readonly id: string
+  /**
+   * The literal name of its `match`, when it has one: the rule is then only
+   * reached through the index by name, which tests it, so `policy` does not
+   * test it again (an explanation tests it before evaluating `policy`).
+   */
+  readonly name: string | undefined
+  readonly policy: Policy.Sync
+}
+
 interface Compiled {
   /** Each rule's policy, in document order. */
-  readonly rules: ReadonlyArray<{ readonly id: string; readonly policy: Policy.Sync }>
+  readonly rules: ReadonlyArray<CompiledRule>
   /** The rules combined, without the default. */
   readonly combined: Policy.Sync
   readonly default: Decision.Decision | undefined
@@ -754,34 +798,39 @@ const stringTest = (pattern: string | undefined) => ({
   glob: pattern !== undefined && internal.hasWildcard(pattern) ? pattern : undefined
 })
 
-const holdsAny = (held: ReadonlyArray<string>, wanted: ReadonlyArray<string>): boolean => {
-  for (let i = 0; i < held.length; i++) if (wanted.includes(held[i]!)) return true
-  return false
-}
+/** The literal name a rule is indexed by, if its `match.name` is one. */
+const literalName = (rule: Rule): string | undefined => stringTest(rule.match?.name).literal
+
+const globTest = (glob: string, value: unknown): boolean =>
+  typeof value === "string" && internal.globMatch(glob, internal.canonical(value) as string)
+
+const read = internal.read
+const isText = internal.isText
 
 /**
  * One function of the same shape for every rule (so the call site stays
  * monomorphic in a document of many rules), testing the most selective field,
- * the name, first.
+ * the name, first. It reads the action as conditions do (`internal.read`):
+ * own properties only, strings compared in NFC. A literal name is not tested
+ * here: the index by name does (see {@link CompiledRule}).
  */
 const compileMatch = (match: Match | undefined): ((action: Action.Action) => boolean) => {
-  const name = stringTest(match?.name)
+  const nameGlob = stringTest(match?.name).glob
   const kind = match?.kind
   const roles = match?.roles
   const tenant = match?.tenant
   const resource = match?.resource
   const resourceId = stringTest(resource?.id)
   return (a) =>
-    (name.literal === undefined || a.name === name.literal) &&
-    (name.glob === undefined || internal.globMatch(name.glob, a.name)) &&
-    (kind === undefined || a.kind === kind) &&
-    (roles === undefined || holdsAny(a.actor.roles, roles)) &&
-    (tenant === undefined || a.actor.tenant === tenant) &&
+    (nameGlob === undefined || globTest(nameGlob, read.name(a))) &&
+    (kind === undefined || isText(read.kind(a), kind)) &&
+    (roles === undefined || internal.holdsAny(read.roles(a), roles)) &&
+    (tenant === undefined || isText(read.tenant(a), tenant)) &&
     (resource === undefined || (
-      a.resource !== undefined &&
-      (resource.type === undefined || a.resource.type === resource.type) &&
-      (resourceId.literal === undefined || a.resource.id === resourceId.literal) &&
-      (resourceId.glob === undefined || internal.globMatch(resourceId.glob, a.resource.id))
+      typeof read.resource(a) === "object" && read.resource(a) !== null &&
+      (resource.type === undefined || isText(read.resourceType(a), resource.type)) &&
+      (resourceId.literal === undefined || isText(read.resourceId(a), resourceId.literal)) &&
+      (resourceId.glob === undefined || globTest(resourceId.glob, read.resourceId(a)))
     ))
 }
 
@@ -805,30 +854,38 @@ const compileRule = (documentId: string, rule: Rule): Policy.Sync => {
   })
 }
 
-/** The document's default, as the decision of a rule named `default` (an allow needs no reason). */
+/** The document's default, as the decision of a rule named `default`, with `rules.default` unless `defaultReason` says otherwise (an allow included). */
 const defaultOf = (document: RulesDocument): Decision.Decision | undefined => {
   if (document.default === undefined) return undefined
-  const reason = document.defaultReason ?? (document.default === "allow" ? undefined : {
+  const reason = document.defaultReason ?? {
     code: "rules.default",
     message: `No rule of "${document.id}" applied; the document's default is ${document.default}`
-  })
-  const effect = document.default
-  return decisionOf(document.id, reason === undefined ? { id: "default", effect } : { id: "default", effect, reason })
+  }
+  return decisionOf(document.id, { id: "default", effect: document.default, reason })
+}
+
+/** The name an action is indexed by, read as `match.name` reads it (as written; the index compares it in NFC). */
+const indexName = (action: Action.Action): string | undefined => {
+  const name = read.name(action)
+  return typeof name === "string" ? name : undefined
 }
 
 const build = (document: RulesDocument): Rules => {
-  const rules = document.rules.map((rule) => ({ id: rule.id, policy: compileRule(document.id, rule) }))
+  const rules: ReadonlyArray<CompiledRule> = document.rules.map((rule) => ({
+    id: rule.id,
+    name: literalName(rule),
+    policy: compileRule(document.id, rule)
+  }))
   const policies = rules.map((r) => r.policy)
   // A rule whose match names one literal action name is only evaluated (and
   // only listed in the trail) for actions of that name: for the others it
   // abstains whatever they hold.
   const combined = policyInternal.indexedByName(
     policies as unknown as ReadonlyArray<policyInternal.Node>,
-    document.rules.map((rule) =>
-      rule.match?.name !== undefined && !internal.hasWildcard(rule.match.name) ? [rule.match.name] : undefined
-    ),
+    rules.map((rule) => rule.name === undefined ? undefined : [rule.name]),
     document.combine === "first-applicable" ? policyInternal.firstApplicable : policyInternal.all,
-    document.id
+    document.id,
+    { nameOf: indexName, canonical: nfc }
   ) as unknown as Policy.Sync
   const defaultDecision = defaultOf(document)
   const policy = defaultDecision === undefined
@@ -1116,7 +1173,9 @@ export const explain = (
   options?: PolicySet.EvaluateSyncOptions
 ): Explanation => {
   const matched: Array<{ readonly ruleId: string; readonly result: Decision.Decision }> = []
+  const name = read.name(action)
   for (const rule of compiledOf(rules).rules) {
+    if (rule.name !== undefined && !isText(name, rule.name)) continue
     const result = Policy.evaluateSync(rule.policy, action)
     if (Decision.isDecision(result)) matched.push({ ruleId: rule.id, result })
   }

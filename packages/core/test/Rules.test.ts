@@ -594,7 +594,20 @@ describe("Rules and code", () => {
   it.prop("a rules document and the equivalent code policy decide the same", [actions], ([a]) => {
     const rules = decode(document)
     expect(Policy.evaluateSync(rules.policy, a)).toEqual(
-      Policy.evaluateSync(Policy.firstApplicable([code, Policy.constant("tools/default", Decision.allow())]), a)
+      Policy.evaluateSync(
+        Policy.firstApplicable([
+          code,
+          Policy.constant(
+            "tools/default",
+            Decision.allow({
+              code: "rules.default",
+              message: `No rule of "tools" applied; the document's default is allow`,
+              ...stamp("default")
+            })
+          )
+        ]),
+        a
+      )
     )
   }, { fastCheck: { numRuns: 500 } })
 })

@@ -19,8 +19,21 @@ export const ascii = /^[^\u0080-\uffff]*$/
 /** Printable ASCII but `"` and `\\`: quoted as it is. */
 const plain = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
 
-export const quote = (text: string): string =>
-  plain.test(text) ? `"${text}"` : JSON.stringify(ascii.test(text) ? text : text.normalize("NFC"))
+/**
+ * The one canonical form of text: Unicode NFC. What `policyHash` hashes and
+ * what a rules document compares (its strings at decode, an action's when
+ * read) both go through here, so that two texts equal in NFC are the same
+ * text everywhere. ASCII text is its own NFC form and is returned as it is.
+ */
+export const nfc = (text: string): string => isAscii(text) ? text : text.normalize("NFC")
+
+/** Whether `text` is ASCII: a plain loop, cheaper than a regular expression on the short texts of an action. */
+export const isAscii = (text: string): boolean => {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false
+  return true
+}
+
+export const quote = (text: string): string => plain.test(text) ? `"${text}"` : JSON.stringify(nfc(text))
 
 /**
  * Quoted object keys, by key: the keys of audited data are few (field

@@ -762,15 +762,19 @@ export const leaf = (id: string, f: (action: Action.Action) => Decision.Result):
     }
     return result
   }
-  const self: Node = makeNode({
-    id,
-    isSync: true,
-    evalSync,
-    evalEffect: (ctx) => Effect.sync(() => evalSync(ctx)),
-    describe: () => ({ op: "Leaf", id, sync: true }),
-    named: () => [self]
-  })
-  return self
+  return makeNode({ id, isSync: true, evalSync, evalEffect: leafEvalEffect, describe: leafDescribe, named: leafNamed })
+}
+
+// The cold methods of every synchronous leaf: one function each, shared (a
+// document of 100,000 rules builds 100,000 leaves), called on the leaf.
+function leafEvalEffect(this: Node, ctx: Context): Effect.Effect<Decision.Result> {
+  return Effect.sync(() => this.evalSync(ctx))
+}
+function leafDescribe(this: Node): Description {
+  return { op: "Leaf", id: this.id, sync: true }
+}
+function leafNamed(this: Node): ReadonlyArray<Node> {
+  return [this]
 }
 
 const internallyInterrupted = (policyId: string) =>
@@ -1120,7 +1124,18 @@ export const firstApplicable = (children: ReadonlyArray<Node>, id: string | unde
  * apply to its name: `names[i]` are the action names child `i` can apply to
  * (or `undefined` when it may apply to any). The others are provably
  * abstaining, so the outcome is `combine`'s; they are left out of the trail.
- * One combined node per name is built up front, in declaration order.
+ * `name.nameOf` reads the name an action is indexed by (by default
+ * `action.name`), and `name.canonical` gives the form `names` are written
+ * in (rules documents: NFC, see `internal/rules.ts`); a name found as read
+ * is not canonicalized.
+ *
+ * A name's combined node (its own children merged, in declaration order,
+ * with the unscoped ones) is built the first time an action of that name is
+ * evaluated, and kept while the kept nodes hold at most about twice as many
+ * children as there are: building every name's node up front would cost
+ * names × unscoped children (quadratic in a document mixing literal names
+ * and globs); past the budget a node is built per evaluation, which costs no
+ * more than evaluating its children.
  *
  * @internal
  */
@@ -1128,11 +1143,15 @@ export const indexedByName = (
   children: ReadonlyArray<Node>,
   names: ReadonlyArray<ReadonlyArray<string> | undefined>,
   combine: (children: ReadonlyArray<Node>, id: string | undefined) => Node,
-  id: string | undefined
+  id: string | undefined,
+  name?: {
+    readonly nameOf: (action: Action.Action) => string | undefined
+    readonly canonical: (name: string) => string
+  }
 ): Node => {
+  const nameOf = name?.nameOf ?? ((action: Action.Action) => action.name)
+  const canonical = name?.canonical
   const full = combine(children, id)
-  // One pass collects each name's own children; each group is then its own
-  // children merged, in declaration order, with the unscoped ones.
   const unscoped: Array<number> = []
   const own = new Map<string, Array<number>>()
   names.forEach((of, i) => {
@@ -1153,10 +1172,29 @@ export const indexedByName = (
     }
     return out
   }
-  const groups = new Map<string, Node>()
-  for (const [name, mine] of own) groups.set(name, combine(merged(mine), id))
   const rest = combine(unscoped.map((i) => children[i]!), id)
-  const pick = (ctx: Context): Node => groups.get(ctx.action.name) ?? rest
+  const groups = new Map<string, Node>()
+  let budget = 2 * children.length + 1024
+  const pick = (ctx: Context): Node => {
+    const read = nameOf(ctx.action)
+    if (read === undefined) return rest
+    const kept = groups.get(read)
+    if (kept !== undefined) return kept
+    const name = canonical === undefined ? read : canonical(read)
+    if (name !== read) {
+      const found = groups.get(name)
+      if (found !== undefined) return found
+    }
+    const mine = own.get(name)
+    if (mine === undefined) return rest
+    const group = combine(merged(mine), id)
+    const size = mine.length + unscoped.length
+    if (size <= budget) {
+      budget -= size
+      groups.set(name, group)
+    }
+    return group
+  }
   return makeNode({
     id: full.id,
     isSync: full.isSync,

@@ -5,6 +5,7 @@
  * document: globs run on an iterative matcher in O(pattern × text).
  */
 import type * as Action from "../Action.js"
+import { isAscii, nfc } from "./canonical.js"
 
 // -----------------------------------------------------------------------------
 // globs
@@ -13,12 +14,24 @@ import type * as Action from "../Action.js"
 /** @internal */
 export const hasWildcard = (pattern: string): boolean => pattern.includes("*") || pattern.includes("?")
 
+/** The length, in UTF-16 units, of the code point at `i` (a surrogate pair is one code point). */
+const width = (text: string, i: number): number => {
+  const c = text.charCodeAt(i)
+  if (c < 0xd800 || c > 0xdbff || i + 1 >= text.length) return 1
+  const d = text.charCodeAt(i + 1)
+  return d >= 0xdc00 && d <= 0xdfff ? 2 : 1
+}
+
 /**
  * Whether `text` matches `pattern`, where `*` matches any run of characters
- * (dots included, possibly empty) and `?` exactly one. Greedy with a single
- * backtracking point (the last `*` seen): a later `*` can absorb whatever an
- * earlier one would have, so going back further is never needed, and the
- * worst case is O(pattern × text) — never exponential.
+ * (dots included, possibly empty) and `?` exactly one; a character is a
+ * Unicode code point (`?` matches `😀`, two UTF-16 units), and both texts
+ * are compared in NFC (the caller's business: the document is normalized at
+ * decode, the action's fields when read). Greedy with a single backtracking
+ * point (the last `*` seen): a later `*` can absorb whatever an earlier one
+ * would have, so going back further is never needed, and the worst case is
+ * O(pattern × text) — never exponential. Both positions only ever move by
+ * whole code points, so a literal never matches half of a surrogate pair.
  *
  * @internal
  */
@@ -29,15 +42,26 @@ export const globMatch = (pattern: string, text: string): boolean => {
   let mark = 0
   while (t < text.length) {
     const c = pattern.charCodeAt(p)
-    if (p < pattern.length && (c === 63 /* ? */ || (c !== 42 /* * */ && c === text.charCodeAt(t)))) {
+    if (p < pattern.length && c === 63 /* ? */) {
       p++
-      t++
-    } else if (p < pattern.length && c === 42) {
+      t += width(text, t)
+      continue
+    }
+    if (p < pattern.length && c !== 42 /* * */) {
+      const n = width(pattern, p)
+      if (n === width(text, t) && c === text.charCodeAt(t) && (n === 1 || pattern.charCodeAt(p + 1) === text.charCodeAt(t + 1))) {
+        p += n
+        t += n
+        continue
+      }
+    }
+    if (p < pattern.length && c === 42) {
       star = p++
       mark = t
     } else if (star !== -1) {
       p = star + 1
-      t = ++mark
+      mark += width(text, mark)
+      t = mark
     } else {
       return false
     }
@@ -55,6 +79,128 @@ export const compileGlob = (pattern: string): (text: string) => boolean =>
   hasWildcard(pattern) ? (text) => globMatch(pattern, text) : (text) => text === pattern
 
 // -----------------------------------------------------------------------------
+// reading an action
+// -----------------------------------------------------------------------------
+
+const hasOwn = Object.prototype.hasOwnProperty
+
+/** A list index as a path segment writes it: `0`, `12`, never `01` or `-1`. */
+const arrayIndex = /^(0|[1-9]\d*)$/
+
+/**
+ * One step of a field path: the own property `key` of an object (never a
+ * prototype's: with `Object.prototype.tenant` set by other code, an actor
+ * without a tenant still has none), or on a list the element at index `key`
+ * (a list has no other fields: `items.length` is missing). A key is compared
+ * in NFC: when the object has no key written exactly so, its key whose NFC
+ * form is `key` is read (a valid action has at most one, see
+ * `Action.validate`).
+ */
+const step = (value: unknown, key: string): unknown => {
+  if (typeof value !== "object" || value === null) return undefined
+  if (hasOwn.call(value, key)) {
+    return Array.isArray(value) && !arrayIndex.test(key) ? undefined : (value as Record<string, unknown>)[key]
+  }
+  return Array.isArray(value) ? undefined : byCanonicalKey(value as Record<string, unknown>, key)
+}
+
+/** Out of line (so that {@link step} stays small): the own key of `record` written otherwise than `key` but equal to it in NFC. */
+const byCanonicalKey = (record: Record<string, unknown>, key: string): unknown => {
+  for (const other of Object.keys(record)) {
+    if (!isAscii(other) && other.normalize("NFC") === key) return record[other]
+  }
+  return undefined
+}
+
+/**
+ * The reader of the field at `path` (from the action's root: `["actor",
+ * "tenant"]`, `["metadata", "a.b"]`, `["payload", "items", "0"]`): the one
+ * way every rule reads an action — `match` and `when`, every field. Own
+ * properties only, keys compared in NFC; `undefined` when the action has no
+ * such value (an own property holding `undefined` included: JSON has no
+ * `undefined`, and the action's hash leaves such a property out). The value
+ * is as written: compare it in NFC with {@link isText}, or read it in NFC
+ * with {@link canonical}.
+ *
+ * @internal
+ */
+export const reader = (path: ReadonlyArray<string>): (action: Action.Action) => unknown => {
+  switch (path.length) {
+    case 1: {
+      const [a] = path as [string]
+      return (action) => step(action, a)
+    }
+    case 2: {
+      const [a, b] = path as [string, string]
+      return (action) => step(step(action, a), b)
+    }
+    default:
+      return (action) => {
+        let value: unknown = action
+        for (let i = 0; i < path.length && value !== undefined; i++) value = step(value, path[i]!)
+        return value
+      }
+  }
+}
+
+/**
+ * A value read from an action in canonical form: a string in NFC.
+ *
+ * @internal
+ */
+export const canonical = (value: unknown): unknown => typeof value === "string" ? nfc(value) : value
+
+/**
+ * Whether `value`, read from an action as written, is the text `text` of a
+ * document (in NFC since decoding): `nfc(value) === text`, without
+ * normalizing on the way to a match (a value equal to an NFC text is in NFC
+ * itself) nor for ASCII (its own NFC form).
+ *
+ * @internal
+ */
+export const isText = (value: unknown, text: string): boolean =>
+  value === text || (typeof value === "string" && !isAscii(value) && value.normalize("NFC") === text)
+
+/**
+ * The actor's roles as written: its own list, or none. Only the list's own
+ * elements count (a hole is no role), and only strings are roles.
+ */
+const readRoles = (): (action: Action.Action) => ReadonlyArray<unknown> => {
+  const list = reader(["actor", "roles"])
+  return (action) => {
+    const roles = list(action)
+    return Array.isArray(roles) ? roles : noRoles
+  }
+}
+
+const noRoles: ReadonlyArray<string> = []
+
+/** Whether the actor holds a role at all: an own element that is a string. */
+const hasRole = (held: ReadonlyArray<unknown>): boolean => {
+  for (let i = 0; i < held.length; i++) if (typeof held[i] === "string" && hasOwn.call(held, i)) return true
+  return false
+}
+
+/**
+ * Whether the actor holds one of `wanted` (roles in NFC), each held role
+ * compared in NFC.
+ *
+ * @internal
+ */
+export const holdsAny = (held: ReadonlyArray<unknown>, wanted: ReadonlyArray<string> | ReadonlySet<string>): boolean => {
+  for (let i = 0; i < held.length; i++) {
+    const role = held[i]
+    if (typeof role !== "string") continue
+    // Own-ness checked on a match only: a hole is read through the prototype.
+    if ((has(wanted, role) || (!isAscii(role) && has(wanted, role.normalize("NFC")))) && hasOwn.call(held, i)) return true
+  }
+  return false
+}
+
+const has = (wanted: ReadonlyArray<string> | ReadonlySet<string>, role: string): boolean =>
+  Array.isArray(wanted) ? wanted.includes(role) : (wanted as ReadonlySet<string>).has(role)
+
+// -----------------------------------------------------------------------------
 // fields
 // -----------------------------------------------------------------------------
 
@@ -64,27 +210,39 @@ type FieldType = "string" | "principalKind" | "roles" | "unknown"
 interface Field {
   readonly name: string
   readonly type: FieldType
-  /** `undefined` when the action has no such value. */
+  /** As written (compare in NFC); `undefined` when the action has no such value. */
   readonly get: (action: Action.Action) => unknown
 }
 
 const principalKinds: ReadonlyArray<string> = ["human", "agent", "service"]
 
-const own = (record: unknown, key: string): unknown =>
-  typeof record === "object" && record !== null && Object.prototype.hasOwnProperty.call(record, key)
-    ? (record as Record<string, unknown>)[key]
-    : undefined
+const field = (name: string, type: FieldType, path: ReadonlyArray<string>): Field => ({ name, type, get: reader(path) })
 
 const fixed: Record<string, Field> = {
-  kind: { name: "kind", type: "string", get: (a) => a.kind },
-  name: { name: "name", type: "string", get: (a) => a.name },
-  "actor.id": { name: "actor.id", type: "string", get: (a) => a.actor.id },
-  "actor.kind": { name: "actor.kind", type: "principalKind", get: (a) => a.actor.kind },
-  "actor.tenant": { name: "actor.tenant", type: "string", get: (a) => a.actor.tenant },
-  "actor.roles": { name: "actor.roles", type: "roles", get: (a) => a.actor.roles },
-  "resource.type": { name: "resource.type", type: "string", get: (a) => a.resource?.type },
-  "resource.id": { name: "resource.id", type: "string", get: (a) => a.resource?.id },
-  payload: { name: "payload", type: "unknown", get: (a) => a.payload }
+  kind: field("kind", "string", ["kind"]),
+  name: field("name", "string", ["name"]),
+  "actor.id": field("actor.id", "string", ["actor", "id"]),
+  "actor.kind": field("actor.kind", "principalKind", ["actor", "kind"]),
+  "actor.tenant": field("actor.tenant", "string", ["actor", "tenant"]),
+  "actor.roles": { name: "actor.roles", type: "roles", get: readRoles() },
+  "resource.type": field("resource.type", "string", ["resource", "type"]),
+  "resource.id": field("resource.id", "string", ["resource", "id"]),
+  payload: field("payload", "unknown", ["payload"])
+}
+
+/**
+ * The readers `match` uses: the conditions' fields.
+ *
+ * @internal
+ */
+export const read = {
+  kind: fixed.kind!.get,
+  name: fixed.name!.get,
+  tenant: fixed["actor.tenant"]!.get,
+  roles: fixed["actor.roles"]!.get as (action: Action.Action) => ReadonlyArray<unknown>,
+  resource: reader(["resource"]),
+  resourceType: fixed["resource.type"]!.get,
+  resourceId: fixed["resource.id"]!.get
 }
 
 const fieldList =
@@ -94,32 +252,15 @@ const fieldList =
 const parseField = (name: string): Field | string => {
   if (Object.prototype.hasOwnProperty.call(fixed, name)) return fixed[name]!
   if (name.startsWith("metadata.") && name.length > "metadata.".length) {
-    const key = name.slice("metadata.".length)
-    return { name, type: "string", get: (a) => own(a.metadata, key) }
+    return field(name, "string", ["metadata", name.slice("metadata.".length)])
   }
   if (name.startsWith("actor.attributes.") && name.length > "actor.attributes.".length) {
-    const key = name.slice("actor.attributes.".length)
-    return { name, type: "string", get: (a) => own(a.actor.attributes, key) }
+    return field(name, "string", ["actor", "attributes", name.slice("actor.attributes.".length)])
   }
   if (name.startsWith("payload.")) {
     const segments = name.slice("payload.".length).split(".")
     if (segments.some((s) => s === "")) return `field "${name}" has an empty path segment`
-    return {
-      name,
-      type: "unknown",
-      get: (a) => {
-        let value: unknown = a.payload
-        for (const segment of segments) {
-          if (Array.isArray(value)) {
-            value = /^(0|[1-9]\d*)$/.test(segment) ? value[Number(segment)] : undefined
-          } else {
-            value = own(value, segment)
-          }
-          if (value === undefined) return undefined
-        }
-        return value
-      }
-    }
+    return field(name, "unknown", ["payload", ...segments])
   }
   return `unknown field "${name}"; a condition reads one of ${fieldList}`
 }
@@ -233,7 +374,7 @@ const check = (
       )
     }
   }
-  if (!("field" in input)) {
+  if (!hasOwn.call(input, "field")) {
     if (ops.length > 0) fail(`a comparison needs "field", the field it reads (${ops[0]} has nothing to compare)`)
     else if (keys.length === 0) fail(`an empty condition; write { field, <operator> } or { all | any | not }`)
     return
@@ -345,7 +486,7 @@ const scalarType = (u: Scalar): string => u === null ? "null" : typeof u
  */
 export const compileCondition = (input: unknown): Compiled => {
   const c = input as Record<string, unknown>
-  if ("all" in c) {
+  if (hasOwn.call(c, "all")) {
     const children = (c.all as ReadonlyArray<unknown>).map(compileCondition)
     return (action) => {
       let unknown: Indeterminate | undefined
@@ -357,7 +498,7 @@ export const compileCondition = (input: unknown): Compiled => {
       return unknown ?? true
     }
   }
-  if ("any" in c) {
+  if (hasOwn.call(c, "any")) {
     const children = (c.any as ReadonlyArray<unknown>).map(compileCondition)
     return (action) => {
       let unknown: Indeterminate | undefined
@@ -369,7 +510,7 @@ export const compileCondition = (input: unknown): Compiled => {
       return unknown ?? false
     }
   }
-  if ("not" in c) {
+  if (hasOwn.call(c, "not")) {
     const child = compileCondition(c.not)
     return (action) => {
       const r = child(action)
@@ -379,12 +520,12 @@ export const compileCondition = (input: unknown): Compiled => {
   const field = parseField(c.field as string) as Field
   const name = field.name
   const get = field.get
-  const op = operators.find((o) => o in c)!
+  const op = operators.find((o) => hasOwn.call(c, o))!
   const operand = c[op]
   switch (op) {
     case "exists":
       return field.type === "roles"
-        ? (action) => ((get(action) as ReadonlyArray<string>).length > 0) === operand
+        ? (action) => hasRole(get(action) as ReadonlyArray<unknown>) === operand
         : (action) => (get(action) !== undefined) === operand
     case "eq":
     case "ne": {
@@ -395,19 +536,19 @@ export const compileCondition = (input: unknown): Compiled => {
         const value = get(action)
         if (value === undefined) return missing(name)
         if (!isScalar(value) || scalarType(value) !== wanted) return wrongType(name, value, `a ${wanted}`)
-        return (value === expected) !== negate
+        return (typeof expected === "string" ? isText(value, expected) : value === expected) !== negate
       }
     }
     case "in": {
       const list = operand as ReadonlyArray<Scalar>
       if (field.type === "roles") {
         const wanted = new Set(list as ReadonlyArray<string>)
-        return (action) => (get(action) as ReadonlyArray<string>).some((role) => wanted.has(role))
+        return (action) => holdsAny(get(action) as ReadonlyArray<unknown>, wanted)
       }
       const types = new Set(list.map(scalarType))
       const set = new Set<Scalar>(list)
       return (action) => {
-        const value = get(action)
+        const value = canonical(get(action))
         if (value === undefined) return missing(name)
         if (!isScalar(value) || !types.has(scalarType(value))) {
           return wrongType(name, value, Array.from(types).map((t) => `a ${t}`).join(" or "))
@@ -421,7 +562,7 @@ export const compileCondition = (input: unknown): Compiled => {
         const value = get(action)
         if (value === undefined) return missing(name)
         if (typeof value !== "string") return wrongType(name, value, "a string")
-        return matches(value)
+        return matches(nfc(value))
       }
     }
     default: {
@@ -609,4 +750,54 @@ export const checkBounds = (input: unknown, limits: Limits): ReadonlyArray<Bound
     }
   }
   return issues
+}
+
+// -----------------------------------------------------------------------------
+// the canonical form of a document
+// -----------------------------------------------------------------------------
+
+/**
+ * A document as written, with every string in NFC (`nfc` of
+ * `internal/canonical.ts`, which `policyHash` uses too): the compiled rules,
+ * `Rules.explain` and the hash then all see the same text, and an action's
+ * fields are read in NFC. Copy on write: a list or an object none of whose
+ * strings changes (an ASCII document: nearly all) is returned as it is.
+ * Keys are kept as written (every key a document may hold is ASCII, any
+ * other is refused by name). Recursive: run it only on a document
+ * {@link checkBounds} passed, whose nesting is bounded.
+ *
+ * @internal
+ */
+export const canonicalDocument = (input: unknown): unknown => {
+  if (typeof input === "string") return nfc(input)
+  if (typeof input !== "object" || input === null) return input
+  if (Array.isArray(input)) {
+    let out: Array<unknown> | undefined
+    for (let i = 0; i < input.length; i++) {
+      const value: unknown = input[i]
+      const canonical = canonicalDocument(value)
+      if (out === undefined && canonical !== value) out = input.slice(0, i)
+      out?.push(canonical)
+    }
+    return out ?? input
+  }
+  const keys = Object.keys(input)
+  let out: Record<string, unknown> | undefined
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!
+    const value = (input as Record<string, unknown>)[key]
+    const canonical = canonicalDocument(value)
+    if (out === undefined && canonical !== value) {
+      out = {}
+      for (let j = 0; j < i; j++) define(out, keys[j]!, (input as Record<string, unknown>)[keys[j]!])
+    }
+    if (out !== undefined) define(out, key, canonical)
+  }
+  return out ?? input
+}
+
+/** Sets an own property; an own "__proto__" key (JSON.parse makes one) stays an own property. */
+const define = (record: Record<string, unknown>, key: string, value: unknown): void => {
+  if (key === "__proto__") Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true })
+  else record[key] = value
 }
