@@ -7,21 +7,11 @@ import * as Either from "effect/Either"
 import * as fc from "effect/FastCheck"
 import * as Schema from "effect/Schema"
 import * as json from "../src/internal/json.js"
+import { decode, reason, refuse } from "./fixtures/rules.js"
 
 // -----------------------------------------------------------------------------
 // helpers
 // -----------------------------------------------------------------------------
-
-const decode = (input: unknown): Rules.Rules => Effect.runSync(Rules.decode(input))
-
-const refuse = (input: unknown): ReadonlyArray<Rules.Problem> => {
-  const result = Effect.runSync(Effect.either(Rules.decode(input)))
-  if (Either.isRight(result)) throw new Error("expected the document to be refused")
-  expect(result.left).toBeInstanceOf(Rules.InvalidRules)
-  return result.left.problems
-}
-
-const reason = (code: string) => ({ code, message: `because ${code}` })
 
 const doc = (rules: ReadonlyArray<unknown>, extra: Record<string, unknown> = {}) => ({
   id: "payments",

@@ -10,21 +10,11 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as fc from "effect/FastCheck"
 import * as Schema from "effect/Schema"
+import { decode, reason, refuse } from "./fixtures/rules.js"
 
 // -----------------------------------------------------------------------------
 // helpers
 // -----------------------------------------------------------------------------
-
-const decode = (input: unknown, options?: Rules.DecodeOptions): Rules.Rules =>
-  Effect.runSync(Rules.decode(input, options))
-
-const refuse = (input: unknown): ReadonlyArray<Rules.Problem> => {
-  const result = Effect.runSync(Effect.either(Rules.decode(input)))
-  if (Either.isRight(result)) throw new Error("expected the document to be refused")
-  return result.left.problems
-}
-
-const reason = (code: string) => ({ code, message: `because ${code}` })
 
 const doc = (rules: ReadonlyArray<unknown>, extra: Record<string, unknown> = {}) => ({
   id: "d",
