@@ -343,26 +343,41 @@ export const make = (input: Input): Action => {
  * @category constructors
  */
 export const makeUnvalidated = (input: Input): Action => {
+  // Own properties only: a property some other code put on `Object.prototype`
+  // (a `tenant`, a `resource`) must not become a field of the action.
+  const given = own(input, "actor") as Input["actor"]
   const actor: { -readonly [K in keyof Principal]: Principal[K] } = {
-    id: input.actor.id,
-    kind: input.actor.kind,
-    roles: input.actor.roles ?? emptyArray,
-    attributes: input.actor.attributes ?? emptyRecord
+    id: own(given, "id") as string,
+    kind: own(given, "kind") as PrincipalKind,
+    roles: own(given, "roles") ?? emptyArray,
+    attributes: own(given, "attributes") ?? emptyRecord
   }
-  if (input.actor.tenant !== undefined) actor.tenant = input.actor.tenant
+  const tenant = own(given, "tenant")
+  if (tenant !== undefined) actor.tenant = tenant
   const action: { -readonly [K in keyof Action]: Action[K] } = {
     actor,
-    kind: input.kind,
-    name: input.name,
-    metadata: input.metadata ?? emptyRecord
+    kind: own(input, "kind") as string,
+    name: own(input, "name") as string,
+    metadata: own(input, "metadata") ?? emptyRecord
   }
-  if (input.resource !== undefined) action.resource = input.resource
-  if (input.payload !== undefined) action.payload = input.payload
-  if (input.requestId !== undefined) action.requestId = input.requestId
-  if (input.correlationId !== undefined) action.correlationId = input.correlationId
-  if (input.trace !== undefined) action.trace = input.trace
+  const resource = own(input, "resource")
+  if (resource !== undefined) action.resource = resource
+  const payload = own(input, "payload")
+  if (payload !== undefined) action.payload = payload
+  const requestId = own(input, "requestId")
+  if (requestId !== undefined) action.requestId = requestId
+  const correlationId = own(input, "correlationId")
+  if (correlationId !== undefined) action.correlationId = correlationId
+  const trace = own(input, "trace")
+  if (trace !== undefined) action.trace = trace
   return action
 }
+
+const hasOwn = Object.prototype.hasOwnProperty
+
+/** The object's own property `key`, never one inherited from its prototype. */
+const own = <O extends object, K extends keyof O>(o: O, key: K): O[K] | undefined =>
+  hasOwn.call(o, key) ? o[key] : undefined
 
 /**
  * Checks that an action can be governed, without throwing: every value it

@@ -273,6 +273,20 @@ describe("Rules read an action's own properties only", () => {
     expect(clean._tag).not.toBe("Allow")
     expect(dirty).toEqual(clean)
   })
+
+  it.prop(
+    "an action built by Action.make while a prototype is polluted carries none of it",
+    // (Every case but the one without an actor, which `Action.Input` requires.)
+    [fc.constantFrom(...cases.filter((c) => c.prototype === Object.prototype && c.root !== "actor"))],
+    ([c]) => {
+      const rules = decode(doc([{ id: "r", ...c.rule, effect: "allow" }], { default: "deny" }))
+      const input = c.action as unknown as Action.Input
+      const clean = evaluate(rules, Action.makeUnvalidated(input))
+      // Built after the pollution: `make` must read the input's own properties only.
+      const dirty = polluted(c.prototype, c.key, c.value, () => evaluate(rules, Action.makeUnvalidated(input)))
+      expect(dirty).toEqual(clean)
+    }
+  )
 })
 
 // -----------------------------------------------------------------------------
