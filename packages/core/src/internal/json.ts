@@ -107,6 +107,8 @@ interface Frame {
   readonly index: number
   /** For an object: the keys that are not in NFC, by their NFC form. */
   forms: Map<string, string> | undefined
+  /** For an object with a duplicate key: where each key was first written (built at the first duplicate). */
+  firstAt: Map<string, number> | undefined
   /** For an object: the key whose value comes next. */
   key: string
 }
@@ -192,10 +194,14 @@ export const parse = (text: string, options: ParseOptions): Parsed => {
     }
     return index
   }
-  /** The index of the value under `key` in the innermost container, at `index`: every value after it is its. */
-  const childOf = (index: number, key: Segment): number | undefined => {
-    for (let j = index + 1; j < starts.length; j += sizes[j]!) if (keys[j] === key) return j
-    return undefined
+  /** Where each key of the object at `index` was first written: every value after it is its. */
+  const firstPositions = (index: number): Map<string, number> => {
+    const found = new Map<string, number>()
+    for (let j = index + 1; j < starts.length; j += sizes[j]!) {
+      const key = keys[j]
+      if (typeof key === "string" && !found.has(key)) found.set(key, keyStarts[j]!)
+    }
+    return found
   }
 
   /** Reads the string at `i` (its opening quote), or fails with a syntax error. */
@@ -271,8 +277,13 @@ export const parse = (text: string, options: ParseOptions): Parsed => {
       ? normal
       : top.forms?.get(normal)
     if (normal !== key && first === undefined) (top.forms ??= new Map()).set(normal, key)
-    if (first !== undefined) {
-      const where = position(keyStarts[childOf(top.index, first)!]!)
+    if (first === undefined) {
+      top.firstAt?.set(key, at)
+    } else {
+      // One scan of the object's members at its first duplicate, then a
+      // lookup for each: never a scan per duplicate.
+      if (top.firstAt === undefined) top.firstAt = firstPositions(top.index)
+      const where = position(top.firstAt.get(first)!)
       problems.push({
         path: pathTo(key),
         message: `duplicate key ${JSON.stringify(key)} (first at line ${where.line}, column ${where.column}${
@@ -302,7 +313,7 @@ export const parse = (text: string, options: ParseOptions): Parsed => {
       if (text.charCodeAt(i) === (isArray ? 0x5d : 0x7d)) {
         i++
       } else {
-        stack.push({ container, isArray, index, forms: undefined, key: "" })
+        stack.push({ container, isArray, index, forms: undefined, firstAt: undefined, key: "" })
         if (!isArray) {
           const at = readKey()
           if (at === undefined) return failure!
