@@ -255,13 +255,12 @@ const showTag = (tag: string): string =>
 /** ASCII text is already in NFC. */
 const ascii = /^[^\u0080-\uffff]*$/
 
-/** The id of the rule at `path` in the document, as written (`#index` when it has none), or `null`. */
+/** How problems name the rule at `path` in the document (`Rules.ruleName`), or `null`. */
 const ruleOf = (doc: YAML.Document, path: ReadonlyArray<string | number>): string | null => {
   if (path[0] !== "rules" || typeof path[1] !== "number") return null
   const rules = doc.get("rules", true)
   const rule = YAML.isSeq(rules) ? rules.items[path[1]] : undefined
-  const id = YAML.isMap(rule) ? rule.get("id") : undefined
-  return typeof id === "string" && id !== "" ? id : `#${path[1]}`
+  return Rules.ruleName(YAML.isMap(rule) ? rule.get("id") : undefined, path[1])
 }
 
 /**

@@ -291,6 +291,9 @@ describe("RulesFile: a text is read one way", () => {
         column: expect.any(Number)
       }])
     }
+    // A rule whose id is not a valid one is named #index, as Rules names it.
+    const unnamed = `${header}rules:\n  - id: has space\n    effect: deny\n    reason: { code: c, message: !allow m }\n`
+    expect(refused(RulesFile.parseYaml(unnamed)).map((p) => p.rule)).toEqual(["#0"])
     const core = `id: payments\nversion: !!str 2026\ncombine: !!str first-applicable\nrules: !!seq\n  - !!map { id: r, effect: deny, reason: { code: c, message: !!str 1 } }\n`
     const rules = Effect.runSync(RulesFile.parseYaml(core))
     expect(rules.version).toBe("2026")

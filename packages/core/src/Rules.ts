@@ -551,6 +551,18 @@ const rawId = (raw: unknown): string | undefined => {
   return typeof id === "string" && idPattern.test(id) ? id : undefined
 }
 
+/**
+ * How a problem names the rule at `index` whose `id` field holds `id`: the
+ * id when it is a valid one, `#<index>` otherwise (no id, or an invalid one).
+ * For loaders that report problems of their own (a YAML tag, a duplicate
+ * key) in the same words as {@link decode}.
+ *
+ * @since 0.1.0
+ * @category problems
+ */
+export const ruleName = (id: unknown, index: number): string =>
+  typeof id === "string" && idPattern.test(id) ? id : `#${index}`
+
 /** What can only be seen across fields or across rules. */
 const crossChecks = (combine: Combine | undefined, entries: ReadonlyArray<Entry>): Array<Located> => {
   const problems: Array<Located> = []
