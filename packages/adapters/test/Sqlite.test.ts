@@ -431,6 +431,21 @@ describe("Sqlite.layer refuses, without writing to the file,", () => {
       expect(fs.readdirSync(filename)).toEqual([])
     }))
 
+  it.scoped("an empty file with a -wal beside it, as NotADatabase, leaving both as they were", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "gavel.db")
+      fs.writeFileSync(filename, "")
+      fs.writeFileSync(`${filename}-wal`, Buffer.alloc(4096, 7))
+      const before = listing(dir)
+      for (const create of [true, false]) {
+        const error = yield* openError(filename, { create })
+        expect(error).toMatchObject({ reason: "NotADatabase" })
+        expect(error.message).toBe(`"${filename}" is not a SQLite database: it is empty, with a -wal file beside it`)
+        expect(listing(dir)).toEqual(before)
+      }
+    }))
+
   it.scoped("a WAL database of another application, creating no -wal or -shm file beside it", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir

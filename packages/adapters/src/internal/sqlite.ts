@@ -476,7 +476,13 @@ export const examine = (filename: string): Effect.Effect<Examination, Refusal> =
     if (isRefusal(stat)) return Effect.fail(stat)
     if (stat.isDirectory()) return Effect.fail(refusal("NotADatabase", "it is a directory"))
     if (!stat.isFile()) return Effect.fail(refusal("NotADatabase", "it is not a regular file"))
-    if (stat.size === 0) return Effect.succeed({ _tag: "Found", inspection: emptyDatabase })
+    if (stat.size === 0) {
+      // A new database — unless a -wal lies beside it (a crash, or another
+      // program's): opening it read-write could replay that into the file.
+      return exists(`${realPath(filename)}-wal`)
+        ? Effect.fail(refusal("NotADatabase", "it is empty, with a -wal file beside it"))
+        : Effect.succeed({ _tag: "Found", inspection: emptyDatabase })
+    }
     const bytes = readHeader(filename, stat.size)
     if (isRefusal(bytes)) return Effect.fail(bytes)
     const header = parseHeader(bytes)
