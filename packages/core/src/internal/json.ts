@@ -14,6 +14,7 @@
  * Offsets, lines and columns count UTF-16 code units, as the `yaml`
  * package's do.
  */
+import { nfc } from "./canonical.js"
 
 /** @internal */
 export type Segment = string | number
@@ -79,11 +80,6 @@ export const positions = (text: string): (offset: number) => Position => {
     return { line: lo + 1, column: offset - starts[lo]! + 1 }
   }
 }
-
-/** ASCII text is already in NFC. */
-const ascii = /^[^\u0080-\uffff]*$/
-
-const nfc = (key: string): string => ascii.test(key) ? key : key.normalize("NFC")
 
 const number = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y
 
