@@ -29,6 +29,7 @@ import * as DecisionRecord from "./DecisionRecord.js"
 import { IdGenerator } from "./IdGenerator.js"
 import { Identity, type ResolvedPrincipal } from "./Identity.js"
 import type * as Override from "./Override.js"
+import { isLimit } from "./internal/actionValue.js"
 import * as entries from "./internal/auditEntries.js"
 import { numberSetting } from "./internal/config.js"
 import * as Metrics from "./Metrics.js"
@@ -491,7 +492,7 @@ const seconds = (key: string, section: string, fallback: number) =>
 const count = (key: string, section: string, fallback: number) =>
   numberSetting(section, key, {
     message: "must be a positive integer",
-    validation: (n) => n > 0 && Number.isSafeInteger(n)
+    validation: isLimit
   }, fallback)
 
 /** A count given in code, else the config: a bad one refuses to start, naming the option. */
@@ -502,7 +503,7 @@ const countOf = (
 ): Effect.Effect<number, ConfigError.ConfigError | InvalidOption> =>
   given === undefined
     ? config
-    : Number.isSafeInteger(given) && given > 0
+    : isLimit(given)
     ? Effect.succeed(given)
     : Effect.fail(new InvalidOption({ option, problem: `must be a positive integer, not ${String(given)}` }))
 
@@ -602,7 +603,7 @@ const actionLimitsOf = (
   if (given === undefined) return Effect.succeed(Action.defaultLimits)
   for (const key of ["maxDepth", "maxNodes", "maxStringLength"] as const) {
     const value = given[key]
-    if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
+    if (value !== undefined && !isLimit(value)) {
       return Effect.fail(
         new InvalidOption({ option: `actionLimits.${key}`, problem: `must be a positive integer, not ${String(value)}` })
       )

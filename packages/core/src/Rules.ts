@@ -543,12 +543,18 @@ const isCatchAll = (rule: Rule): boolean =>
       (rule.match.resource === undefined ||
         (rule.match.resource.type === undefined && rule.match.resource.id === undefined))))
 
-/** The rule's id as written when it is a valid one: a rule with none, or an invalid one, is named `#<index>`. */
-const rawId = (raw: unknown): string | undefined => {
-  const id = typeof raw === "object" && raw !== null && Object.prototype.hasOwnProperty.call(raw, "id")
+/** What a rule as written holds in its own `id` field. */
+const ownId = (raw: unknown): unknown =>
+  typeof raw === "object" && raw !== null && Object.prototype.hasOwnProperty.call(raw, "id")
     ? (raw as { id?: unknown }).id
     : undefined
-  return typeof id === "string" && idPattern.test(id) ? id : undefined
+
+const isRuleId = (id: unknown): id is string => typeof id === "string" && idPattern.test(id)
+
+/** The rule's id as written when it is a valid one: a rule with none, or an invalid one, is named `#<index>`. */
+const rawId = (raw: unknown): string | undefined => {
+  const id = ownId(raw)
+  return isRuleId(id) ? id : undefined
 }
 
 /**
@@ -560,8 +566,7 @@ const rawId = (raw: unknown): string | undefined => {
  * @since 0.1.0
  * @category problems
  */
-export const ruleName = (id: unknown, index: number): string =>
-  typeof id === "string" && idPattern.test(id) ? id : `#${index}`
+export const ruleName = (id: unknown, index: number): string => isRuleId(id) ? id : `#${index}`
 
 /** What can only be seen across fields or across rules. */
 const crossChecks = (combine: Combine | undefined, entries: ReadonlyArray<Entry>): Array<Located> => {
@@ -652,7 +657,7 @@ const crossChecks = (combine: Combine | undefined, entries: ReadonlyArray<Entry>
 /** The rule a path is in, named by the rules as written (`raws`: the document's `rules`, whatever it is). */
 const nameOf = (raws: unknown, path: Path): string | null => {
   if (path[0] !== "rules" || typeof path[1] !== "number" || !Array.isArray(raws) || path[1] >= raws.length) return null
-  return rawId(raws[path[1]]) ?? `#${path[1]}`
+  return ruleName(ownId(raws[path[1]]), path[1])
 }
 
 /** Problems, sorted by where they are in the document (then as found). */

@@ -61,7 +61,12 @@ export interface Problem {
 /** The key a `Redacted` value is encoded under: no plain object may have it. */
 export const redactedKey = "<redacted>"
 
-const isLimit = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n > 0
+/**
+ * Whether `n` is a usable limit or count: a positive safe integer.
+ *
+ * @internal
+ */
+export const isLimit = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n > 0
 
 /**
  * The limits with every missing value defaulted. A value that is not a
