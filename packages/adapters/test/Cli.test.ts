@@ -646,10 +646,15 @@ describe("gavel across processes", () => {
     expect(runs).toBe(1)
     const types = outcome.events.filter((e) => e.approvalId === outcome.id || e.type.startsWith("execution."))
       .map((e) => e.type)
-    expect(types).toEqual([
+    // Each process's own events are in order. Across the two processes the CLI
+    // commits the vote before it appends "approval.voted", so the parked process can
+    // consume (and append) in between: the trail's interleaving is not fixed until a
+    // step and its events commit together (issue 28).
+    const cliSide = types.filter((t) => t === "approval.voted" || t === "approval.resolved")
+    const parkedSide = types.filter((t) => t !== "approval.voted" && t !== "approval.resolved")
+    expect(cliSide).toEqual(["approval.voted", "approval.resolved"])
+    expect(parkedSide).toEqual([
       "approval.requested",
-      "approval.voted",
-      "approval.resolved",
       "approval.consumed",
       "execution.started",
       "execution.succeeded"
