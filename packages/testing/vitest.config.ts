@@ -1,6 +1,9 @@
 import { defineProject } from "vitest/config"
+import { resolve, ssr } from "../../vitest.shared.js"
 
 export default defineProject({
+  resolve,
+  ssr,
   test: {
     name: "testing",
     include: ["test/**/*.test.ts"],
