@@ -12,6 +12,11 @@
  * @since 0.1.0
  */
 import * as fs from "node:fs"
+import * as Module from "node:module"
+
+// Node 22.1+ caches compiled code between runs (in the OS temp directory):
+// about a quarter less start-up time. Absent on Node 20.
+;(Module as { readonly enableCompileCache?: () => unknown }).enableCompileCache?.()
 
 /** Exit code 5 (`Cli.ExitCode.Unavailable`): database or configuration. */
 const unavailable = 5

@@ -840,9 +840,18 @@ const exitCodesHelp = HelpDoc.sequence(
   ])
 )
 
+/**
+ * The version `gavel --version` prints: the version of `@gavel/adapters`
+ * (a test keeps the two equal).
+ *
+ * @since 0.2.0
+ * @category running
+ */
+export const version = "0.2.0"
+
 const cli = Command.run(command, {
   name: "gavel",
-  version: "0.1.0",
+  version,
   summary: Span.text("governance approvals and audit"),
   footer: exitCodesHelp
 })

@@ -225,6 +225,18 @@ const setup = () => {
 // tests
 // -----------------------------------------------------------------------------
 
+describe("gavel --version", () => {
+  it("prints the version of @gavel/adapters", async () => {
+    const manifest = JSON.parse(
+      fs.readFileSync(path.join(repoRoot, "packages/adapters/package.json"), "utf8")
+    ) as { readonly version: string }
+    expect(Cli.version).toBe(manifest.version)
+    const result = await inProcess(["--version"])
+    expect(result.code).toBe(0)
+    expect(result.stdout.trim()).toBe(manifest.version)
+  })
+})
+
 describe("gavel approvals list / show", () => {
   it("lists pending approvals as a table and as JSON, filters by status, and shows one", async () => {
     const { db } = setup()
