@@ -23,7 +23,7 @@
  *
  * Run it from the repository root:
  *
- *   npx tsx examples/decision-policies.ts     (or: npm run demo)
+ *   npx tsx examples/decision-policies.ts
  */
 import { Action, Decision, DecisionRecord, IdGenerator, Policy, PolicySet } from "@gavel/core"
 import * as Schema from "effect/Schema"

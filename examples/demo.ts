@@ -21,6 +21,13 @@
  * Run it from the repository root after `npm ci`:
  *
  *   npm run demo          (or: npx tsx examples/demo.ts)
+ *
+ * The database is deleted at the end. Keep it to look at it afterwards with
+ * the `gavel` CLI (the approvals, the audit trail); the demo then prints the
+ * commands to run on it:
+ *
+ *   npm run demo -- --keep             (in a temp directory; or GAVEL_DEMO_KEEP=1)
+ *   npm run demo -- --keep=PATH        (a new file at PATH)
  */
 import * as RulesFile from "@gavel/adapters/RulesFile"
 import * as Sqlite from "@gavel/adapters/Sqlite"
@@ -43,9 +50,9 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
-import { mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join, resolve } from "node:path"
 import { check, fail, report } from "./support/checks.js"
 
 const say = (line: string) => console.log(line)
@@ -61,6 +68,12 @@ const outcome = (exit: Exit.Exit<unknown, { readonly _tag: string }>): string =>
     return `${error._tag} (${record.reasonCodes.join(", ")})`
   }
   return error._tag
+}
+
+/** What the reader can look up afterwards with the CLI. */
+interface Summary {
+  readonly transferId: string
+  readonly head: Audit.Anchor | null
 }
 
 const program = (rules: Rules.Rules) => Effect.gen(function*() {
@@ -141,6 +154,8 @@ const program = (rules: Rules.Rules) => Effect.gen(function*() {
     : ""
   say(`   verify → ${verdict._tag}${head}`)
   check("trail intact", verdict._tag === "Intact", verdict._tag)
+  const summary: Summary = { transferId: pending.id, head: verdict._tag === "Intact" ? verdict.head : null }
+  return summary
 })
 
 const human = (id: string): Action.Principal => ({ id, kind: "human", roles: [], attributes: {} })
@@ -171,8 +186,65 @@ const IdentityLive = Layer.succeed(Identity.Identity, {
 
 const TicketingDown = Layer.succeed(Ticketing.Ticketing, { lookup: () => Effect.never })
 
-const dir = mkdtempSync(join(tmpdir(), "gavel-demo-"))
-console.log(`gavel demo — database ${join(dir, "gavel.db")}`)
+// -----------------------------------------------------------------------------
+// where the database goes, and whether it stays
+// -----------------------------------------------------------------------------
+
+type Keep =
+  | { readonly _tag: "Delete" }
+  | { readonly _tag: "TempDir" }
+  | { readonly _tag: "Path"; readonly path: string }
+
+const usage = "usage: npm run demo [-- --keep | --keep=PATH]   (or GAVEL_DEMO_KEEP=1 npm run demo)"
+
+/** `--keep`, `--keep=PATH` or `GAVEL_DEMO_KEEP=1`; a problem as a string. */
+const parseKeep = (args: ReadonlyArray<string>, env: string | undefined): Keep | string => {
+  let keep: Keep = { _tag: "Delete" }
+  if (env === "1") keep = { _tag: "TempDir" }
+  else if (env !== undefined && env !== "" && env !== "0") {
+    return `GAVEL_DEMO_KEEP=${env}: expected 1 (keep the database) or 0`
+  }
+  for (const arg of args) {
+    if (arg === "--keep") keep = { _tag: "TempDir" }
+    else if (arg.startsWith("--keep=") && arg.length > "--keep=".length) {
+      keep = { _tag: "Path", path: resolve(arg.slice("--keep=".length)) }
+    } else return `unknown argument ${JSON.stringify(arg)}`
+  }
+  if (keep._tag === "Path") {
+    // A new file only: the story's checks count on an empty database.
+    if (existsSync(keep.path)) return `${keep.path} exists; --keep=PATH takes the path of a new file`
+    const parent = dirname(keep.path)
+    if (!existsSync(parent) || !statSync(parent).isDirectory()) return `${parent} is not a directory`
+  }
+  return keep
+}
+
+/** A word for a POSIX shell, quoted only when it must be. */
+const shellWord = (word: string): string =>
+  /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`
+
+/** The CLI commands that look at the kept database (docs/cli.md). */
+const lookAtIt = (file: string, summary: Summary | undefined): void => {
+  const db = `--db ${shellWord(file)}`
+  console.log(`\nThe database is kept: ${file}`)
+  console.log("Look at it with the gavel CLI (docs/cli.md), from the repository root:")
+  console.log(`  npx gavel approvals list ${db} --status all`)
+  if (summary !== undefined) console.log(`  npx gavel approvals show ${db} ${summary.transferId}`)
+  console.log(`  npx gavel audit verify ${db}`)
+  if (summary !== undefined && summary.head !== null) {
+    console.log(`  npx gavel audit verify ${db} --anchor ${summary.head.sequence}:${summary.head.hash}`)
+  }
+  console.log("(`approvals list` shows pending approvals unless --status says otherwise: the demo resolved them all.")
+  console.log("`show` is the transfer alice and bob approved; --anchor checks the trail against the head verified above.)")
+}
+
+const keep = parseKeep(process.argv.slice(2), process.env.GAVEL_DEMO_KEEP)
+if (typeof keep === "string") {
+  console.error(`demo: ${keep}\n${usage}`)
+  process.exit(2)
+}
+const filename = keep._tag === "Path" ? keep.path : join(mkdtempSync(join(tmpdir(), "gavel-demo-")), "gavel.db")
+console.log(`gavel demo — database ${filename}`)
 
 const main = Effect.gen(function*() {
   const rules = yield* RulesFile.load("examples/rules/agent-tools.yaml")
@@ -189,13 +261,24 @@ const main = Effect.gen(function*() {
     ])
   })
   const GovernanceLive = Governance.layer({ policySet, sweepInterval: "200 millis" }).pipe(
-    Layer.provideMerge(Sqlite.layer({ filename: join(dir, "gavel.db") })),
+    Layer.provideMerge(Sqlite.layer({ filename })),
     Layer.provide(Layer.mergeAll(IdentityLive, TicketingDown))
   )
-  yield* Effect.provide(program(rules), GovernanceLive)
+  return yield* Effect.provide(program(rules), GovernanceLive)
 })
 
-Effect.runPromise(main.pipe(Effect.provide(NodeContext.layer))).then(report, (error) => {
-  fail(String(error))
-  report()
-}).finally(() => rmSync(dir, { recursive: true, force: true }))
+Effect.runPromise(main.pipe(Effect.provide(NodeContext.layer))).then(
+  (summary): Summary | undefined => {
+    report()
+    return summary
+  },
+  (error) => {
+    fail(String(error))
+    report()
+    return undefined
+  }
+).then((summary) => {
+  if (keep._tag !== "Delete") return lookAtIt(filename, summary)
+  rmSync(dirname(filename), { recursive: true, force: true }) // the temp directory
+  console.log("The database is deleted; `npm run demo -- --keep` keeps it and prints the gavel commands that look at it.")
+})

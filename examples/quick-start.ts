@@ -26,7 +26,7 @@ const record = PolicySet.evaluateSync(tools, Action.make({
   kind: "tool",
   name: "shell.exec"
 }))
-console.log(record.decision._tag, record.reasonCodes) // Deny [ 'tool.blocked' ]
+console.log(record.decision._tag, record.reasonCodes) // Deny [ 'tool.blocked' ]: the more restrictive result wins
 
 const search = PolicySet.evaluateSync(tools, Action.make({
   actor: { id: "agent-7", kind: "agent", roles: ["operator"] },
