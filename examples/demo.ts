@@ -227,7 +227,7 @@ const shellWord = (word: string): string =>
 const lookAtIt = (file: string, summary: Summary | undefined): void => {
   const db = `--db ${shellWord(file)}`
   console.log(`\nThe database is kept: ${file}`)
-  console.log("Look at it with the gavel CLI (docs/cli.md), from the repository root:")
+  console.log("Look at it with the gavel CLI (docs/cli.md), from the repository root after `npm run build`:")
   console.log(`  npx gavel approvals list ${db} --status all`)
   if (summary !== undefined) console.log(`  npx gavel approvals show ${db} ${summary.transferId}`)
   console.log(`  npx gavel audit verify ${db}`)
