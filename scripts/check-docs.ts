@@ -75,13 +75,45 @@ const markdownFiles = (): ReadonlyArray<string> => {
   return ["README.md", ...docs]
 }
 
+/** The packages' sources, whose JSDoc `@example` blocks are checked like the docs' blocks. */
+const sourceFiles = (): ReadonlyArray<string> =>
+  ["core", "testing", "adapters"].flatMap((pkg) => {
+    const dir = path.join(root, "packages", pkg, "src")
+    return (fs.readdirSync(dir, { recursive: true }) as Array<string>)
+      .filter((name) => name.endsWith(".ts"))
+      .sort()
+      .map((name) => `packages/${pkg}/src/${name.split(path.sep).join("/")}`)
+  })
+
+/**
+ * A source file as the text of its JSDoc comments, line for line: a line
+ * inside a comment without its leading `*`, every other line empty, so that
+ * the markdown fence reader finds the comments' blocks at their own lines.
+ */
+const commentLines = (text: string): ReadonlyArray<string> => {
+  let inComment = false
+  return text.split(/\r?\n/).map((line) => {
+    if (!inComment) {
+      if (!/^\s*\/\*\*/.test(line)) return ""
+      inComment = !line.includes("*/")
+      return ""
+    }
+    if (line.includes("*/")) {
+      inComment = false
+      return ""
+    }
+    return line.replace(/^\s*\* ?/, "")
+  })
+}
+
 const fence = /^(\s*)(`{3,}|~{3,})\s*([^\s`]*)\s*(.*)$/
 
 /** Problems found while reading the markdown (a `no-check` without a reason). */
 const problems: Array<string> = []
 
 const extractBlocks = (file: string): ReadonlyArray<Block> => {
-  const lines = fs.readFileSync(path.join(root, file), "utf8").split(/\r?\n/)
+  const text = fs.readFileSync(path.join(root, file), "utf8")
+  const lines = file.endsWith(".ts") ? commentLines(text) : text.split(/\r?\n/)
   const blocks: Array<Block> = []
   let i = 0
   while (i < lines.length) {
@@ -153,7 +185,7 @@ const parse = (text: string): ts.SourceFile =>
   ts.createSourceFile("block.ts", text, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS)
 
 const moduleFileName = (block: Block): string =>
-  path.join(outDir, block.file.replace(/\.md$/, ""), `line-${block.line}.ts`)
+  path.join(outDir, block.file.replace(/\.(md|ts)$/, ""), `line-${block.line}.ts`)
 
 const generate = (block: Block): Module => {
   const source = (k: number): Line => ({ text: block.lines[k]!, source: block.line + k })
@@ -275,7 +307,7 @@ const locate = (
 }
 
 const main = (): number => {
-  const blocks = markdownFiles().flatMap(extractBlocks)
+  const blocks = [...markdownFiles(), ...sourceFiles()].flatMap(extractBlocks)
   const checked = blocks.filter((b) => b.skip === undefined)
   const modules = checked.map(generate)
   writeModules(modules)
@@ -311,7 +343,7 @@ const main = (): number => {
   const files = new Set(checked.map((b) => b.file)).size
   const skipped = blocks.length - checked.length
   console.log(
-    `${checked.length} code blocks in ${files} markdown files type-checked` +
+    `${checked.length} code blocks in ${files} files (markdown, and the sources' JSDoc) type-checked` +
       (skipped > 0 ? `, ${skipped} skipped` : "") +
       `: ${errors === 0 ? "no errors" : `${errors} error${errors === 1 ? "" : "s"}`}`
   )

@@ -135,6 +135,7 @@ export const make = (
  * ```ts
  * import { NodeFileSystem } from "@effect/platform-node"
  * import * as AuditFile from "@gavel/adapters/AuditFile"
+ * import * as Layer from "effect/Layer"
  *
  * const AuditLive = AuditFile.layer({ path: "audit.jsonl" }).pipe(Layer.provide(NodeFileSystem.layer))
  * ```

@@ -12,7 +12,7 @@
  * @example
  * ```ts
  * import { ApprovalStore } from "@gavel/core"
- * import { ApprovalStoreSuite } from "@gavel/testing"
+ * import * as ApprovalStoreSuite from "@gavel/testing/ApprovalStoreSuite"
  *
  * ApprovalStoreSuite.run("ApprovalStore.layerMemory", ApprovalStore.layerMemory)
  * ```

@@ -5,10 +5,14 @@
  *
  * @example
  * ```ts
+ * // inside Effect.gen
  * import { Approvals } from "@gavel/testing"
+ * import * as Effect from "effect/Effect"
+ * import * as Fiber from "effect/Fiber"
+ * import * as TestClock from "effect/TestClock"
  *
- * // inside it.effect: park a call, approve it 10 virtual minutes later
- * const fiber = yield* Effect.fork(governance.enforce(action, work))
+ * // in an it.effect test: park a call, approve it 10 virtual minutes later
+ * const fiber = yield* Effect.fork(governance.enforce(action, () => bank.send(action.payload)))
  * yield* Effect.fork(Approvals.approveWhenPending([alice, bob], { after: "10 minutes" }))
  * yield* TestClock.adjust("10 minutes")
  * yield* Fiber.join(fiber)
