@@ -21,18 +21,12 @@
  *
  * @since 0.1.0
  */
-import { type Task, Role, TaskState } from "@a2a-js/sdk"
+import { TaskState } from "@a2a-js/sdk"
 import {
-  type AgentExecutionEvent,
   type AgentExecutor,
-  type EventListener,
   type ExecutionEventBus,
-  type ExecutionEventName,
-  type FinishedListener,
   type RequestContext,
   type TaskStore,
-  AgentEvent,
-  ResultManager,
   STATE_HEADERS_KEY
 } from "@a2a-js/sdk/server"
 import { Action, Decision, type DecisionRecord, Governance } from "@gavel/core"
@@ -47,6 +41,20 @@ import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import { ContinuationBus } from "./internal/a2a/continuation.js"
+import {
+  byRecord,
+  cancelledEvent,
+  decisionFacts,
+  type Facts,
+  invalidAction,
+  type Rejection,
+  rejection,
+  rejectionFacts,
+  resumeCode,
+  statusEvent,
+  taskEvent
+} from "./internal/a2a/events.js"
 import type * as Jwt from "./Jwt.js"
 
 // -----------------------------------------------------------------------------
@@ -265,67 +273,8 @@ export interface Options {
 }
 
 // -----------------------------------------------------------------------------
-// events
+// the wrapper
 // -----------------------------------------------------------------------------
-
-/** Reason-code metadata of a status update: what a client may act on, never internals. */
-type Facts = Record<string, string | ReadonlyArray<string>>
-
-const iso = (millis: number): string => new Date(millis).toISOString()
-
-/** The ids of the task an event is about. */
-interface TaskIds {
-  readonly taskId: string
-  readonly contextId: string
-}
-
-const agentMessage = (ids: TaskIds, text: string, metadata: Facts) => ({
-  messageId: crypto.randomUUID(),
-  contextId: ids.contextId,
-  taskId: ids.taskId,
-  role: Role.ROLE_AGENT,
-  parts: [{ content: { $case: "text" as const, value: text }, metadata: undefined, filename: "", mediaType: "text/plain" }],
-  metadata: { ...metadata },
-  extensions: [],
-  referenceTaskIds: []
-})
-
-/** The task as the first event of a call: the one the SDK loaded for a follow-up turn, or a new one. */
-const taskEvent = (context: RequestContext, now: number): AgentExecutionEvent => {
-  const task: Task = context.task ?? {
-    id: context.taskId,
-    contextId: context.contextId,
-    status: { state: TaskState.TASK_STATE_SUBMITTED, message: undefined, timestamp: iso(now) },
-    artifacts: [],
-    history: [context.userMessage],
-    metadata: {}
-  }
-  return AgentEvent.task(task)
-}
-
-const statusEvent = (
-  context: RequestContext,
-  state: TaskState,
-  text: string,
-  metadata: Facts,
-  now: number
-): AgentExecutionEvent =>
-  AgentEvent.statusUpdate({
-    taskId: context.taskId,
-    contextId: context.contextId,
-    status: { state, message: agentMessage(context, text, metadata), timestamp: iso(now) },
-    metadata: { ...metadata }
-  })
-
-/** Why a task is rejected: reason codes, and the decision (its record, or only its id) when there was one. */
-interface Rejection {
-  readonly codes: ReadonlyArray<string>
-  readonly text: string
-  readonly record?: DecisionRecord.DecisionRecord | undefined
-  readonly decisionId?: string | undefined
-}
-
-const rejection = (code: string, text: string): Rejection => ({ codes: [code], text: `${text} (${code})` })
 
 /** Whether a submitted action came back as it was (one too large to hash here counts as rewritten). */
 const sameAction = (a: Action.Action, b: Action.Action): boolean => {
@@ -336,42 +285,6 @@ const sameAction = (a: Action.Action, b: Action.Action): boolean => {
     return false
   }
 }
-
-/** A message that is not an action gavel can govern: the path and reason of `InvalidAction` tell the caller why. */
-const invalidAction = (error: unknown): Rejection =>
-  rejection(
-    "a2a.action_invalid",
-    error instanceof Action.InvalidAction
-      ? `The message could not be turned into an action: ${error.message}`
-      : "The message could not be turned into an action"
-  )
-
-const decisionFacts = (record: DecisionRecord.DecisionRecord): Facts => ({
-  decision: record.decision._tag,
-  decision_id: record.decisionId,
-  reason_codes: record.reasonCodes
-})
-
-const rejectionFacts = (r: Rejection): Facts =>
-  r.record !== undefined
-    ? { ...decisionFacts(r.record), reason_codes: r.codes }
-    : r.decisionId !== undefined
-    ? { decision_id: r.decisionId, reason_codes: r.codes }
-    : { reason_codes: r.codes }
-
-const byRecord = (record: DecisionRecord.DecisionRecord): Rejection => {
-  const codes = record.reasonCodes.join(", ")
-  const text = record.decision._tag === "Escalate"
-    ? `Escalated for review (${codes}), decision ${record.decisionId}`
-    : record.decision._tag === "Defer"
-    ? `Deferred (${codes}), decision ${record.decisionId}`
-    : `Denied by policy (${codes}), decision ${record.decisionId}`
-  return { codes: record.reasonCodes, text, record }
-}
-
-// -----------------------------------------------------------------------------
-// the wrapper
-// -----------------------------------------------------------------------------
 
 /** The wrapped executor rejected: its own error goes back to the SDK untouched. */
 class ExecutorFailed extends Data.TaggedError("ExecutorFailed")<{ readonly error: unknown }> {}
@@ -397,105 +310,6 @@ interface Parked {
 /** One `execute` call: whether anything reached the bus (an interrupted call that published nothing must say so). */
 interface Call {
   published: boolean
-}
-
-const resumeCode = (tag: string): string => {
-  switch (tag) {
-    case "ApprovalRejected":
-      return "approval.rejected"
-    case "ApprovalExpired":
-      return "approval.expired"
-    case "RevalidationFailed":
-      return "approval.revalidation_failed"
-    case "AlreadyConsumed":
-      return "approval.already_consumed"
-    case "ApprovalNotFound":
-      return "approval.not_found"
-    default:
-      return "approval.unusable"
-  }
-}
-
-/**
- * A bus for the continuation of a parked task: each event is written to the
- * task store (the SDK's request handler no longer listens), then published
- * on the task's real bus for resubscribed clients. A `message` reply
- * becomes the task's completed status, since the task already exists.
- * `finished()` is left to the SDK, which settles the bus when `execute`
- * returns.
- */
-class ContinuationBus implements ExecutionEventBus {
-  private chain: Promise<void> = Promise.resolve()
-  private failures = 0
-  private readonly results: ResultManager
-
-  constructor(
-    private readonly target: ExecutionEventBus,
-    private readonly context: RequestContext,
-    taskStore: TaskStore,
-    private readonly now: () => number
-  ) {
-    this.results = new ResultManager(taskStore, context.context)
-  }
-
-  publish(event: AgentExecutionEvent): void {
-    const mapped = event.kind === "message"
-      ? AgentEvent.statusUpdate({
-        taskId: this.context.taskId,
-        contextId: this.context.contextId,
-        status: {
-          state: TaskState.TASK_STATE_COMPLETED,
-          message: { ...event.data, taskId: this.context.taskId, contextId: this.context.contextId },
-          timestamp: iso(this.now())
-        },
-        metadata: undefined
-      })
-      : event
-    this.chain = this.chain
-      .then(() => this.results.processEvent(mapped))
-      .catch(() => {
-        this.failures++
-      })
-      .then(() => this.target.publish(mapped))
-  }
-
-  /** Waits until every event published so far is written and forwarded. */
-  readonly drain: Effect.Effect<void> = Effect.suspend(() =>
-    Effect.flatMap(
-      Effect.promise(() => this.chain),
-      () =>
-        this.failures === 0
-          ? Effect.void
-          : Effect.logWarning(`gavel: ${this.failures} event(s) of task ${this.context.taskId} were not stored`)
-    )
-  )
-
-  on(eventName: "event", listener: EventListener): this
-  on(eventName: "finished", listener: FinishedListener): this
-  on(eventName: ExecutionEventName, listener: EventListener | FinishedListener): this {
-    if (eventName === "event") this.target.on(eventName, listener as EventListener)
-    else this.target.on(eventName, listener as FinishedListener)
-    return this
-  }
-  off(eventName: "event", listener: EventListener): this
-  off(eventName: "finished", listener: FinishedListener): this
-  off(eventName: ExecutionEventName, listener: EventListener | FinishedListener): this {
-    if (eventName === "event") this.target.off(eventName, listener as EventListener)
-    else this.target.off(eventName, listener as FinishedListener)
-    return this
-  }
-  once(eventName: "event", listener: EventListener): this
-  once(eventName: "finished", listener: FinishedListener): this
-  once(eventName: ExecutionEventName, listener: EventListener | FinishedListener): this {
-    if (eventName === "event") this.target.once(eventName, listener as EventListener)
-    else this.target.once(eventName, listener as FinishedListener)
-    return this
-  }
-  removeAllListeners(eventName?: ExecutionEventName): this {
-    this.target.removeAllListeners(eventName)
-    return this
-  }
-  finished(): void {}
 }
 
 /**
@@ -539,22 +353,24 @@ export const wrap = (
     const toAction = options.toAction ?? defaultAction
     const parked = new Map<string, Parked>()
 
-    const publish = (bus: ExecutionEventBus, call: Call, ...events: ReadonlyArray<AgentExecutionEvent>) =>
+    /** Answers a call that does not run the agent (yet): the task, then its status, stamped with one instant. */
+    const answer = (
+      context: RequestContext,
+      bus: ExecutionEventBus,
+      call: Call,
+      state: TaskState,
+      text: string,
+      facts: Facts
+    ) =>
       Effect.sync(() => {
+        const at = now()
+        const events = [taskEvent(context, at), statusEvent(context, state, text, facts, at)]
         call.published = true
         for (const event of events) bus.publish(event)
       })
 
     const reject = (context: RequestContext, bus: ExecutionEventBus, call: Call, r: Rejection) =>
-      Effect.suspend(() => {
-        const at = now()
-        return publish(
-          bus,
-          call,
-          taskEvent(context, at),
-          statusEvent(context, TaskState.TASK_STATE_REJECTED, r.text, rejectionFacts(r), at)
-        )
-      })
+      answer(context, bus, call, TaskState.TASK_STATE_REJECTED, r.text, rejectionFacts(r))
 
     /** The wrapped executor, uninterruptibly: once started, it finishes even when the scope closes. */
     const runExecutor = (context: RequestContext, bus: ExecutionEventBus) =>
@@ -660,17 +476,11 @@ export const wrap = (
           approval_kind: record.decision._tag === "RequireAcknowledgment" ? "acknowledgment" : "approval"
         }
         const entry: Parked = { contextId: context.contextId, facts, cancel: yield* Deferred.make<void>(), phase: "waiting" }
-        const at = now()
         const text = `Approval required (${record.reasonCodes.join(", ")}): approval ${approvalId}, ` +
           `decision ${record.decisionId}, expires ${verdict.expiresAt.toISOString()}. ` +
           `The task continues by itself once approved.`
         parked.set(context.taskId, entry)
-        yield* publish(
-          bus,
-          call,
-          taskEvent(context, at),
-          statusEvent(context, TaskState.TASK_STATE_INPUT_REQUIRED, text, facts, at)
-        )
+        yield* answer(context, bus, call, TaskState.TASK_STATE_INPUT_REQUIRED, text, facts)
 
         const continuation = new ContinuationBus(bus, context, options.taskStore, now)
         const work = () =>
@@ -707,21 +517,14 @@ export const wrap = (
 
     /** A follow-up message on a task that waits for its approval: the task still waits. */
     const stillWaiting = (context: RequestContext, bus: ExecutionEventBus, call: Call, entry: Parked) =>
-      Effect.suspend(() => {
-        const at = now()
-        return publish(
-          bus,
-          call,
-          taskEvent(context, at),
-          statusEvent(
-            context,
-            TaskState.TASK_STATE_INPUT_REQUIRED,
-            `Still awaiting approval ${String(entry.facts["approval_id"])}; the task continues by itself once approved.`,
-            entry.facts,
-            at
-          )
-        )
-      })
+      answer(
+        context,
+        bus,
+        call,
+        TaskState.TASK_STATE_INPUT_REQUIRED,
+        `Still awaiting approval ${String(entry.facts["approval_id"])}; the task continues by itself once approved.`,
+        entry.facts
+      )
 
     const handle = (context: RequestContext, bus: ExecutionEventBus, call: Call): Effect.Effect<void, ExecutorFailed> =>
       Effect.suspend(() => {
@@ -772,20 +575,7 @@ export const wrap = (
       entry.phase = "cancelled"
       parked.delete(taskId)
       const approvalId = String(entry.facts["approval_id"])
-      bus.publish(AgentEvent.statusUpdate({
-        taskId,
-        contextId: entry.contextId,
-        status: {
-          state: TaskState.TASK_STATE_CANCELED,
-          message: agentMessage(
-            { taskId, contextId: entry.contextId },
-            `Cancelled while awaiting approval ${approvalId}; the agent did not run`,
-            { approval_id: approvalId }
-          ),
-          timestamp: iso(now())
-        },
-        metadata: { approval_id: approvalId }
-      }))
+      bus.publish(cancelledEvent({ taskId, contextId: entry.contextId }, approvalId, now()))
       Deferred.unsafeDone(entry.cancel, Exit.void)
       // Withdraw the approval too: nobody should be asked to approve what no longer waits.
       return new Promise((resolve) => {
