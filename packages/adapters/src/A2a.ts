@@ -116,9 +116,14 @@ export const headerOf = (context: RequestContext, name: string): Option.Option<s
  * import * as A2a from "@gavel/adapters/A2a"
  * import * as Jwt from "@gavel/adapters/Jwt"
  * import * as Effect from "effect/Effect"
+ * import * as Redacted from "effect/Redacted"
  *
  * const authenticate = Effect.map(
- *   Jwt.make({ key, issuer: "https://id.example.com", audience: "payments-agent" }),
+ *   Jwt.make({
+ *     key: { _tag: "Secret", secret: Redacted.make(process.env.JWT_SECRET!) },
+ *     issuer: "https://id.example.com",
+ *     audience: "payments-agent"
+ *   }),
  *   A2a.bearer
  * )
  * ```
@@ -322,18 +327,25 @@ interface Call {
  * @example
  * ```ts
  * import * as A2a from "@gavel/adapters/A2a"
+ * import * as Jwt from "@gavel/adapters/Jwt"
  * import { DefaultRequestHandler, InMemoryTaskStore } from "@a2a-js/sdk/server"
  * import * as Effect from "effect/Effect"
+ * import * as Redacted from "effect/Redacted"
  *
  * const program = Effect.gen(function*() {
+ *   const verifier = yield* Jwt.make({
+ *     key: { _tag: "Secret", secret: Redacted.make(process.env.JWT_SECRET!) },
+ *     issuer: "https://id.example.com",
+ *     audience: "payments-agent"
+ *   })
  *   const taskStore = new InMemoryTaskStore()
  *   const executor = yield* A2a.wrap(new PaymentsAgent(), {
  *     agentId: "payments-agent",
  *     taskStore,
  *     authenticate: A2a.bearer(verifier)
  *   })
- *   const handler = new DefaultRequestHandler(agentCard, taskStore, executor)
- *   // app.use("/a2a/jsonrpc", jsonRpcHandler({ requestHandler: handler, userBuilder }))
+ *   // serve it: app.use("/a2a/jsonrpc", jsonRpcHandler({ requestHandler: handler, userBuilder }))
+ *   return new DefaultRequestHandler(agentCard, taskStore, executor)
  * })
  * ```
  *

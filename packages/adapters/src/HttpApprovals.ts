@@ -383,13 +383,17 @@ export interface ApprovalsOptions {
  * import * as HttpApprovals from "@gavel/adapters/HttpApprovals"
  * import { HttpLayerRouter } from "@effect/platform"
  * import { NodeHttpServer } from "@effect/platform-node"
- * import { Layer } from "effect"
+ * import { Layer, Redacted } from "effect"
  * import { createServer } from "node:http"
  *
  * const ApprovalsRoutes = HttpApprovals.layerApprovals()
  * const Server = HttpLayerRouter.serve(ApprovalsRoutes).pipe(
  *   Layer.provide(NodeHttpServer.layer(createServer, { port: 8080, host: "127.0.0.1" })),
- *   Layer.provide(Http.layerJwt({ key, issuer, audience })),
+ *   Layer.provide(Http.layerJwt({
+ *     key: { _tag: "Secret", secret: Redacted.make(process.env.JWT_SECRET!) },
+ *     issuer: "https://id.example.com",
+ *     audience: "approvals"
+ *   })),
  *   Layer.provide(GovernanceLive)
  * )
  * ```
