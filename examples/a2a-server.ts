@@ -66,7 +66,6 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import express from "express"
 import * as jose from "jose"
@@ -99,18 +98,10 @@ const payments = Policy.make("payments.a2a", (action) => {
 const policySet = PolicySet.unsafeMake({ id: "payments-agent", version: "2025.06", policy: payments })
 
 /** The identity system: an in-memory directory here (an IdP or HR system in production). */
-const directory: ReadonlyMap<string, Identity.ResolvedPrincipal> = new Map([
-  ["agent-7", { id: "agent-7", roles: ["caller"], tenant: "acme", status: "active" }],
-  ["alice", { id: "alice", roles: ["finance"], tenant: "acme", status: "active" }]
+const IdentityLive = Identity.layerDirectory([
+  { id: "agent-7", roles: ["caller"], tenant: "acme", status: "active" },
+  { id: "alice", roles: ["finance"], tenant: "acme", status: "active" }
 ])
-
-const IdentityLive = Layer.succeed(
-  Identity.Identity,
-  Identity.Identity.of({
-    resolve: (id) => Effect.succeed(Option.fromNullable(directory.get(id))),
-    canApprove: () => Effect.succeed(true)
-  })
-)
 
 const GovernanceLive = Governance.layer({ policySet }).pipe(
   Layer.provideMerge(ApprovalStore.layerMemory),

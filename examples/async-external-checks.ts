@@ -61,18 +61,10 @@ import { check, list, report, sameList } from "./support/checks.js"
 // a 2-second timeout takes no real time.
 
 /** The identity system: an in-memory directory here (LDAP, an IdP in production). */
-const directory: ReadonlyMap<string, Identity.ResolvedPrincipal> = new Map([
-  ["deploy-bot", { id: "deploy-bot", roles: ["deployer"], status: "active" }],
-  ["alice", { id: "alice", roles: ["deployer", "release-manager"], status: "active" }]
-])
-
-const IdentityLive: Layer.Layer<Identity.Identity> = Layer.succeed(
-  Identity.Identity,
-  Identity.Identity.of({
-    resolve: (principalId) => Effect.succeed(Option.fromNullable(directory.get(principalId))),
-    canApprove: (principalId) => Effect.succeed(directory.get(principalId)?.roles.includes("release-manager") === true)
-  })
-)
+const IdentityLive: Layer.Layer<Identity.Identity> = Identity.layerDirectory([
+  { id: "deploy-bot", roles: ["deployer"], status: "active" },
+  { id: "alice", roles: ["deployer", "release-manager"], status: "active" }
+], { canApprove: (principal) => principal.roles.includes("release-manager") })
 
 /** How the simulated ticketing API behaves; the cases below flip these. */
 let ticketingLatency: Duration.DurationInput = "40 millis"

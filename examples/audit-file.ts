@@ -27,7 +27,6 @@ import { Action, ApprovalStore, Audit, Decision, Governance, Identity, Policy, P
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -46,16 +45,9 @@ const tools = PolicySet.unsafeMake({
       : Decision.allow())
 })
 
-const IdentityLive = Layer.succeed(
-  Identity.Identity,
-  Identity.Identity.of({
-    resolve: (id) =>
-      Effect.succeed(
-        id === "agent-7" ? Option.some({ id, roles: ["operator"], status: "active" as const }) : Option.none()
-      ),
-    canApprove: () => Effect.succeed(false)
-  })
-)
+const IdentityLive = Identity.layerDirectory([{ id: "agent-7", roles: ["operator"], status: "active" }], {
+  canApprove: () => false
+})
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gavel-audit-file-"))
 const file = path.join(dir, "audit.jsonl")

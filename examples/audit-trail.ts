@@ -27,7 +27,6 @@ import { Action, Audit, AuditSink, Decision, Governance, Identity, Policy, Polic
 import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -57,17 +56,10 @@ const payments = PolicySet.unsafeMake({
   ])
 })
 
-const directory: Record<string, ReadonlyArray<string>> = { alice: ["finance"], bob: ["finance"] }
-const IdentityLive = Layer.succeed(
-  Identity.Identity,
-  Identity.Identity.of({
-    resolve: (id) =>
-      Effect.succeed(Option.fromNullable(directory[id]).pipe(
-        Option.map((roles) => ({ id, roles, status: "active" as const }))
-      )),
-    canApprove: () => Effect.succeed(true)
-  })
-)
+const IdentityLive = Identity.layerDirectory([
+  { id: "alice", roles: ["finance"], status: "active" },
+  { id: "bob", roles: ["finance"], status: "active" }
+])
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gavel-audit-trail-"))
 const filename = path.join(dir, "gavel.db")

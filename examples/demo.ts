@@ -48,7 +48,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -173,16 +172,11 @@ const waitForPending = (store: ApprovalStore.Service) =>
 // system that never answers
 // -----------------------------------------------------------------------------
 
-const directory = new Map<string, Identity.ResolvedPrincipal>([
-  ["agent-7", { id: "agent-7", roles: ["deployer", "finance"], tenant: "acme", status: "active" }],
-  ["alice", { id: "alice", roles: ["finance"], tenant: "acme", status: "active" }],
-  ["bob", { id: "bob", roles: ["finance"], tenant: "acme", status: "active" }]
+const IdentityLive = Identity.layerDirectory([
+  { id: "agent-7", roles: ["deployer", "finance"], tenant: "acme", status: "active" },
+  { id: "alice", roles: ["finance"], tenant: "acme", status: "active" },
+  { id: "bob", roles: ["finance"], tenant: "acme", status: "active" }
 ])
-
-const IdentityLive = Layer.succeed(Identity.Identity, {
-  resolve: (id) => Effect.succeed(Option.fromNullable(directory.get(id))),
-  canApprove: () => Effect.succeed(true)
-})
 
 const TicketingDown = Layer.succeed(Ticketing.Ticketing, { lookup: () => Effect.never })
 

@@ -56,7 +56,6 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -104,19 +103,11 @@ const transfers = Policy.make("payments.transfers", (action) => {
 const policySet = PolicySet.unsafeMake({ id: "payments", version: "2026-11", policy: transfers })
 
 /** The identity system (an IdP or HR directory in production). */
-const directory = new Map<string, Identity.ResolvedPrincipal>([
-  ["agent-7", { id: "agent-7", roles: ["payments-agent"], tenant: "acme", status: "active" }],
-  ["alice", { id: "alice", roles: ["finance"], tenant: "acme", status: "active" }],
-  ["bob", { id: "bob", roles: ["finance"], tenant: "globex", status: "active" }]
+const IdentityLive = Identity.layerDirectory([
+  { id: "agent-7", roles: ["payments-agent"], tenant: "acme", status: "active" },
+  { id: "alice", roles: ["finance"], tenant: "acme", status: "active" },
+  { id: "bob", roles: ["finance"], tenant: "globex", status: "active" }
 ])
-
-const IdentityLive = Layer.succeed(
-  Identity.Identity,
-  Identity.Identity.of({
-    resolve: (id) => Effect.succeed(Option.fromNullable(directory.get(id))),
-    canApprove: () => Effect.succeed(true)
-  })
-)
 
 // The token issuer is normally your IdP; here the example mints its own.
 const secret = process.env.JWT_SECRET ?? "example-secret-change-me-32-bytes-long"

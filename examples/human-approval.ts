@@ -60,26 +60,21 @@ import { check, fail, report } from "./support/checks.js"
 // =============================================================================
 
 /** The identity system: an in-memory directory here (an IdP or HR system in production). */
-const directory: ReadonlyMap<string, Identity.ResolvedPrincipal> = new Map([
+const directory: ReadonlyArray<Identity.ResolvedPrincipal> = [
   // The agent works for the finance team and holds the role too: only
   // separation of duties stops it from approving its own transfers.
-  ["agent-7", { id: "agent-7", roles: ["finance"], tenant: "acme", status: "active" }],
-  ["alice", { id: "alice", roles: ["finance"], tenant: "acme", status: "active" }],
-  ["bob", { id: "bob", roles: ["finance"], tenant: "acme", status: "active" }],
-  ["dave", { id: "dave", roles: ["engineering"], tenant: "acme", status: "active" }]
-])
+  { id: "agent-7", roles: ["finance"], tenant: "acme", status: "active" },
+  { id: "alice", roles: ["finance"], tenant: "acme", status: "active" },
+  { id: "bob", roles: ["finance"], tenant: "acme", status: "active" },
+  { id: "dave", roles: ["engineering"], tenant: "acme", status: "active" }
+]
 
 // Eligibility comes from here, never from the roles a caller claims: the
 // runtime asks `resolve` (active? within the approval's roles?) and then
 // `canApprove` for the host's own rules — here, no approving across tenants.
-const IdentityLive: Layer.Layer<Identity.Identity> = Layer.succeed(
-  Identity.Identity,
-  Identity.Identity.of({
-    resolve: (principalId) => Effect.succeed(Option.fromNullable(directory.get(principalId))),
-    canApprove: (principalId, request) =>
-      Effect.succeed(directory.get(principalId)?.tenant === (request.summary.actor.tenant ?? undefined))
-  })
-)
+const IdentityLive: Layer.Layer<Identity.Identity> = Identity.layerDirectory(directory, {
+  canApprove: (principal, request) => principal.tenant === (request.summary.actor.tenant ?? undefined)
+})
 
 interface Transfer {
   readonly amount: number

@@ -45,17 +45,10 @@ if (url === undefined || url === "") {
 // 1. wiring
 // -----------------------------------------------------------------------------
 
-const directory = new Map<string, Identity.ResolvedPrincipal>([
-  ["agent-7", { id: "agent-7", roles: [], tenant: "acme", status: "active" }],
-  ["alice", { id: "alice", roles: ["finance"], tenant: "acme", status: "active" }]
+const IdentityLive = Identity.layerDirectory([
+  { id: "agent-7", roles: [], tenant: "acme", status: "active" },
+  { id: "alice", roles: ["finance"], tenant: "acme", status: "active" }
 ])
-const IdentityLive = Layer.succeed(
-  Identity.Identity,
-  Identity.Identity.of({
-    resolve: (id) => Effect.succeed(Option.fromNullable(directory.get(id))),
-    canApprove: () => Effect.succeed(true)
-  })
-)
 
 const payments = PolicySet.unsafeMake({
   id: "payments",

@@ -31,6 +31,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as YAML from "yaml"
+import * as Files from "./internal/files.js"
 
 /**
  * The file could not be read as a rules document at all: it does not exist,
@@ -536,14 +537,7 @@ export const load = (
       })
     }
     const fs = yield* FileSystem.FileSystem
-    const unreadable = (error: PlatformError) =>
-      error._tag === "SystemError" && error.reason === "NotFound"
-        ? new RulesFileError({ path, reason: "NotFound", detail: `rules file "${path}" does not exist` })
-        : new RulesFileError({
-          path,
-          reason: "Unreadable",
-          detail: `cannot read rules file "${path}": ${error._tag === "SystemError" ? error.reason : error.message}`
-        })
+    const unreadable = (error: PlatformError) => new RulesFileError({ path, ...Files.unreadable("rules", path, error) })
     const limits = { limits: options?.limits }
     // The size is checked before anything is read, and again on what was read.
     const info = yield* Effect.mapError(fs.stat(path), unreadable)

@@ -152,6 +152,26 @@ export const encode = Schema.encodeSync(AuditEvent)
 export const decodeUnknown = Schema.decodeUnknown(AuditEvent)
 
 /**
+ * Everything of an event but its place in the chain (`sequence`,
+ * `previousHash`, `hash`): the entry it was sealed from. Only the fields of
+ * an {@link Entry} are kept, whatever else the value carries.
+ *
+ * @since 0.2.0
+ * @category getters
+ */
+export const toEntry = (event: Entry): Entry => ({
+  type: event.type,
+  at: event.at,
+  decisionId: event.decisionId,
+  approvalId: event.approvalId,
+  requestId: event.requestId,
+  correlationId: event.correlationId,
+  actor: event.actor,
+  trace: event.trace,
+  data: event.data
+})
+
+/**
  * The hash an event should carry: SHA-256 over the canonical JSON of all its
  * fields but `hash` (dates as ISO-8601 strings).
  *
@@ -159,19 +179,7 @@ export const decodeUnknown = Schema.decodeUnknown(AuditEvent)
  * @category hashing
  */
 export const hashOf = (event: Omit<AuditEvent, "hash">): string =>
-  sha256Hex(canonicalJson({
-    sequence: event.sequence,
-    type: event.type,
-    at: event.at,
-    decisionId: event.decisionId,
-    approvalId: event.approvalId,
-    requestId: event.requestId,
-    correlationId: event.correlationId,
-    actor: event.actor,
-    trace: event.trace,
-    data: event.data,
-    previousHash: event.previousHash
-  }))
+  sha256Hex(canonicalJson({ ...toEntry(event), sequence: event.sequence, previousHash: event.previousHash }))
 
 /**
  * Places an entry after `head` (or first, when the trail is empty): what

@@ -6,6 +6,7 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Approval from "./Approval.js"
@@ -68,6 +69,80 @@ export interface Service {
  * @category tags
  */
 export class Identity extends Context.Tag("@gavel/core/Identity")<Identity, Service>() {}
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface DirectoryOptions {
+  /**
+   * Whether a principal of the directory may vote on this approval, beyond
+   * the approval's own authority (limits by amount, tenant boundaries): the
+   * directory's answer to {@link Service.canApprove}. Without it, every
+   * principal may, and the approval's authority decides; with it, a
+   * principal the directory does not know may not.
+   */
+  readonly canApprove?: ((principal: ResolvedPrincipal, request: Approval.ApprovalRequest) => boolean) | undefined
+}
+
+/**
+ * An identity system held in memory: the principals of `directory`, found
+ * by their exact `id` (no case folding, no aliases; a later entry with the
+ * same id replaces an earlier one). The directory is read once: later
+ * changes to it are not seen. For tests, examples, and hosts whose
+ * principals are configuration (the `gavel` CLI's `--principals` file);
+ * a host with an IdP implements {@link Service} over it instead.
+ *
+ * @example
+ * ```ts
+ * import { Identity } from "@gavel/core"
+ *
+ * const identity = Identity.fromDirectory([
+ *   { id: "alice", roles: ["finance"], tenant: "acme", status: "active" },
+ *   { id: "bob", roles: ["finance"], status: "suspended" }
+ * ], {
+ *   // no approving across tenants
+ *   canApprove: (principal, request) => principal.tenant === (request.summary.actor.tenant ?? undefined)
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const fromDirectory = (directory: Iterable<ResolvedPrincipal>, options?: DirectoryOptions): Service => {
+  const principals = new Map<string, ResolvedPrincipal>()
+  for (const principal of directory) principals.set(principal.id, principal)
+  const canApprove = options?.canApprove
+  return Identity.of({
+    resolve: (principalId) => Effect.succeed(Option.fromNullable(principals.get(principalId))),
+    canApprove: canApprove === undefined
+      ? () => Effect.succeed(true)
+      : (principalId, request) => {
+        const principal = principals.get(principalId)
+        return Effect.succeed(principal !== undefined && canApprove(principal, request))
+      }
+  })
+}
+
+/**
+ * The {@link Identity} of {@link fromDirectory}, as a layer.
+ *
+ * @example
+ * ```ts
+ * import { Identity } from "@gavel/core"
+ *
+ * const IdentityLive = Identity.layerDirectory([
+ *   { id: "alice", roles: ["finance"], status: "active" }
+ * ])
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerDirectory = (
+  directory: Iterable<ResolvedPrincipal>,
+  options?: DirectoryOptions
+): Layer.Layer<Identity> => Layer.succeed(Identity, fromDirectory(directory, options))
 
 /**
  * Allows the action when the identity system says the actor is active and

@@ -50,19 +50,6 @@ export const entry = (n: number, fields: Partial<Audit.Entry> = {}): Audit.Entry
   ...fields
 })
 
-/** Everything of an event but its place in the chain. */
-const contentOf = (event: Audit.AuditEvent): Audit.Entry => ({
-  type: event.type,
-  at: event.at,
-  decisionId: event.decisionId,
-  approvalId: event.approvalId,
-  requestId: event.requestId,
-  correlationId: event.correlationId,
-  actor: event.actor,
-  trace: event.trace,
-  data: event.data
-})
-
 // -----------------------------------------------------------------------------
 // suite
 // -----------------------------------------------------------------------------
@@ -105,7 +92,7 @@ export const run = <E>(name: string, layer: Layer.Layer<AuditSink.AuditSink, E>,
           expect(event.previousHash).toBe(n === 1 ? Audit.genesisHash : appended[n - 2]!.hash)
           const { hash, ...unsealed } = event
           expect(hash).toBe(Audit.hashOf(unsealed))
-          expect(contentOf(event)).toEqual(entry(n))
+          expect(Audit.toEntry(event)).toEqual(entry(n))
           expect(Option.getOrUndefined(yield* sink.head)).toEqual({ sequence: n, hash })
           appended.push(event)
         }
@@ -174,10 +161,10 @@ export const run = <E>(name: string, layer: Layer.Layer<AuditSink.AuditSink, E>,
           data: {}
         })
         const appended = [yield* sink.append(full), yield* sink.append(bare)]
-        expect(appended.map(contentOf)).toEqual([full, bare])
+        expect(appended.map(Audit.toEntry)).toEqual([full, bare])
         const events = yield* sink.read()
         expect(events).toEqual(appended)
-        expect(events.map(contentOf)).toEqual([full, bare])
+        expect(events.map(Audit.toEntry)).toEqual([full, bare])
         expect(events[0]!.at).toBeInstanceOf(Date)
         expect(events[0]!.at.getTime()).toBe(full.at.getTime())
         expect(events[1]!.trace).toBeNull()

@@ -1,0 +1,254 @@
+/**
+ * What the `gavel` CLI prints as text (without `--json`): approvals as a
+ * table or a block, a rules document's summary, problems and explanation,
+ * the audit trail's verification, and parse errors on one line.
+ */
+import type * as Action from "@gavel/core/Action"
+import * as Approval from "@gavel/core/Approval"
+import type * as Audit from "@gavel/core/Audit"
+import * as Decision from "@gavel/core/Decision"
+import * as Rules from "@gavel/core/Rules"
+import * as ParseResult from "effect/ParseResult"
+
+// -----------------------------------------------------------------------------
+// values
+// -----------------------------------------------------------------------------
+
+/** Text on one line: line breaks and the blanks around them become one space. @internal */
+export const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, " ").trim()
+
+/** An instant in UTC, to the second. @internal */
+export const instant = (date: Date): string => date.toISOString().replace(/\.\d{3}Z$/, "Z")
+
+/** What `--json` prints: the encoded value, indented. @internal */
+export const json = (value: unknown): string => JSON.stringify(value, null, 2)
+
+const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.length === 0
+    ? ""
+    : path.map((key) => typeof key === "number" ? `[${key}]` : `.${String(key)}`).join("").replace(/^\./, "") + ": "
+
+const expected = /^Expected (.*), actual (.*)$/s
+
+/**
+ * The first problem of a parse error, on one line, with its path. The
+ * members of a union of literals fail one by one ("Expected "active", actual
+ * "boss"", "Expected "suspended", …): they are told as one.
+ *
+ * @internal
+ */
+export const firstProblem = (error: ParseResult.ParseError): string => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+  const first = issues[0]
+  if (first === undefined) return "invalid"
+  const here = formatPath(first.path)
+  const alternatives = issues.filter((issue) => formatPath(issue.path) === here).map((issue) =>
+    expected.exec(issue.message)
+  )
+  const merged = alternatives.length > 1 &&
+      alternatives.every((match) => match !== null && match[2] === alternatives[0]![2])
+    ? `Expected ${alternatives.map((match) => match![1]).join(" | ")}, actual ${alternatives[0]![2]}`
+    : first.message
+  const line = oneLine(`${here}${merged}`)
+  return line.length > 200 ? `${line.slice(0, 199)}…` : line
+}
+
+// -----------------------------------------------------------------------------
+// approvals
+// -----------------------------------------------------------------------------
+
+const votesOf = (request: Approval.ApprovalRequest): string =>
+  `${Approval.countedApprovers(request).length}/${request.requirement.quorum}`
+
+/**
+ * The status as an approver should read it: a pending approval past its
+ * expiry is not votable.
+ *
+ * @internal
+ */
+export const statusOf = (request: Approval.ApprovalRequest, now: number): string => {
+  switch (request.status) {
+    case "pending":
+      return Approval.isDue(request, now)
+        ? "expired (due, not yet swept)"
+        : request.kind === "approval"
+        ? `pending (${votesOf(request)} approvals)`
+        : "pending (not acknowledged)"
+    case "approved":
+      return request.kind === "approval" ? `approved (${votesOf(request)})` : "acknowledged"
+    case "rejected": {
+      const by = request.votes.find((v) => v.counted && v.verdict === "reject")
+      return by === undefined ? "rejected" : `rejected (by ${by.approver})`
+    }
+    case "consumed":
+      return `consumed (approved ${votesOf(request)})`
+    default:
+      return request.status
+  }
+}
+
+const shortStatus = (request: Approval.ApprovalRequest, now: number): string =>
+  request.status === "pending" && Approval.isDue(request, now) ? "expired (due)" : request.status
+
+const actionOf = (request: Approval.ApprovalRequest): string => {
+  const { kind, name, resource } = request.summary
+  return `${kind} ${name}${resource === null ? "" : ` on ${resource.type}/${resource.id}`}`
+}
+
+const requesterOf = (request: Approval.ApprovalRequest): string => {
+  const actor = request.summary.actor
+  const details = [actor.kind, ...(actor.tenant === null ? [] : [`tenant ${actor.tenant}`])]
+  return `${request.requester} (${details.join(", ")})`
+}
+
+const authorityOf = (authority: Decision.Authority): string => {
+  const parts = [
+    ...(authority.roles.length === 0 ? [] : [`roles ${authority.roles.join(", ")}`]),
+    ...(authority.principals.length === 0 ? [] : [`principals ${authority.principals.join(", ")}`])
+  ]
+  return parts.length === 0 ? "nobody" : parts.join("; ")
+}
+
+const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]?.length ?? 0)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((cell, i) => i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)).join("  ")
+  return [line(header), ...rows.map(line)].join("\n")
+}
+
+/** `approvals list`: one row per approval. @internal */
+export const listing = (
+  requests: ReadonlyArray<Approval.ApprovalRequest>,
+  status: Approval.Status | "all",
+  now: number
+): string =>
+  requests.length === 0 ? `No ${status === "all" ? "" : `${status} `}approvals.` : table(
+    ["ID", "KIND", "STATUS", "VOTES", "REQUESTER", "TENANT", "EXPIRES", "ACTION"],
+    requests.map((r) => [
+      r.id,
+      r.kind,
+      shortStatus(r, now),
+      votesOf(r),
+      r.requester,
+      r.summary.actor.tenant ?? "-",
+      instant(r.requirement.expiresAt),
+      actionOf(r)
+    ])
+  )
+
+/** `approvals show`: every field of one approval, its reasons and votes. @internal */
+export const block = (request: Approval.ApprovalRequest, now: number): string => {
+  const r = request.requirement
+  const fields: Array<readonly [string, string]> = [
+    ["id", request.id],
+    ["kind", request.kind],
+    ["status", statusOf(request, now)],
+    ["requester", requesterOf(request)],
+    ["action", actionOf(request)],
+    ["quorum", `${votesOf(request)}${r.separationOfDuties ? " (separation of duties)" : ""}`],
+    ["authority", authorityOf(r.authority)],
+    ["created", instant(request.createdAt)],
+    ["expires", instant(r.expiresAt)]
+  ]
+  if (request.resolvedAt !== null) fields.push(["resolved", instant(request.resolvedAt)])
+  if (request.consumedAt !== null) fields.push(["consumed", instant(request.consumedAt)])
+  fields.push(["policy", request.policyId], ["decision", request.decisionId])
+  const width = Math.max(...fields.map(([name]) => name.length))
+  const lines = fields.map(([name, value]) => `${name.padEnd(width)}  ${value}`)
+  const list = (title: string, items: ReadonlyArray<string>) => {
+    lines.push(`${title}:`)
+    if (items.length === 0) lines.push("  (none)")
+    else for (const item of items) lines.push(`  - ${item}`)
+  }
+  list("reasons", request.reasons.map((reason) => `${reason.code}: ${reason.message}`))
+  list(
+    "votes",
+    request.votes.map((v) => {
+      const verdict = v.verdict === "approve" ? "approved" : "rejected"
+      const counted = v.counted ? "" : " (not counted)"
+      const note = v.note === null ? "" : `: ${JSON.stringify(v.note)}`
+      return `${v.approver} ${verdict} at ${instant(v.at)}${counted}${note}`
+    })
+  )
+  return lines.join("\n")
+}
+
+// -----------------------------------------------------------------------------
+// audit
+// -----------------------------------------------------------------------------
+
+/** `audit verify`: intact (with the head to anchor a later check), or where the trail breaks. @internal */
+export const verificationText = (result: Audit.Verification): string =>
+  result._tag === "Intact"
+    ? result.head === null
+      ? "intact: the trail is empty"
+      : `intact: ${result.count} events, head ${result.head.sequence}:${result.head.hash}`
+    : `broken at event ${result.sequence} (${result.problem}): ${result.message}`
+
+// -----------------------------------------------------------------------------
+// rules
+// -----------------------------------------------------------------------------
+
+/** A rules document's id, version, rule count, combining algorithm and default, on one line. @internal */
+export const summaryOf = (rules: Rules.Rules): string => {
+  const n = rules.document.rules.length
+  return `${rules.id} ${rules.version}: ${n} ${n === 1 ? "rule" : "rules"}, ${rules.combine}, default ${
+    rules.document.default ?? "none (deny: policy.no_applicable)"
+  }`
+}
+
+/** An invalid rules document: every problem, one per line, and how many. @internal */
+export const problemsText = (file: string, list: ReadonlyArray<Rules.Problem>): string =>
+  [
+    ...list.map((problem) => `${file}: ${oneLine(Rules.formatProblem(problem))}`),
+    `invalid: ${list.length} ${list.length === 1 ? "problem" : "problems"}`
+  ].join("\n")
+
+const describeResult = (result: Decision.Result): string => {
+  const codes = Decision.reasonCodes(result)
+  return codes.length === 0 ? result._tag : `${result._tag} (${codes.join(", ")})`
+}
+
+/** `rules explain`: the document, the action, the rules that matched and decided, and the record. @internal */
+export const explanationText = (rules: Rules.Rules, action: Action.Action, explanation: Rules.Explanation): string => {
+  const record = explanation.record
+  const actor = action.actor
+  const who = [actor.kind, ...(actor.roles.length === 0 ? [] : [`roles ${actor.roles.join(", ")}`]),
+    ...(actor.tenant === undefined ? [] : [`tenant ${actor.tenant}`])]
+  const target = action.resource === undefined ? "" : ` on ${action.resource.type}/${action.resource.id}`
+  const lines = [
+    `rules     ${summaryOf(rules)}`,
+    `hash      ${rules.policyHash}`,
+    `action    ${action.kind} ${action.name}${target} by ${actor.id} (${who.join(", ")})`,
+    "matched:"
+  ]
+  if (explanation.matched.length === 0) lines.push("  (none)")
+  for (const m of explanation.matched) lines.push(`  - ${m.ruleId}: ${describeResult(m.result)}`)
+  lines.push(
+    `decided   ${
+      explanation.decidedBy.length > 0
+        ? `by ${explanation.decidedBy.join(", ")}`
+        : "by the default (no rule applied)"
+    }`,
+    `decision  ${record.decision._tag}`
+  )
+  if (record.decision._tag === "RequireApproval") {
+    const r = record.decision.requirement
+    lines.push(
+      `approval  quorum ${r.quorum}, ${authorityOf(r.authority)}${r.separationOfDuties ? ", separation of duties" : ""}${
+        record.expiresAt === null ? "" : `, expires ${instant(record.expiresAt)}`
+      }`
+    )
+  } else if (record.decision._tag === "RequireAcknowledgment") {
+    lines.push(`ack by    ${authorityOf(record.decision.authority)}`)
+  } else if (record.decision._tag === "Escalate" && record.reviewPath.length > 0) {
+    lines.push(`review    ${record.reviewPath.join(", ")}`)
+  }
+  lines.push("reasons:")
+  if (record.reasons.length === 0) lines.push("  (none)")
+  for (const r of record.reasons) {
+    lines.push(`  - ${r.code}: ${r.message}${r.policyId === undefined ? "" : ` [${r.policyId}]`}`)
+  }
+  lines.push(`record    ${record.decisionId} at ${instant(record.evaluatedAt)}${record.defaulted ? " (defaulted)" : ""}`)
+  return lines.join("\n")
+}
