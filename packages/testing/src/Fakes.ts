@@ -160,7 +160,10 @@ export const identity = (options: IdentityOptions = {}): Layer.Layer<Identity.Id
     Effect.map(CallLog.CallLog, (log) => {
       const call = scripted(log, "identity")
       const known = (id: string): Option.Option<Identity.ResolvedPrincipal> => {
-        const p = options.principals?.[id]
+        // Own entries only: "constructor" or "__proto__" is not a principal.
+        const principals = options.principals
+        if (principals === undefined || !Object.hasOwn(principals, id)) return Option.none()
+        const p = principals[id]
         if (p === undefined) return Option.none()
         const principal: { -readonly [K in keyof Identity.ResolvedPrincipal]: Identity.ResolvedPrincipal[K] } = {
           id,
