@@ -327,6 +327,10 @@ export const makeApprovalStore = (dialect: Dialect, approvals: Approvals): Appro
       if (filter?.kind !== undefined) conditions.push(sql`kind = ${filter.kind}`)
       if (filter?.requester !== undefined) conditions.push(sql`requester = ${filter.requester}`)
       if (filter?.tenant !== undefined) conditions.push(sql`tenant = ${filter.tenant}`)
+      if (filter?.visibleTo !== undefined) {
+        const tenant = filter.visibleTo.tenant
+        conditions.push(tenant === undefined ? sql`tenant IS NULL` : sql`(tenant IS NULL OR tenant = ${tenant})`)
+      }
       const bounded = limit !== undefined && Number.isFinite(limit)
       const rows = yield* Effect.mapError(
         sql<ApprovalRow & { readonly id: string }>`SELECT id, version, request FROM ${table}
