@@ -10,6 +10,7 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
+import { newerSchema, recordedMigration, someTables } from "./sqlStore.js"
 
 // -----------------------------------------------------------------------------
 // constants
@@ -237,15 +238,36 @@ export const inspect = (sql: SqlClient.SqlClient, schema: string): Effect.Effect
       JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = ${schema} AND c.relkind IN ('r', 'v', 'm', 'p', 'f') ORDER BY c.relname`
     const names = objects.map((o) => o.name)
-    let migration: number | null = null
-    if (names.includes(migrationsTable)) {
-      const [latest] = yield* sql<{ readonly id: number | null }>`SELECT max(migration_id) AS id FROM ${
-        sql(`${schema}.${migrationsTable}`)
-      }`
-      migration = latest?.id ?? null
-    }
+    const migration = yield* recordedMigration(sql, names, migrationsTable, `${schema}.${migrationsTable}`)
     return { exists: true, objects: names, migration }
   })
+
+/**
+ * Why a schema is not opened; `Postgres.ts` turns it into a `PostgresOpenError`.
+ *
+ * @internal
+ */
+export interface Refusal {
+  readonly reason: "NotAGavelSchema" | "NewerSchema"
+  readonly detail: string
+}
+
+/**
+ * What refuses a schema, from what {@link inspect} found: another
+ * application's tables, a newer gavel's migrations. A missing or empty
+ * schema and a gavel schema this code knows pass.
+ *
+ * @internal
+ */
+export const judge = (found: Inspection): Refusal | undefined => {
+  if (found.exists && found.migration === null && found.objects.length > 0) {
+    return { reason: "NotAGavelSchema", detail: `it has tables (${someTables(found.objects)}) and no ${migrationsTable}` }
+  }
+  if (found.migration !== null && found.migration > latestMigration) {
+    return { reason: "NewerSchema", detail: newerSchema(found.migration, latestMigration) }
+  }
+  return undefined
+}
 
 /**
  * Creates the schema and the migrations table when missing and runs the

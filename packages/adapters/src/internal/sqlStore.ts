@@ -76,6 +76,46 @@ export const unstorable = (operation: string, what: string) => (error: ParseResu
   new Approval.StoreError({ operation, detail: `${what} cannot be stored: ${error.message}`, cause: error })
 
 // -----------------------------------------------------------------------------
+// schema
+// -----------------------------------------------------------------------------
+
+/**
+ * The newest migration recorded in the migrations table `table` (as a
+ * statement names it), or `null` when `objects`, what the database or the
+ * schema holds, do not include `migrationsTable`.
+ *
+ * @internal
+ */
+export const recordedMigration = (
+  sql: SqlClient.SqlClient,
+  objects: ReadonlyArray<string>,
+  migrationsTable: string,
+  table: string
+): Effect.Effect<number | null, SqlError> =>
+  objects.includes(migrationsTable)
+    ? Effect.map(
+      sql<{ readonly id: number | null }>`SELECT max(migration_id) AS id FROM ${sql(table)}`,
+      ([latest]) => latest?.id ?? null
+    )
+    : Effect.succeed(null)
+
+/**
+ * The first few of the tables found where gavel's should be, for a refusal.
+ *
+ * @internal
+ */
+export const someTables = (objects: ReadonlyArray<string>): string =>
+  `${objects.slice(0, 5).join(", ")}${objects.length > 5 ? ", …" : ""}`
+
+/**
+ * Why a schema migrated by a newer gavel is refused.
+ *
+ * @internal
+ */
+export const newerSchema = (migration: number, latest: number): string =>
+  `its schema version is ${migration}, this gavel knows up to ${latest}`
+
+// -----------------------------------------------------------------------------
 // codecs
 // -----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { describe, driverCode } from "./sqlStore.js"
+import { describe, driverCode, newerSchema, recordedMigration, someTables } from "./sqlStore.js"
 
 // -----------------------------------------------------------------------------
 // constants
@@ -166,13 +166,7 @@ export const inspect = (sql: SqlClient.SqlClient): Effect.Effect<Inspection, Sql
     const objects = yield* sql<{ readonly name: string }>`SELECT name FROM sqlite_master
       WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!' ORDER BY name`
     const names = objects.map((o) => o.name)
-    let migration: number | null = null
-    if (names.includes(migrationsTable)) {
-      const [latest] = yield* sql<{ readonly id: number | null }>`SELECT max(migration_id) AS id FROM ${
-        sql(migrationsTable)
-      }`
-      migration = latest?.id ?? null
-    }
+    const migration = yield* recordedMigration(sql, names, migrationsTable, migrationsTable)
     return { applicationId: id?.application_id ?? 0, objects: names, migration }
   })
 
@@ -204,7 +198,7 @@ const noGavelId = (objects: ReadonlyArray<string> | undefined): Refusal =>
     "NotAGavelDatabase",
     objects === undefined
       ? "it has tables and no gavel application id"
-      : `it has tables (${objects.slice(0, 5).join(", ")}${objects.length > 5 ? ", …" : ""}) and no gavel application id`
+      : `it has tables (${someTables(objects)}) and no gavel application id`
   )
 
 /**
@@ -218,7 +212,7 @@ export const judge = (found: Inspection): Refusal | undefined => {
   if (found.applicationId !== applicationId && found.applicationId !== 0) return otherApplication(found.applicationId)
   if (found.applicationId === 0 && found.objects.length > 0) return noGavelId(found.objects)
   if (found.migration !== null && found.migration > latestMigration) {
-    return refusal("NewerSchema", `its schema version is ${found.migration}, this gavel knows up to ${latestMigration}`)
+    return refusal("NewerSchema", newerSchema(found.migration, latestMigration))
   }
   return undefined
 }
