@@ -228,19 +228,21 @@ export interface ApprovalStatements {
   readonly update: string
 }
 
-/** @internal */
+/**
+ * The {@link ApprovalStatements} of a dialect.
+ *
+ * @internal
+ */
 export const approvalStatements = (dialect: Pick<Dialect, "tables" | "placeholder">): ApprovalStatements => {
   const table = dialect.tables.approvals
-  const p = (...ns: ReadonlyArray<number>) => ns.map(dialect.placeholder).join(", ")
+  const p = Array.from({ length: 14 }, (_, i) => dialect.placeholder(i + 1))
   return {
     insert: `INSERT INTO ${table} (id, kind, status, requester, tenant, decision_id, request_id,
   correlation_id, action_hash, created_at, expires_at, resolved_at, consumed_at, version, request)
-  VALUES (${p(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)}, 1, ${p(14)})`,
-    select: `SELECT version, request FROM ${table} WHERE id = ${p(1)}`,
-    update: `UPDATE ${table} SET status = ${p(1)}, resolved_at = ${p(2)}, consumed_at = ${p(3)}, version = ${
-      p(4)
-    }, request = ${p(5)}
-  WHERE id = ${p(6)} AND version = ${p(7)}`
+  VALUES (${p.slice(0, 13).join(", ")}, 1, ${p[13]})`,
+    select: `SELECT version, request FROM ${table} WHERE id = ${p[0]}`,
+    update: `UPDATE ${table} SET status = ${p[0]}, resolved_at = ${p[1]}, consumed_at = ${p[2]}, version = ${p[3]},
+  request = ${p[4]} WHERE id = ${p[5]} AND version = ${p[6]}`
   }
 }
 
