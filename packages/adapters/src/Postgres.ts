@@ -306,17 +306,8 @@ export const layer = (
     const sql = pg.withoutTransforms()
 
     const check = (found: internal.Inspection): Effect.Effect<void, PostgresOpenError> => {
-      if (found.exists && found.migration === null && found.objects.length > 0) {
-        const shown = found.objects.slice(0, 5).join(", ") + (found.objects.length > 5 ? ", …" : "")
-        return refuse("NotAGavelSchema", `it has tables (${shown}) and no ${internal.migrationsTable}`)
-      }
-      if (found.migration !== null && found.migration > internal.latestMigration) {
-        return refuse(
-          "NewerSchema",
-          `its schema version is ${found.migration}, this gavel knows up to ${internal.latestMigration}`
-        )
-      }
-      return Effect.void
+      const refusal = internal.judge(found)
+      return refusal === undefined ? Effect.void : refuse(refusal.reason, refusal.detail)
     }
 
     const opening = Effect.gen(function*() {

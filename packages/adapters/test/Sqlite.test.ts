@@ -103,10 +103,14 @@ describe("Sqlite.layer", () => {
         synchronous: { synchronous: 2 },
         timeout: { timeout: 5_000 },
         application: { application_id: Sqlite.applicationId },
-        migrations: [{ migration_id: 1, name: "gavel_tables" }, { migration_id: 2, name: "gavel_pending_caps" }],
+        migrations: [
+          { migration_id: 1, name: "gavel_tables" },
+          { migration_id: 2, name: "gavel_pending_caps" },
+          { migration_id: 3, name: "gavel_approvals_created" }
+        ],
         shared: true
       })
-      expect(Sqlite.schemaVersion).toBe(2)
+      expect(Sqlite.schemaVersion).toBe(3)
     }))
 
   it.scoped("takes synchronous NORMAL and another busy timeout", () =>
@@ -177,7 +181,7 @@ describe("Sqlite.layer", () => {
       // What gavel with only migration 1 left behind.
       yield* raw(filename, (db) => {
         db.exec(`DROP INDEX gavel_approvals_pending_requester; DROP INDEX gavel_approvals_pending_tenant;
-          DELETE FROM gavel_migrations WHERE migration_id = 2`)
+          DROP INDEX gavel_approvals_created; DELETE FROM gavel_migrations WHERE migration_id >= 2`)
       })
       const [indexes, error] = yield* withDatabase(
         filename,
@@ -186,12 +190,17 @@ describe("Sqlite.layer", () => {
           const store = yield* ApprovalStore.ApprovalStore
           return [
             (yield* sql<{ readonly name: string }>`SELECT name FROM sqlite_master
-              WHERE type = 'index' AND name LIKE 'gavel_approvals_pending_%' ORDER BY name`).map((r) => r.name),
+              WHERE type = 'index' AND (name LIKE 'gavel_approvals_pending_%' OR name = 'gavel_approvals_created')
+              ORDER BY name`).map((r) => r.name),
             yield* Effect.flip(store.create(request({ id: "apr_2" }), { perRequester: 1 }))
           ] as const
         })
       )
-      expect(indexes).toEqual(["gavel_approvals_pending_requester", "gavel_approvals_pending_tenant"])
+      expect(indexes).toEqual([
+        "gavel_approvals_created",
+        "gavel_approvals_pending_requester",
+        "gavel_approvals_pending_tenant"
+      ])
       expect(error).toMatchObject({ _tag: "TooManyPending", scope: "requester", key: "alice", limit: 1 })
     }))
 
@@ -516,7 +525,7 @@ describe("Sqlite.layer refuses, without writing to the file,", () => {
 })
 
 describe("Sqlite.layer refuses a damaged file, leaving it as it was,", () => {
-  /** A gavel database with a few events, as bytes: 16 pages of 4096. */
+  /** A gavel database with a few events, as bytes: 17 pages of 4096 (one an index of migration 3). */
   const gavelBytes = Effect.gen(function*() {
     const filename = path.join(yield* tempDir, "gavel.db")
     yield* withDatabase(
@@ -540,15 +549,15 @@ describe("Sqlite.layer refuses a damaged file, leaving it as it was,", () => {
 
   it.effect("a gavel database cut short, named as truncated", () =>
     Effect.gen(function*() {
-      expect(gavelBytes.length).toBe(16 * 4096)
+      expect(gavelBytes.length).toBe(17 * 4096)
       const error = yield* refused(gavelBytes.subarray(0, 8192))
       expect(error).toMatchObject({ reason: "NotADatabase" })
-      expect(error.detail).toBe("it is truncated: its header counts 16 pages of 4096 bytes, the file has 8192 bytes")
+      expect(error.detail).toBe("it is truncated: its header counts 17 pages of 4096 bytes, the file has 8192 bytes")
     }))
 
   it.effect.prop(
     "a gavel database cut anywhere: NotADatabase, nothing written or created",
-    [fc.integer({ min: 1, max: 16 * 4096 - 1 }), fc.boolean()],
+    [fc.integer({ min: 1, max: 17 * 4096 - 1 }), fc.boolean()],
     ([length, create]) =>
       Effect.gen(function*() {
         const error = yield* refused(gavelBytes.subarray(0, length), { create })

@@ -28,6 +28,13 @@ export interface ListFilter {
   readonly kind?: Approval.Kind | undefined
   readonly requester?: string | undefined
   readonly tenant?: string | undefined
+  /**
+   * Only the approvals a principal of this tenant may see: those of its
+   * tenant and those of no tenant (`summary.actor.tenant` is `null`). A
+   * principal without a tenant sees only the latter. Applied with the other
+   * filters, before `limit`.
+   */
+  readonly visibleTo?: { readonly tenant?: string | undefined } | undefined
   /** At most this many, oldest first. */
   readonly limit?: number | undefined
 }
@@ -243,6 +250,10 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
       if (filter?.kind !== undefined && r.kind !== filter.kind) continue
       if (filter?.requester !== undefined && r.requester !== filter.requester) continue
       if (filter?.tenant !== undefined && r.summary.actor.tenant !== filter.tenant) continue
+      if (
+        filter?.visibleTo !== undefined && r.summary.actor.tenant !== null &&
+        r.summary.actor.tenant !== filter.visibleTo.tenant
+      ) continue
       out.push(r)
     }
     return out

@@ -543,6 +543,45 @@ export const run = <E>(
             "r3"
           ])
         }))
+
+      test("visibleTo: a tenant's approvals and those of no tenant, filtered before the limit", (store) =>
+        Effect.gen(function*() {
+          yield* seed(store)
+          expect(ids(yield* store.list({ visibleTo: { tenant: "acme" } }))).toEqual(["r1", "r4", "r5", "r6"])
+          expect(ids(yield* store.list({ visibleTo: { tenant: "globex" } }))).toEqual(["r2", "r3", "r6"])
+          expect(ids(yield* store.list({ visibleTo: { tenant: "initech" } }))).toEqual(["r6"])
+          // A principal without a tenant sees only the approvals of no tenant.
+          expect(ids(yield* store.list({ visibleTo: {} }))).toEqual(["r6"])
+          expect(ids(yield* store.list({ visibleTo: { tenant: undefined } }))).toEqual(["r6"])
+          // The principal itself fits: what an API passes for the caller.
+          const principal: Action.Principal = {
+            id: "dave",
+            kind: "human",
+            roles: ["approver"],
+            tenant: "globex",
+            attributes: {}
+          }
+          expect(ids(yield* store.list({ visibleTo: principal }))).toEqual(["r2", "r3", "r6"])
+          // With the other filters, and the limit counting visible approvals only.
+          expect(ids(yield* store.list({ visibleTo: { tenant: "globex" }, limit: 2 }))).toEqual(["r2", "r3"])
+          expect(ids(yield* store.list({ visibleTo: { tenant: "acme" }, limit: 3 }))).toEqual(["r1", "r4", "r5"])
+          expect(ids(yield* store.list({ status: "pending", visibleTo: { tenant: "acme" } }))).toEqual(["r1", "r6"])
+          expect(ids(yield* store.list({ status: "cancelled", visibleTo: { tenant: "acme" } }))).toEqual(["r5"])
+          expect(ids(yield* store.list({ status: "cancelled", visibleTo: { tenant: "globex" } }))).toEqual([])
+          expect(ids(yield* store.list({ kind: "approval", visibleTo: { tenant: "acme" }, limit: 2 }))).toEqual([
+            "r1",
+            "r4"
+          ])
+          expect(ids(yield* store.list({ status: "pending", kind: "approval", visibleTo: {}, limit: 5 }))).toEqual([
+            "r6"
+          ])
+          expect(ids(yield* store.listPending({ visibleTo: { tenant: "globex" }, limit: 2 }))).toEqual(["r2", "r3"])
+          expect(ids(yield* store.listPending({ requester: "carol", visibleTo: { tenant: "acme" } }))).toEqual(["r6"])
+          // With `tenant` both apply.
+          expect(ids(yield* store.list({ tenant: "acme", visibleTo: { tenant: "globex" } }))).toEqual([])
+          expect(ids(yield* store.list({ tenant: "acme", visibleTo: { tenant: "acme" }, limit: 1 }))).toEqual(["r1"])
+          expect(ids(yield* store.list({ visibleTo: { tenant: "acme" }, limit: 0 }))).toEqual([])
+        }))
     })
 
     describe("decisions and overrides", () => {

@@ -1,15 +1,21 @@
+/**
+ * The Postgres dialect of the SQL store skeleton (`sqlStore.ts`): the
+ * statement deadline, the compare-and-set transitions, the capped create
+ * (a function of migration 2 under advisory locks), the audit append under
+ * the schema's advisory lock, and the resolutions announced with
+ * LISTEN/NOTIFY. The schema and its migrations are `postgresSchema.ts`'s
+ * (re-exported here, so that `Postgres.ts` has one internal module).
+ *
+ * @internal
+ */
 // Module by module rather than the barrel: a host that only persists
 // approvals does not load the policy engine.
 import * as Approval from "@gavel/core/Approval"
-import * as ApprovalStore from "@gavel/core/ApprovalStore"
+import type * as ApprovalStore from "@gavel/core/ApprovalStore"
 import * as Audit from "@gavel/core/Audit"
-import * as AuditSink from "@gavel/core/AuditSink"
-import * as DecisionRecord from "@gavel/core/DecisionRecord"
-import * as Override from "@gavel/core/Override"
-import * as Migrator from "@effect/sql/Migrator"
-import * as SqlClient from "@effect/sql/SqlClient"
+import type * as AuditSink from "@gavel/core/AuditSink"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import type * as Statement from "@effect/sql/Statement"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -19,37 +25,17 @@ import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
 import * as Random from "effect/Random"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { type AuditRow, driverCode, normalize, readEvent, unreadable, unstorable } from "./rows.js"
+import { channelOf, lockClass } from "./postgresSchema.js"
+import * as SqlStore from "./sqlStore.js"
+
+export * from "./postgresSchema.js"
 
 // -----------------------------------------------------------------------------
 // constants
 // -----------------------------------------------------------------------------
-
-/** First key of gavel's advisory locks ("GAVL" in ASCII); the second is derived from the schema. */
-export const lockClass = 0x4741564c
-
-/**
- * First keys of the advisory locks that serialize capped creates: one
- * requester's (`pendingLockClass.requester`, hash of schema and requester)
- * and one tenant's. A create takes at most one lock of each class, the
- * requester's first, so that two creates can never wait for each other in
- * a cycle, whatever their hashes.
- */
-export const pendingLockClass = { requester: lockClass + 1, tenant: lockClass + 2 } as const
-
-/** The table @effect/sql's Migrator records gavel's migrations in (in gavel's schema). */
-export const migrationsTable = "gavel_migrations"
-
-/** Schema names gavel accepts: a plain lower-case identifier, short enough for the channel name. */
-export const schemaPattern = /^[a-z_][a-z0-9_]{0,39}$/
-
-/** The LISTEN/NOTIFY channel of a schema's resolutions. */
-export const channelOf = (schema: string): string => `gavel_${schema}`
 
 /** The real clock: I/O deadlines and heartbeats are wall-clock time, even under a `TestClock`. */
 const wallClock = Clock.make()
@@ -64,34 +50,22 @@ const MAX_ATTEMPTS = 50
 // errors
 // -----------------------------------------------------------------------------
 
-/** The SQLSTATE behind a failed statement (`23505`…), if any. */
-export const pgCode: (error: unknown) => string | undefined = driverCode
-
 /**
  * A one-line description of a failure, with the SQLSTATE and the driver's
  * message. Never the connection URL: neither @effect/sql-pg nor pg put it
  * in their messages.
+ *
+ * @internal
  */
-export const describe = (error: unknown): string => {
-  const cause = Predicate.hasProperty(error, "cause") ? error.cause : undefined
-  const outer = error instanceof Error ? error.message : String(error)
-  if (cause instanceof Error) {
-    const code = pgCode(error)
-    const inner = cause.message === "" && Predicate.hasProperty(cause, "code") ? String(cause.code) : cause.message
-    return `${outer}: ${code === undefined || inner.includes(code) ? "" : `${code}: `}${inner}`
-  }
-  return outer
-}
-
-
-const storeError = (operation: string) => (error: SqlError): Approval.StoreError =>
-  new Approval.StoreError({ operation, detail: describe(error), cause: error })
+export const describe: (error: unknown) => string = SqlStore.describe
 
 /**
  * Bounds `effect` by `timeout` of wall-clock time: past it, the caller gets
  * `StoreError` at once, while the statement is cancelled in the background
  * (`pg_cancel_backend`; the server's `statement_timeout` is the backstop).
  * A database that is down or unreachable therefore never hangs a caller.
+ *
+ * @internal
  */
 export const bounded = (operation: string, timeout: Duration.Duration) =>
 <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | Approval.StoreError, R> =>
@@ -109,237 +83,14 @@ export const bounded = (operation: string, timeout: Duration.Duration) =>
   )
 
 // -----------------------------------------------------------------------------
-// migrations
-// -----------------------------------------------------------------------------
-
-/**
- * gavel's schema, one migration per key (`<id>_<name>`), run by
- * @effect/sql's Migrator inside `schema`. Never edit a released migration:
- * add one. Times are milliseconds since the epoch (`bigint`), always the
- * time the runtime passed in: the database's clock is never read.
- */
-export const migrations = (schema: string): Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> => {
-  const s = `"${schema}"`
-  const channel = channelOf(schema)
-  return {
-    "1_gavel_tables": Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      Effect.forEach([
-        `CREATE TABLE ${s}.gavel_approvals (
-  id text PRIMARY KEY,
-  seq bigint GENERATED ALWAYS AS IDENTITY,
-  kind text NOT NULL,
-  status text NOT NULL,
-  requester text NOT NULL,
-  tenant text,
-  decision_id text NOT NULL,
-  request_id text NOT NULL,
-  correlation_id text NOT NULL,
-  action_hash text NOT NULL,
-  created_at bigint NOT NULL,
-  expires_at bigint NOT NULL,
-  resolved_at bigint,
-  consumed_at bigint,
-  version integer NOT NULL,
-  request text NOT NULL
-)`,
-        `CREATE INDEX gavel_approvals_pending ON ${s}.gavel_approvals (created_at, seq) WHERE status = 'pending'`,
-        `CREATE INDEX gavel_approvals_due ON ${s}.gavel_approvals (expires_at) WHERE status = 'pending'`,
-        `CREATE INDEX gavel_approvals_created ON ${s}.gavel_approvals (created_at, seq)`,
-        `CREATE INDEX gavel_approvals_decision ON ${s}.gavel_approvals (decision_id)`,
-        // Every process listening on the schema's channel hears of an approval
-        // leaving 'pending', from whichever writer: sent at commit, never for a
-        // rolled-back change. Ids too long for a notification are left to polling.
-        `CREATE FUNCTION ${s}.gavel_notify_resolution() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF octet_length(NEW.id) <= 7000 THEN
-    PERFORM pg_notify('${channel}', 'r:' || NEW.id);
-  END IF;
-  RETURN NULL;
-END
-$$`,
-        `CREATE TRIGGER gavel_approvals_resolved AFTER UPDATE OF status ON ${s}.gavel_approvals
-  FOR EACH ROW WHEN (OLD.status = 'pending' AND NEW.status <> 'pending')
-  EXECUTE FUNCTION ${s}.gavel_notify_resolution()`,
-        `CREATE TABLE ${s}.gavel_decisions (
-  decision_id text PRIMARY KEY,
-  request_id text NOT NULL,
-  correlation_id text NOT NULL,
-  policy_id text NOT NULL,
-  outcome text NOT NULL,
-  evaluated_at bigint NOT NULL,
-  record text NOT NULL
-)`,
-        `CREATE TABLE ${s}.gavel_overrides (
-  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  id text NOT NULL,
-  overrides text NOT NULL,
-  policy_id text NOT NULL,
-  granted_by text NOT NULL,
-  kind text NOT NULL,
-  name text NOT NULL,
-  tenant text,
-  coverage text NOT NULL,
-  actor text NOT NULL,
-  granted_at bigint NOT NULL,
-  expires_at bigint NOT NULL,
-  override text NOT NULL
-)`,
-        `CREATE INDEX gavel_overrides_scope ON ${s}.gavel_overrides (kind, name, expires_at)`,
-        `CREATE TABLE ${s}.gavel_audit_events (
-  sequence bigint PRIMARY KEY,
-  type text NOT NULL,
-  at text NOT NULL,
-  decision_id text,
-  approval_id text,
-  request_id text,
-  correlation_id text,
-  actor text,
-  trace text,
-  data text NOT NULL,
-  previous_hash text NOT NULL,
-  hash text NOT NULL
-)`,
-        `CREATE INDEX gavel_audit_events_approval ON ${s}.gavel_audit_events (approval_id) WHERE approval_id IS NOT NULL`,
-        `CREATE INDEX gavel_audit_events_decision ON ${s}.gavel_audit_events (decision_id) WHERE decision_id IS NOT NULL`
-      ], (statement) => sql.unsafe(statement), { discard: true })),
-    // The caps on pending approvals count a requester's and a tenant's pending rows.
-    // A capped create is one call of this function: one round trip, and the
-    // advisory locks (see `pendingLockClass`) are held only while it runs
-    // (to the end of the caller's transaction, or of the statement's own).
-    // It is VOLATILE, so under Read Committed each count takes a snapshot
-    // after its lock was granted and sees every create committed before.
-    // Returns the scope that refused, or NULL once inserted.
-    "2_gavel_pending_caps": Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      Effect.forEach([
-        `CREATE INDEX gavel_approvals_pending_requester ON ${s}.gavel_approvals (requester) WHERE status = 'pending'`,
-        `CREATE INDEX gavel_approvals_pending_tenant ON ${s}.gavel_approvals (tenant) WHERE status = 'pending'`,
-        `CREATE FUNCTION ${s}.gavel_create_capped(
-  p_id text, p_kind text, p_requester text, p_tenant text, p_decision_id text, p_request_id text,
-  p_correlation_id text, p_action_hash text, p_created_at bigint, p_expires_at bigint, p_request text,
-  p_per_requester integer, p_per_tenant integer
-) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-  n integer;
-BEGIN
-  IF p_per_requester IS NOT NULL THEN
-    PERFORM pg_advisory_xact_lock(${pendingLockClass.requester}, hashtext('${schema}:=' || p_requester));
-    SELECT count(*) INTO n FROM (SELECT 1 FROM ${s}.gavel_approvals
-      WHERE status = 'pending' AND requester = p_requester LIMIT p_per_requester) AS capped;
-    IF n >= p_per_requester THEN
-      RETURN 'requester';
-    END IF;
-  END IF;
-  IF p_per_tenant IS NOT NULL THEN
-    PERFORM pg_advisory_xact_lock(${pendingLockClass.tenant}, hashtext('${schema}:' || coalesce('=' || p_tenant, '')));
-    IF p_tenant IS NULL THEN
-      SELECT count(*) INTO n FROM (SELECT 1 FROM ${s}.gavel_approvals
-        WHERE status = 'pending' AND tenant IS NULL LIMIT p_per_tenant) AS capped;
-    ELSE
-      SELECT count(*) INTO n FROM (SELECT 1 FROM ${s}.gavel_approvals
-        WHERE status = 'pending' AND tenant = p_tenant LIMIT p_per_tenant) AS capped;
-    END IF;
-    IF n >= p_per_tenant THEN
-      RETURN 'tenant';
-    END IF;
-  END IF;
-  INSERT INTO ${s}.gavel_approvals (id, kind, status, requester, tenant, decision_id, request_id, correlation_id,
-    action_hash, created_at, expires_at, resolved_at, consumed_at, version, request)
-    VALUES (p_id, p_kind, 'pending', p_requester, p_tenant, p_decision_id, p_request_id, p_correlation_id,
-    p_action_hash, p_created_at, p_expires_at, NULL, NULL, 1, p_request);
-  RETURN NULL;
-END
-$$`
-      ], (statement) => sql.unsafe(statement), { discard: true }))
-  }
-}
-
-/** The id of the newest migration this code knows. */
-export const latestMigration: number = Math.max(
-  ...Object.keys(migrations("gavel")).map((key) => Number.parseInt(key, 10))
-)
-
-/** What a schema holds before gavel touches it. */
-export interface Inspection {
-  readonly exists: boolean
-  /** Tables, views and sequences in the schema. */
-  readonly objects: ReadonlyArray<string>
-  /** The newest migration recorded, if the migrations table exists. */
-  readonly migration: number | null
-}
-
-/** Reads what `schema` holds; writes nothing. */
-export const inspect = (sql: SqlClient.SqlClient, schema: string): Effect.Effect<Inspection, SqlError> =>
-  Effect.gen(function*() {
-    const [found] = yield* sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM pg_namespace
-      WHERE nspname = ${schema}`
-    if (found === undefined || found.n === 0) return { exists: false, objects: [], migration: null }
-    const objects = yield* sql<{ readonly name: string }>`SELECT c.relname AS name FROM pg_class c
-      JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = ${schema} AND c.relkind IN ('r', 'v', 'm', 'p', 'f') ORDER BY c.relname`
-    const names = objects.map((o) => o.name)
-    let migration: number | null = null
-    if (names.includes(migrationsTable)) {
-      const [latest] = yield* sql<{ readonly id: number | null }>`SELECT max(migration_id) AS id FROM ${
-        sql(`${schema}.${migrationsTable}`)
-      }`
-      migration = latest?.id ?? null
-    }
-    return { exists: true, objects: names, migration }
-  })
-
-/**
- * Creates the schema and the migrations table when missing and runs the
- * migrations not yet recorded, in one transaction holding an advisory lock
- * on the schema, so that processes starting together migrate once.
- * `check` runs again under the lock (another process may have migrated in
- * between).
- */
-export const migrate = <E>(
-  sql: SqlClient.SqlClient,
-  schema: string,
-  check: (found: Inspection) => Effect.Effect<void, E>
-): Effect.Effect<void, E | SqlError | Migrator.MigrationError> =>
-  sql.withTransaction(Effect.gen(function*() {
-    yield* sql`SELECT pg_advisory_xact_lock(${lockClass}, hashtext(${schema}))`
-    const found = yield* inspect(sql, schema)
-    yield* check(found)
-    if (!found.exists) yield* sql.unsafe(`CREATE SCHEMA "${schema}"`)
-    // The Migrator creates its table only when `::regclass` fails, which
-    // would abort this transaction: it finds it already here.
-    yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS "${schema}".${migrationsTable} (
-  migration_id integer PRIMARY KEY,
-  created_at timestamp with time zone NOT NULL DEFAULT now(),
-  name text NOT NULL
-)`)
-    yield* Migrator.make({})({
-      loader: Migrator.fromRecord(migrations(schema)),
-      table: `${schema}.${migrationsTable}`
-    }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
-  }))
-
-// -----------------------------------------------------------------------------
-// codecs
-// -----------------------------------------------------------------------------
-
-const ApprovalJson = Schema.parseJson(Approval.ApprovalRequest)
-const encodeApproval = Schema.encode(ApprovalJson)
-const decodeApproval = Schema.decode(ApprovalJson)
-const DecisionJson = Schema.parseJson(DecisionRecord.DecisionRecord)
-const encodeDecision = Schema.encode(DecisionJson)
-const decodeDecision = Schema.decode(DecisionJson)
-const OverrideJson = Schema.parseJson(Override.Override)
-const encodeOverride = Schema.encode(OverrideJson)
-const decodeOverride = Schema.decode(OverrideJson)
-
-const millis = (date: Date | null): number | null => (date === null ? null : date.getTime())
-
-// -----------------------------------------------------------------------------
 // approval store
 // -----------------------------------------------------------------------------
 
 /**
  * What the store needs besides the client: the schema, the deadline of an
  * operation, and how the listener checks its connection.
+ *
+ * @internal
  */
 export interface StoreOptions {
   readonly schema: string
@@ -349,39 +100,44 @@ export interface StoreOptions {
   readonly heartbeat: Duration.Duration
 }
 
-interface ApprovalRow {
-  readonly id: string
-  readonly version: number
-  readonly request: string
-}
+/** The Postgres dialect over `sql` (without transforms), in `schema`. */
+const dialect = (sql: SqlClient.SqlClient, options: Pick<StoreOptions, "schema" | "timeout">): SqlStore.Dialect => ({
+  sql,
+  // The schema name is checked against `schemaPattern`: it cannot break out of its quotes.
+  tables: SqlStore.tables(`"${options.schema}".`),
+  insertionOrder: "seq",
+  placeholder: (n) => `$${n}`,
+  isDuplicateKey: (error) => SqlStore.driverCode(error) === "23505",
+  guard: (operation) => bounded(operation, options.timeout)
+})
 
-/** The approval store over `pg`; the tables must exist in `options.schema`. */
+/**
+ * The approval store over `pg`; the tables must exist in `options.schema`.
+ *
+ * @internal
+ */
 export const makeApprovalStore = (pg: PgClient.PgClient, options: StoreOptions): ApprovalStore.Service => {
   const sql = pg.withoutTransforms()
-  const table = sql(`${options.schema}.gavel_approvals`)
-  const decisions = sql(`${options.schema}.gavel_decisions`)
-  const overrides = sql(`${options.schema}.gavel_overrides`)
-  const guard = (operation: string) => bounded(operation, options.timeout)
-
-  const decodeRow = (operation: string, approvalId: string) => (text: string) =>
-    Effect.mapError(decodeApproval(text), unreadable(operation, `stored approval "${approvalId}"`))
+  const postgres = dialect(sql, options)
+  const statements = SqlStore.approvalStatements(postgres)
+  // The compare-and-set tells whether it changed the row by returning it.
+  const updateApproval = `${statements.update} RETURNING version`
+  const table = sql.literal(postgres.tables.approvals)
+  const guard = postgres.guard
 
   const load = (
     operation: string,
     approvalId: string
   ): Effect.Effect<readonly [number, Approval.ApprovalRequest], Approval.ApprovalNotFound | Approval.StoreError> =>
     Effect.flatMap(
-      Effect.mapError(
-        sql<ApprovalRow>`SELECT id, version, request FROM ${table} WHERE id = ${approvalId}`,
-        storeError(operation)
-      ),
+      Effect.mapError(sql.unsafe<SqlStore.ApprovalRow>(statements.select, [approvalId]), SqlStore.storeError(operation)),
       ([row]): Effect.Effect<
         readonly [number, Approval.ApprovalRequest],
         Approval.ApprovalNotFound | Approval.StoreError
       > =>
         row === undefined
           ? Effect.fail(new Approval.ApprovalNotFound({ approvalId }))
-          : Effect.map(decodeRow(operation, approvalId)(row.request), (request) => [row.version, request] as const)
+          : Either.map(SqlStore.decodeRow(operation, approvalId, row.request), (request) => [row.version, request] as const)
     )
 
   /**
@@ -392,13 +148,10 @@ export const makeApprovalStore = (pg: PgClient.PgClient, options: StoreOptions):
    */
   const compareAndSet = (operation: string, version: number, next: Approval.ApprovalRequest) =>
     Effect.gen(function*() {
-      const text = yield* Effect.mapError(encodeApproval(next), unstorable(operation, `approval "${next.id}"`))
+      const text = yield* SqlStore.encodeRow(operation, next)
       const rows = yield* Effect.mapError(
-        sql<{ readonly version: number }>`UPDATE ${table} SET status = ${next.status},
-          resolved_at = ${millis(next.resolvedAt)}, consumed_at = ${millis(next.consumedAt)},
-          version = ${version + 1}, request = ${text}
-          WHERE id = ${next.id} AND version = ${version} RETURNING version`,
-        storeError(operation)
+        sql.unsafe<{ readonly version: number }>(updateApproval, SqlStore.updateValues(version, next, text)),
+        SqlStore.storeError(operation)
       )
       return rows.length === 1
     })
@@ -433,56 +186,12 @@ export const makeApprovalStore = (pg: PgClient.PgClient, options: StoreOptions):
       }
     })
 
-  const transition = <E>(
-    operation: string,
-    approvalId: string,
-    f: (request: Approval.ApprovalRequest) => Either.Either<Approval.ApprovalRequest, E>
-  ) =>
-    guard(operation)(
-      Effect.map(
-        transitionOption(operation, approvalId, (r) => Either.map(f(r), Option.some)),
-        Option.getOrThrow
-      )
-    )
-
-  const list = (
-    filter: (ApprovalStore.ListFilter & { readonly status?: Approval.Status | undefined }) | undefined
-  ): Effect.Effect<ReadonlyArray<Approval.ApprovalRequest>, Approval.StoreError> =>
-    Effect.gen(function*() {
-      const limit = filter?.limit
-      // As the memory store: a limit of 0 or less lists nothing, a fractional one rounds up.
-      if (limit !== undefined && limit <= 0) return []
-      const conditions: Array<Statement.Fragment> = []
-      if (filter?.status !== undefined) conditions.push(sql`status = ${filter.status}`)
-      if (filter?.kind !== undefined) conditions.push(sql`kind = ${filter.kind}`)
-      if (filter?.requester !== undefined) conditions.push(sql`requester = ${filter.requester}`)
-      if (filter?.tenant !== undefined) conditions.push(sql`tenant = ${filter.tenant}`)
-      const bounded = limit !== undefined && Number.isFinite(limit)
-      const rows = yield* Effect.mapError(
-        sql<ApprovalRow>`SELECT id, version, request FROM ${table}
-          WHERE ${sql.and(conditions)} ORDER BY created_at, seq ${bounded ? sql`LIMIT ${Math.ceil(limit)}` : sql``}`,
-        storeError("list")
-      )
-      return yield* Effect.forEach(rows, (row) => decodeRow("list", row.id)(row.request))
-    })
-
   const createCapped = sql(`${options.schema}.gavel_create_capped`)
 
-  const service: ApprovalStore.Service = ApprovalStore.ApprovalStore.of({
-    shared: true,
+  return SqlStore.makeApprovalStore(postgres, {
     create: (request, limits) =>
       guard("create")(Effect.gen(function*() {
-        if (request.status !== "pending") {
-          return yield* new Approval.StoreError({ operation: "create", detail: "a new approval must be pending" })
-        }
-        const text = yield* Effect.mapError(encodeApproval(request), unstorable("create", `approval "${request.id}"`))
-        const insert = sql`INSERT INTO ${table} (id, kind, status, requester, tenant, decision_id, request_id,
-          correlation_id, action_hash, created_at, expires_at, resolved_at, consumed_at, version, request)
-          VALUES (${request.id}, ${request.kind}, ${request.status}, ${request.requester},
-          ${request.summary.actor.tenant ?? null}, ${request.decisionId}, ${request.requestId},
-          ${request.correlationId}, ${request.actionHash}, ${request.createdAt.getTime()},
-          ${request.requirement.expiresAt.getTime()}, ${millis(request.resolvedAt)}, ${millis(request.consumedAt)},
-          1, ${text})`
+        const text = yield* SqlStore.newApproval(request)
         const capped = limits?.perRequester !== undefined || limits?.perTenant !== undefined
         // Capped: counted and inserted by the function of migration 2, under advisory locks (one round trip).
         const cap = (limit: number | undefined) => limit === undefined ? null : Math.min(limit, maxCount)
@@ -506,30 +215,24 @@ export const makeApprovalStore = (pg: PgClient.PgClient, options: StoreOptions):
               )
             }
           )
-          : Effect.asVoid(insert)
-        yield* Effect.mapError(written, (error) =>
-          error._tag === "TooManyPending"
-            ? error
-            : pgCode(error) === "23505"
-            ? new Approval.StoreError({
-              operation: "create",
-              detail: `approval "${request.id}" already exists`,
-              cause: error
-            })
-            : storeError("create")(error))
+          : Effect.asVoid(sql.unsafe(statements.insert, SqlStore.insertValues(request, text)))
+        const failed = SqlStore.createFailed(postgres, request)
+        yield* Effect.mapError(written, (error) => error._tag === "TooManyPending" ? error : failed(error))
       })),
     get: (approvalId) => guard("get")(Effect.map(load("get", approvalId), ([, request]) => request)),
-    vote: (approvalId, vote, voteOptions) =>
-      transition("vote", approvalId, (r) => Approval.vote(r, vote, voteOptions)),
-    consume: (approvalId, actionHash, now) =>
-      transition("consume", approvalId, (r) => Approval.consume(r, actionHash, now)),
-    cancel: (approvalId, now) => transition("cancel", approvalId, (r) => Approval.cancel(r, now)),
+    transition: (operation, approvalId, f) =>
+      guard(operation)(
+        Effect.map(
+          transitionOption(operation, approvalId, (r) => Either.map(f(r), Option.some)),
+          Option.getOrThrow
+        )
+      ),
     expireDue: (now) =>
       guard("expireDue")(Effect.gen(function*() {
         const due = yield* Effect.mapError(
           sql<{ readonly id: string }>`SELECT id FROM ${table}
             WHERE status = 'pending' AND expires_at <= ${now.getTime()} ORDER BY created_at, seq`,
-          storeError("expireDue")
+          SqlStore.storeError("expireDue")
         )
         // Each one its own compare-and-set: of two sweepers (two processes),
         // each approval is expired, and returned, by exactly one.
@@ -542,72 +245,8 @@ export const makeApprovalStore = (pg: PgClient.PgClient, options: StoreOptions):
         }
         return expired
       })),
-    list: (filter) => guard("list")(list(filter)),
-    listPending: (filter) => guard("listPending")(list({ ...filter, status: "pending" })),
-    saveDecision: (record) =>
-      guard("saveDecision")(Effect.gen(function*() {
-        const text = yield* Effect.mapError(
-          encodeDecision(record),
-          unstorable("saveDecision", `decision "${record.decisionId}"`)
-        )
-        yield* Effect.mapError(
-          sql`INSERT INTO ${decisions} (decision_id, request_id, correlation_id, policy_id, outcome, evaluated_at,
-            record) VALUES (${record.decisionId}, ${record.requestId}, ${record.correlationId}, ${record.policyId},
-            ${record.decision._tag}, ${record.evaluatedAt.getTime()}, ${text})
-            ON CONFLICT (decision_id) DO UPDATE SET request_id = excluded.request_id,
-            correlation_id = excluded.correlation_id, policy_id = excluded.policy_id, outcome = excluded.outcome,
-            evaluated_at = excluded.evaluated_at, record = excluded.record`,
-          storeError("saveDecision")
-        )
-      })),
-    getDecision: (decisionId) =>
-      guard("getDecision")(Effect.gen(function*() {
-        const [row] = yield* Effect.mapError(
-          sql<{ readonly record: string }>`SELECT record FROM ${decisions} WHERE decision_id = ${decisionId}`,
-          storeError("getDecision")
-        )
-        if (row === undefined) return Option.none()
-        return Option.some(
-          yield* Effect.mapError(decodeDecision(row.record), unreadable("getDecision", `decision "${decisionId}"`))
-        )
-      })),
-    saveOverride: (override) =>
-      guard("saveOverride")(Effect.gen(function*() {
-        const text = yield* Effect.mapError(
-          encodeOverride(override),
-          unstorable("saveOverride", `override "${override.id}"`)
-        )
-        yield* Effect.mapError(
-          sql`INSERT INTO ${overrides} (id, overrides, policy_id, granted_by, kind, name, tenant, coverage, actor,
-            granted_at, expires_at, override) VALUES (${override.id}, ${override.overrides}, ${override.policyId},
-            ${override.grantedBy}, ${override.scope.kind}, ${override.scope.name}, ${override.scope.tenant},
-            ${override.coverage}, ${override.actor}, ${override.grantedAt.getTime()},
-            ${override.expiresAt.getTime()}, ${text})`,
-          storeError("saveOverride")
-        )
-      })),
-    findOverride: (action, decision, now) =>
-      guard("findOverride")(Effect.gen(function*() {
-        const at = now.getTime()
-        // The columns narrow the candidates; `Override.covers` decides, newest first.
-        const rows = yield* Effect.mapError(
-          sql<{ readonly seq: string; readonly override: string }>`SELECT seq, override FROM ${overrides}
-            WHERE kind = ${action.kind} AND name = ${action.name}
-            AND tenant IS NOT DISTINCT FROM ${action.actor.tenant ?? null}
-            AND expires_at > ${at} ORDER BY seq DESC`,
-          storeError("findOverride")
-        )
-        for (const row of rows) {
-          const override = yield* Effect.mapError(
-            decodeOverride(row.override),
-            unreadable("findOverride", `override #${row.seq}`)
-          )
-          if (Override.covers(override, action, decision, at)) return Option.some(override)
-        }
-        return Option.none()
-      }))
+    resolutions: options.listen ? resolutions(pg, options) : undefined
   })
-  return options.listen ? { ...service, resolutions: resolutions(pg, options) } : service
 }
 
 // -----------------------------------------------------------------------------
@@ -707,18 +346,17 @@ const resolutions = (
 // audit sink
 // -----------------------------------------------------------------------------
 
-/** The audit sink over `pg`; the tables must exist in `options.schema`. */
+/**
+ * The audit sink over `pg`; the tables must exist in `options.schema`.
+ *
+ * @internal
+ */
 export const makeAuditSink = (
   pg: PgClient.PgClient,
   options: Pick<StoreOptions, "schema" | "timeout">
 ): AuditSink.Service => {
-  const sql = pg.withoutTransforms()
-  const table = sql(`${options.schema}.gavel_audit_events`)
-  const headOf = Effect.map(
-    sql<{ readonly sequence: string; readonly hash: string }>`SELECT sequence, hash FROM ${table}
-      ORDER BY sequence DESC LIMIT 1`,
-    ([row]): Audit.Anchor | null => (row === undefined ? null : { sequence: Number(row.sequence), hash: row.hash })
-  )
+  const postgres = dialect(pg.withoutTransforms(), options)
+  const sql = postgres.sql
   // The first round trip of an append, one simple query (no parameters: the
   // lock keys and the table are constants of this sink): begin, take the
   // schema's transaction-scoped advisory lock — one appender at a time across
@@ -726,8 +364,8 @@ export const makeAuditSink = (
   // takes its own snapshot, so the head read after the lock was granted sees
   // every append committed before. The lock is released at COMMIT or ROLLBACK.
   const lockAndHead = `BEGIN; SELECT pg_advisory_xact_lock(${lockClass}, hashtext('${options.schema}.audit'));
-SELECT sequence, hash FROM "${options.schema}".gavel_audit_events ORDER BY sequence DESC LIMIT 1`
-  const failed = (error: SqlError) => storeError("append")(error)
+${SqlStore.selectHead(postgres.tables)}`
+  const failed = SqlStore.storeError("append")
 
   /** Three round trips: lock and head, insert, commit. The primary key on `sequence` is the backstop. */
   const appendSealed = (entry: Audit.Entry): Effect.Effect<Audit.AuditEvent, Approval.StoreError> =>
@@ -737,14 +375,8 @@ SELECT sequence, hash FROM "${options.schema}".gavel_audit_events ORDER BY seque
         const exit = yield* Effect.exit(restore(Effect.gen(function*() {
           const results = yield* Effect.mapError(conn.executeUnprepared(lockAndHead, [], undefined), failed)
           const rows = (results as unknown as ReadonlyArray<ReadonlyArray<{ readonly sequence: string; readonly hash: string }>>)[2] ?? []
-          const head = rows[0] === undefined ? null : { sequence: Number(rows[0].sequence), hash: rows[0].hash }
-          const event = Audit.seal(entry, head)
-          const trace = event.trace === null ? null : JSON.stringify(event.trace)
-          const [text, params] = sql`INSERT INTO ${table} (sequence, type, at, decision_id, approval_id, request_id,
-            correlation_id, actor, trace, data, previous_hash, hash) VALUES (${event.sequence}, ${event.type},
-            ${event.at.toISOString()}, ${event.decisionId}, ${event.approvalId}, ${event.requestId},
-            ${event.correlationId}, ${event.actor}, ${trace}, ${JSON.stringify(event.data)},
-            ${event.previousHash}, ${event.hash})`.compile()
+          const event = Audit.seal(entry, SqlStore.anchorOf(rows))
+          const [text, params] = SqlStore.insertEvent(postgres, event).compile()
           yield* Effect.mapError(conn.execute(text, params, undefined), failed)
           yield* Effect.mapError(conn.executeUnprepared("COMMIT", [], undefined), (error) =>
             new Approval.StoreError({
@@ -762,30 +394,5 @@ SELECT sequence, hash FROM "${options.schema}".gavel_audit_events ORDER BY seque
       }))
     )
 
-  return AuditSink.AuditSink.of({
-    append: (entry) =>
-      Effect.gen(function*() {
-        const normalized = normalize(entry)
-        if (Either.isLeft(normalized)) {
-          return yield* new Approval.StoreError({ operation: "append", detail: normalized.left })
-        }
-        return yield* appendSealed(normalized.right)
-      }).pipe(bounded("append", options.timeout)),
-    read: (readOptions) => {
-      // As the memory sink's slice: from the whole sequence number at or below `fromSequence`.
-      const from = readOptions?.fromSequence
-      const first = from === undefined || Number.isNaN(from) ? 1 : Math.max(1, Math.trunc(from - 1) + 1)
-      return Effect.map(
-        Effect.mapError(
-          sql<AuditRow>`SELECT sequence, type, at, decision_id, approval_id, request_id, correlation_id, actor, trace,
-            data, previous_hash, hash FROM ${table} WHERE sequence >= ${first} ORDER BY sequence`,
-          storeError("read")
-        ),
-        (rows) => rows.map(readEvent)
-      ).pipe(bounded("read", options.timeout))
-    },
-    head: Effect.map(Effect.mapError(headOf, storeError("head")), Option.fromNullable).pipe(
-      bounded("head", options.timeout)
-    )
-  })
+  return SqlStore.makeAuditSink(postgres, appendSealed)
 }

@@ -1,34 +1,13 @@
 /**
- * What the SQL stores (SQLite, Postgres) share: how an audit entry is
- * normalized before it is sealed and how a stored event is read back, and
- * the errors for rows that cannot be read or written.
- */
-import * as Action from "@gavel/core/Action"
-import * as Approval from "@gavel/core/Approval"
-import * as Audit from "@gavel/core/Audit"
-import * as Either from "effect/Either"
-import type * as ParseResult from "effect/ParseResult"
-import * as Predicate from "effect/Predicate"
-import * as Schema from "effect/Schema"
-
-/**
- * The driver's error code behind a failed statement (`SQLITE_BUSY`, a
- * Postgres SQLSTATE such as `23505`…), if any.
+ * The audit trail's rows in the SQL stores (SQLite, Postgres): how an entry
+ * is normalized before it is sealed and how a stored event is read back.
  *
  * @internal
  */
-export const driverCode = (error: unknown): string | undefined => {
-  const cause = Predicate.hasProperty(error, "cause") ? error.cause : error
-  return Predicate.hasProperty(cause, "code") && typeof cause.code === "string" ? cause.code : undefined
-}
-
-/** @internal */
-export const unreadable = (operation: string, what: string) => (error: ParseResult.ParseError): Approval.StoreError =>
-  new Approval.StoreError({ operation, detail: `${what} is unreadable: ${error.message}`, cause: error })
-
-/** @internal */
-export const unstorable = (operation: string, what: string) => (error: ParseResult.ParseError): Approval.StoreError =>
-  new Approval.StoreError({ operation, detail: `${what} cannot be stored: ${error.message}`, cause: error })
+import * as Action from "@gavel/core/Action"
+import * as Audit from "@gavel/core/Audit"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 
 /** An audit event's row as a driver returns it: every column unchecked. @internal */
 export interface AuditRow {
@@ -60,8 +39,9 @@ const parseJson = (text: string): Either.Either<unknown, unknown> => Either.try(
  * The entry as it will read back: the fields an event has and no others,
  * `trace` by its schema and `data` through JSON, so that the hash sealed now
  * is the hash of what {@link readEvent} returns later.
+ *
+ * @internal
  */
-/** @internal */
 export const normalize = (entry: Audit.Entry): Either.Either<Audit.Entry, string> =>
   Either.gen(function*() {
     const valid = yield* Either.mapLeft(validateEntry(entry), (error) => `invalid audit entry: ${error.message}`)

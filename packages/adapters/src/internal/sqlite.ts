@@ -1,101 +1,113 @@
+/**
+ * The SQLite dialect of the SQL store skeleton (`sqlStore.ts`): the
+ * `BEGIN IMMEDIATE` transactions, and the hot paths of the approval store
+ * (create under caps, transitions, expiry) and of the audit append, which
+ * run fixed statements on the transaction's connection. What a file is
+ * before it is opened, and its schema, are `sqliteFile.ts`'s (re-exported
+ * here, so that `Sqlite.ts` has one internal module).
+ *
+ * @internal
+ */
 // Module by module rather than the barrel: a host that only persists
 // approvals does not load the policy engine.
 import * as Approval from "@gavel/core/Approval"
 import * as ApprovalStore from "@gavel/core/ApprovalStore"
 import * as Audit from "@gavel/core/Audit"
-import * as AuditSink from "@gavel/core/AuditSink"
-import * as DecisionRecord from "@gavel/core/DecisionRecord"
-import * as Override from "@gavel/core/Override"
-import * as Migrator from "@effect/sql/Migrator"
+import type * as AuditSink from "@gavel/core/AuditSink"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
-import type * as Statement from "@effect/sql/Statement"
-import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
-import * as Cause from "effect/Cause"
-import * as Context from "effect/Context"
+import type * as Cause from "effect/Cause"
 import * as Either from "effect/Either"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
-import * as Schema from "effect/Schema"
-import * as fs from "node:fs"
-import * as path from "node:path"
-import { type AuditRow, driverCode, normalize, readEvent, unreadable, unstorable } from "./rows.js"
+import * as SqlStore from "./sqlStore.js"
 
-// -----------------------------------------------------------------------------
-// constants
-// -----------------------------------------------------------------------------
+export * from "./sqliteFile.js"
 
-/** `PRAGMA application_id` of a gavel database: "GAVL" in ASCII. */
-export const applicationId = 0x4741564c
-
-/** The table @effect/sql's Migrator records gavel's migrations in. */
-export const migrationsTable = "gavel_migrations"
-
-// -----------------------------------------------------------------------------
-// errors
-// -----------------------------------------------------------------------------
-
-/** The SQLite result code behind a failed statement (`SQLITE_BUSY`…), if any. */
-export const sqliteCode: (error: unknown) => string | undefined = driverCode
-
-/** A one-line description of a failure, with the SQLite code and message when there is one. */
-export const describe = (error: unknown): string => {
-  const cause = Predicate.hasProperty(error, "cause") ? error.cause : undefined
-  const outer = error instanceof Error ? error.message : String(error)
-  if (cause instanceof Error) {
-    const code = sqliteCode(error)
-    return `${outer}: ${code === undefined ? "" : `${code}: `}${cause.message}`
-  }
-  return outer
-}
-
-const storeError = (operation: string) => (error: SqlError): Approval.StoreError =>
-  new Approval.StoreError({ operation, detail: describe(error), cause: error })
+/**
+ * A one-line description of a failure, with the SQLite code and message when there is one.
+ *
+ * @internal
+ */
+export const describe: (error: unknown) => string = SqlStore.describe
 
 // -----------------------------------------------------------------------------
 // transactions
 // -----------------------------------------------------------------------------
 
 /**
+ * Runs `body` on a connection of its own in one `BEGIN IMMEDIATE`
+ * transaction: commits on success, rolls back on failure (a failed commit
+ * too). Uninterruptible but for taking the connection and, when
+ * `interruptible`, `body`.
+ */
+const beginImmediate = <A, E, R>(
+  sql: SqlClient.SqlClient,
+  interruptible: boolean,
+  body: (conn: Connection) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | SqlError, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.scoped(Effect.flatMap(restore(sql.reserve), (conn) => {
+      const rollback = (cause: Cause.Cause<E | SqlError>) =>
+        Effect.zipRight(Effect.ignore(conn.execute("ROLLBACK", [], undefined)), Effect.failCause(cause))
+      return Effect.zipRight(
+        conn.execute("BEGIN IMMEDIATE", [], undefined),
+        Effect.matchCauseEffect(interruptible ? restore(body(conn)) : body(conn), {
+          onFailure: rollback,
+          onSuccess: (a) =>
+            Effect.matchCauseEffect(conn.execute("COMMIT", [], undefined), {
+              onFailure: rollback,
+              onSuccess: () => Effect.succeed(a)
+            })
+        })
+      )
+    }))
+  )
+
+/**
+ * `inside` the transaction the caller opened on the same client, given its
+ * connection, or else `outside`. A `SqlError` from either goes through `onError`.
+ */
+const enclosed = <A, E, R, E2>(
+  inside: (conn: Connection) => Effect.Effect<A, E, R>,
+  outside: Effect.Effect<A, E | SqlError, R>,
+  onError: (error: SqlError) => E2
+): Effect.Effect<A, Exclude<E, SqlError> | E2, R> =>
+  mapSqlError(
+    Effect.flatMap(
+      Effect.serviceOption(SqlClient.TransactionConnection),
+      (enclosing): Effect.Effect<A, E | SqlError, R> => Option.isSome(enclosing) ? inside(enclosing.value[0]) : outside
+    ),
+    onError
+  )
+
+/**
  * Runs `effect` in one `BEGIN IMMEDIATE` transaction: the write lock is
  * taken before the first read, so that a read-modify-write never races a
  * writer in another process (a deferred `BEGIN` would fail with
  * `SQLITE_BUSY` when upgrading its read to a write instead of waiting for
- * the busy timeout). Commits on success, rolls back on failure; a failure to
- * begin or commit goes through `onError`.
+ * the busy timeout). Commits on success, rolls back on failure; a
+ * `SqlError` (from `effect`, the `BEGIN` or the `COMMIT`) goes through
+ * `onError`.
  *
  * Inside a transaction the caller opened on the same client, `effect` runs
  * as part of it: that transaction already holds the connection (taking it
  * again would wait forever), and commits or rolls back everything at once.
+ *
+ * @internal
  */
 export const immediate = <E2>(sql: SqlClient.SqlClient, onError: (error: SqlError) => E2) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | E2, R> =>
-  Effect.flatMap(
-    Effect.serviceOption(SqlClient.TransactionConnection),
-    (enclosing): Effect.Effect<A, E | E2, R> =>
-      Option.isSome(enclosing)
-        ? effect
-        : Effect.uninterruptibleMask((restore) =>
-          Effect.scoped(Effect.gen(function*() {
-            const conn = yield* Effect.mapError(restore(sql.reserve), onError)
-            yield* Effect.mapError(conn.execute("BEGIN IMMEDIATE", [], undefined), onError)
-            const exit = yield* Effect.exit(
-              restore(effect).pipe(Effect.provideService(SqlClient.TransactionConnection, [conn, 0] as const))
-            )
-            if (Exit.isSuccess(exit)) {
-              const committed = yield* Effect.exit(conn.execute("COMMIT", [], undefined))
-              if (Exit.isSuccess(committed)) return exit.value
-              yield* Effect.ignore(conn.execute("ROLLBACK", [], undefined))
-              return yield* Effect.failCause(Cause.map(committed.cause, onError))
-            }
-            yield* Effect.ignore(conn.execute("ROLLBACK", [], undefined))
-            return yield* Effect.failCause(exit.cause)
-          }))
-        )
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, SqlError> | E2, R> =>
+  enclosed(
+    () => effect,
+    beginImmediate(
+      sql,
+      true,
+      (conn) => Effect.provideService(effect, SqlClient.TransactionConnection, [conn, 0] as const)
+    ),
+    onError
   )
 
 /**
@@ -113,35 +125,12 @@ export const immediate = <E2>(sql: SqlClient.SqlClient, onError: (error: SqlErro
  * on the same client, `body` runs on that transaction's connection, as part
  * of it. A `SqlError` from any statement, the `BEGIN` or the `COMMIT` goes
  * through `onError`; every other failure is `body`'s own.
+ *
+ * @internal
  */
 export const transact = <E2>(sql: SqlClient.SqlClient, onError: (error: SqlError) => E2) =>
 <A, E>(body: (conn: Connection) => Effect.Effect<A, E>): Effect.Effect<A, Exclude<E, SqlError> | E2> =>
-  mapSqlError(
-    Effect.flatMap(
-      Effect.serviceOption(SqlClient.TransactionConnection),
-      (enclosing): Effect.Effect<A, E | SqlError> =>
-        Option.isSome(enclosing)
-          ? body(enclosing.value[0])
-          : Effect.uninterruptibleMask((restore) =>
-            Effect.scoped(Effect.flatMap(restore(sql.reserve), (conn) => {
-              const rollback = (cause: Cause.Cause<E | SqlError>) =>
-                Effect.zipRight(Effect.ignore(conn.execute("ROLLBACK", [], undefined)), Effect.failCause(cause))
-              return Effect.zipRight(
-                conn.execute("BEGIN IMMEDIATE", [], undefined),
-                Effect.matchCauseEffect(body(conn), {
-                  onFailure: rollback,
-                  onSuccess: (a) =>
-                    Effect.matchCauseEffect(conn.execute("COMMIT", [], undefined), {
-                      onFailure: rollback,
-                      onSuccess: () => Effect.succeed(a)
-                    })
-                })
-              )
-            }))
-          )
-    ),
-    onError
-  )
+  enclosed(body, beginImmediate(sql, false, body), onError)
 
 /**
  * Runs `body` on the client's connection outside a transaction (each
@@ -149,24 +138,17 @@ export const transact = <E2>(sql: SqlClient.SqlClient, onError: (error: SqlError
  * caller opened on this client. Taking the connection waits for another
  * fiber's transaction on it, as every `@effect/sql` statement does. A
  * `SqlError` goes through `onError`.
+ *
+ * @internal
  */
 export const withConnection = <E2>(sql: SqlClient.SqlClient, onError: (error: SqlError) => E2) =>
 <A, E>(body: (conn: Connection) => Effect.Effect<A, E>): Effect.Effect<A, Exclude<E, SqlError> | E2> =>
-  mapSqlError(
-    Effect.flatMap(
-      Effect.serviceOption(SqlClient.TransactionConnection),
-      (enclosing): Effect.Effect<A, E | SqlError> =>
-        Option.isSome(enclosing)
-          ? body(enclosing.value[0])
-          : Effect.scoped(Effect.flatMap(sql.reserve, body))
-    ),
-    onError
-  )
+  enclosed(body, Effect.scoped(Effect.flatMap(sql.reserve, body)), onError)
 
-const mapSqlError = <A, E, E2>(
-  effect: Effect.Effect<A, E>,
+const mapSqlError = <A, E, R, E2>(
+  effect: Effect.Effect<A, E, R>,
   onError: (error: SqlError) => E2
-): Effect.Effect<A, Exclude<E, SqlError> | E2> =>
+): Effect.Effect<A, Exclude<E, SqlError> | E2, R> =>
   Effect.mapError(effect, (error) => (isSqlError(error) ? onError(error) : error as Exclude<E, SqlError>))
 
 const isSqlError = (u: unknown): u is SqlError => Predicate.isTagged(u, "SqlError")
@@ -176,407 +158,41 @@ const changes = (result: unknown): number =>
   Predicate.hasProperty(result, "changes") && typeof result.changes === "number" ? result.changes : -1
 
 // -----------------------------------------------------------------------------
-// migrations
-// -----------------------------------------------------------------------------
-
-const statements = (...ddl: ReadonlyArray<string>): Effect.Effect<void, SqlError, SqlClient.SqlClient> =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => Effect.forEach(ddl, (s) => sql.unsafe(s), { discard: true }))
-
-/**
- * gavel's schema, one migration per key (`<id>_<name>`), run by
- * @effect/sql's Migrator. Never edit a released migration: add one.
- */
-export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> = {
-  "1_gavel_tables": statements(
-    `CREATE TABLE gavel_approvals (
-  id TEXT PRIMARY KEY NOT NULL,
-  kind TEXT NOT NULL,
-  status TEXT NOT NULL,
-  requester TEXT NOT NULL,
-  tenant TEXT,
-  decision_id TEXT NOT NULL,
-  request_id TEXT NOT NULL,
-  correlation_id TEXT NOT NULL,
-  action_hash TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL,
-  resolved_at INTEGER,
-  consumed_at INTEGER,
-  version INTEGER NOT NULL,
-  request TEXT NOT NULL
-) STRICT`,
-    `CREATE INDEX gavel_approvals_pending ON gavel_approvals (created_at) WHERE status = 'pending'`,
-    `CREATE INDEX gavel_approvals_due ON gavel_approvals (expires_at) WHERE status = 'pending'`,
-    `CREATE INDEX gavel_approvals_decision ON gavel_approvals (decision_id)`,
-    `CREATE TABLE gavel_decisions (
-  decision_id TEXT PRIMARY KEY NOT NULL,
-  request_id TEXT NOT NULL,
-  correlation_id TEXT NOT NULL,
-  policy_id TEXT NOT NULL,
-  outcome TEXT NOT NULL,
-  evaluated_at INTEGER NOT NULL,
-  record TEXT NOT NULL
-) STRICT`,
-    `CREATE TABLE gavel_overrides (
-  seq INTEGER PRIMARY KEY,
-  id TEXT NOT NULL,
-  overrides TEXT NOT NULL,
-  policy_id TEXT NOT NULL,
-  granted_by TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  name TEXT NOT NULL,
-  tenant TEXT,
-  coverage TEXT NOT NULL,
-  actor TEXT NOT NULL,
-  granted_at INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL,
-  override TEXT NOT NULL
-) STRICT`,
-    `CREATE INDEX gavel_overrides_scope ON gavel_overrides (kind, name, expires_at)`,
-    `CREATE TABLE gavel_audit_events (
-  sequence INTEGER PRIMARY KEY,
-  type TEXT NOT NULL,
-  at TEXT NOT NULL,
-  decision_id TEXT,
-  approval_id TEXT,
-  request_id TEXT,
-  correlation_id TEXT,
-  actor TEXT,
-  trace TEXT,
-  data TEXT NOT NULL,
-  previous_hash TEXT NOT NULL,
-  hash TEXT NOT NULL
-) STRICT`,
-    `CREATE INDEX gavel_audit_events_approval ON gavel_audit_events (approval_id) WHERE approval_id IS NOT NULL`,
-    `CREATE INDEX gavel_audit_events_decision ON gavel_audit_events (decision_id) WHERE decision_id IS NOT NULL`
-  ),
-  // The caps on pending approvals count a requester's and a tenant's pending rows.
-  "2_gavel_pending_caps": statements(
-    `CREATE INDEX gavel_approvals_pending_requester ON gavel_approvals (requester) WHERE status = 'pending'`,
-    `CREATE INDEX gavel_approvals_pending_tenant ON gavel_approvals (tenant) WHERE status = 'pending'`
-  )
-}
-
-/** The id of the newest migration this code knows. */
-export const latestMigration: number = Math.max(...Object.keys(migrations).map((key) => Number.parseInt(key, 10)))
-
-/** Runs the migrations not yet recorded in {@link migrationsTable}. */
-export const migrate = Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: migrationsTable })
-
-/** What a database holds before gavel touches it. */
-export interface Inspection {
-  readonly applicationId: number
-  /** Tables, indexes, views and triggers, SQLite's own excluded. */
-  readonly objects: ReadonlyArray<string>
-  /** The newest migration recorded, if the migrations table exists. */
-  readonly migration: number | null
-}
-
-/** Reads the application id, the schema objects and the newest migration; writes nothing. */
-export const inspect = (sql: SqlClient.SqlClient): Effect.Effect<Inspection, SqlError> =>
-  Effect.gen(function*() {
-    const [id] = yield* sql<{ readonly application_id: number }>`PRAGMA application_id`
-    const objects = yield* sql<{ readonly name: string }>`SELECT name FROM sqlite_master
-      WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!' ORDER BY name`
-    const names = objects.map((o) => o.name)
-    let migration: number | null = null
-    if (names.includes(migrationsTable)) {
-      const [latest] = yield* sql<{ readonly id: number | null }>`SELECT max(migration_id) AS id FROM ${
-        sql(migrationsTable)
-      }`
-      migration = latest?.id ?? null
-    }
-    return { applicationId: id?.application_id ?? 0, objects: names, migration }
-  })
-
-// -----------------------------------------------------------------------------
-// examining a file before opening it
-// -----------------------------------------------------------------------------
-
-/** Why a file is not opened; `Sqlite.ts` turns it into a `SqliteOpenError`. */
-export interface Refusal {
-  readonly reason: "NotADatabase" | "NotAGavelDatabase" | "NewerSchema" | "Unavailable"
-  readonly detail: string
-  readonly cause?: unknown
-}
-
-const refusal = (reason: Refusal["reason"], detail: string, cause?: unknown): Refusal =>
-  cause === undefined ? { reason, detail } : { reason, detail, cause }
-
-const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`
-
-const otherApplication = (id: number): Refusal =>
-  refusal("NotAGavelDatabase", `its application id is ${hex(id)}, gavel's is ${hex(applicationId)}`)
-
-const noGavelId = (objects: ReadonlyArray<string> | undefined): Refusal =>
-  refusal(
-    "NotAGavelDatabase",
-    objects === undefined
-      ? "it has tables and no gavel application id"
-      : `it has tables (${objects.slice(0, 5).join(", ")}${objects.length > 5 ? ", …" : ""}) and no gavel application id`
-  )
-
-/**
- * What refuses a database, from what {@link inspect} found: another
- * application's id, another application's tables, a newer gavel's schema.
- * An empty database and a gavel database this code knows pass.
- */
-export const judge = (found: Inspection): Refusal | undefined => {
-  if (found.applicationId !== applicationId && found.applicationId !== 0) return otherApplication(found.applicationId)
-  if (found.applicationId === 0 && found.objects.length > 0) return noGavelId(found.objects)
-  if (found.migration !== null && found.migration > latestMigration) {
-    return refusal("NewerSchema", `its schema version is ${found.migration}, this gavel knows up to ${latestMigration}`)
-  }
-  return undefined
-}
-
-/** A failed statement or open as a refusal: SQLite's "not a database" and "corrupt" say what the file is. */
-export const failure = (error: unknown): Refusal => {
-  const code = sqliteCode(error)
-  if (code === "SQLITE_NOTADB") {
-    return refusal("NotADatabase", "SQLite cannot read it as a database (or it is encrypted or corrupted)", error)
-  }
-  if (code !== undefined && code.startsWith("SQLITE_CORRUPT")) {
-    return refusal("NotADatabase", `it is corrupted: ${describe(error)}`, error)
-  }
-  return refusal("Unavailable", describe(error), error)
-}
-
-/**
- * What {@link examine} found at a path it did not refuse.
- *
- * - `Missing`: nothing there; `directory` says whether its directory exists.
- * - `Found`: a database looked at without writing or creating anything:
- *   empty, or gavel's (any schema version: {@link judge} decides).
- * - `Claimed`: a database that is gavel's by its header, which can only be
- *   read further by opening it as gavel opens its own files (SQLite creates
- *   its `-wal` and `-shm` files to read a WAL database that has none).
- */
-export type Examination =
-  | { readonly _tag: "Missing"; readonly directory: boolean }
-  | { readonly _tag: "Found"; readonly inspection: Inspection }
-  | { readonly _tag: "Claimed" }
-
-const emptyDatabase: Inspection = { applicationId: 0, objects: [], migration: null }
-
-const MAGIC = "SQLite format 3\u0000"
-
-/** What the first 108 bytes of a SQLite file say (https://sqlite.org/fileformat.html). */
-interface Header {
-  readonly pageSize: number
-  /** The page count of the header, when it is valid (written by SQLite 3.7.0 or later). */
-  readonly pages: number | undefined
-  /** Whether SQLite reads it in WAL mode (file format version 2). */
-  readonly wal: boolean
-  readonly applicationId: number
-  /** Page 1's b-tree page type and number of cells: the schema table's root. */
-  readonly schemaPage: { readonly type: number; readonly cells: number } | undefined
-}
-
-const parseHeader = (bytes: Uint8Array): Header | Refusal => {
-  if (bytes.length < 100 || String.fromCharCode(...bytes.subarray(0, 16)) !== MAGIC) {
-    return refusal("NotADatabase", "it does not begin with the SQLite header")
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const raw = view.getUint16(16)
-  const pageSize = raw === 1 ? 65_536 : raw
-  if (pageSize < 512 || pageSize > 65_536 || (pageSize & (pageSize - 1)) !== 0) {
-    return refusal("NotADatabase", `its header is damaged: a page size of ${raw}`)
-  }
-  const counted = view.getUint32(28)
-  const valid = counted > 0 && view.getUint32(92) === view.getUint32(24)
-  return {
-    pageSize,
-    pages: valid ? counted : undefined,
-    wal: bytes[18] === 2 || bytes[19] === 2,
-    applicationId: view.getInt32(68),
-    schemaPage: bytes.length >= 108 ? { type: bytes[100]!, cells: view.getUint16(103) } : undefined
-  }
-}
-
-const isRefusal = (u: object): u is Refusal => "reason" in u
-
-/** What a path is, by `stat`: nothing touched. */
-const statOf = (filename: string): fs.Stats | undefined | Refusal => {
-  try {
-    return fs.statSync(filename)
-  } catch (error) {
-    return Predicate.hasProperty(error, "code") && error.code === "ENOENT"
-      ? undefined
-      : refusal("Unavailable", error instanceof Error ? error.message : String(error), error)
-  }
-}
-
-const exists = (filename: string): boolean => fs.existsSync(filename)
-
-const realPath = (filename: string): string => {
-  try {
-    return fs.realpathSync(filename)
-  } catch {
-    return filename
-  }
-}
-
-const readHeader = (filename: string, size: number): Uint8Array | Refusal => {
-  try {
-    const fd = fs.openSync(filename, "r")
-    try {
-      const bytes = new Uint8Array(Math.min(size, 108))
-      const read = fs.readSync(fd, bytes, 0, bytes.length, 0)
-      return bytes.subarray(0, read)
-    } finally {
-      fs.closeSync(fd)
-    }
-  } catch (error) {
-    return refusal("Unavailable", error instanceof Error ? error.message : String(error), error)
-  }
-}
-
-/** Reads the database through a read-only connection: it writes nothing and creates no journal. */
-const lookReadOnly = (filename: string): Effect.Effect<Inspection, Refusal> =>
-  Effect.scoped(
-    Effect.gen(function*() {
-      const context = yield* Layer.build(SqliteClient.layer({ filename, readonly: true, disableWAL: true }))
-      return yield* inspect(Context.get(context, SqlClient.SqlClient))
-    })
-  ).pipe(Effect.catchAllCause((cause) => Effect.fail(failure(Cause.squash(cause)))))
-
-/**
- * Looks at `filename` before anything opens it for writing, and refuses
- * what gavel must not open, leaving the path exactly as it was: no byte
- * written, no file created beside it.
- *
- * - With `stat` and a read of its first 108 bytes: a path that is not a
- *   regular file, a file that does not begin with the SQLite header or
- *   whose page size is impossible, and — when no `-wal` or `-journal` file
- *   lies beside it, so that the file is the whole database — one shorter
- *   than its header says (truncated), or not a whole number of pages.
- *   Another application's id in the header refuses the file too.
- * - A WAL database is decided by its header and page 1 as far as they
- *   tell: SQLite creates `-wal` and `-shm` files to read one that has none,
- *   even through a read-only connection, and updates the `-shm` when it
- *   reads a `-wal`. Tables under no application id are refused; an empty
- *   one without a `-wal` is `Found` empty; gavel's without a `-wal` is
- *   `Claimed`.
- * - What is left — a rollback-journal database, and a WAL database whose
- *   file is gavel's or empty with a `-wal` beside it (a service has it
- *   open, or left it so) — is read through a read-only connection. It
- *   writes nothing to the database or its `-wal` or `-journal`: it neither
- *   replays a `-wal` into the database nor rolls back a `-journal`, as a
- *   read-write connection does when it closes or opens. Reading a `-wal`,
- *   it updates the `-shm` index, as every reader does (and creates it if
- *   it is missing).
- */
-export const examine = (filename: string): Effect.Effect<Examination, Refusal> =>
-  Effect.suspend((): Effect.Effect<Examination, Refusal> => {
-    const stat = statOf(filename)
-    if (stat === undefined) {
-      return Effect.succeed({ _tag: "Missing", directory: exists(path.dirname(path.resolve(filename))) })
-    }
-    if (isRefusal(stat)) return Effect.fail(stat)
-    if (stat.isDirectory()) return Effect.fail(refusal("NotADatabase", "it is a directory"))
-    if (!stat.isFile()) return Effect.fail(refusal("NotADatabase", "it is not a regular file"))
-    if (stat.size === 0) {
-      // A new database — unless a -wal lies beside it (a crash, or another
-      // program's): opening it read-write could replay that into the file.
-      return exists(`${realPath(filename)}-wal`)
-        ? Effect.fail(refusal("NotADatabase", "it is empty, with a -wal file beside it"))
-        : Effect.succeed({ _tag: "Found", inspection: emptyDatabase })
-    }
-    const bytes = readHeader(filename, stat.size)
-    if (isRefusal(bytes)) return Effect.fail(bytes)
-    const header = parseHeader(bytes)
-    if (isRefusal(header)) return Effect.fail(header)
-    // SQLite names them after the file a symbolic link leads to.
-    const real = realPath(filename)
-    const wal = exists(`${real}-wal`)
-    if (!wal && !exists(`${real}-journal`)) {
-      const expected = header.pages === undefined ? undefined : header.pages * header.pageSize
-      if (expected !== undefined && stat.size < expected) {
-        return Effect.fail(refusal(
-          "NotADatabase",
-          `it is truncated: its header counts ${header.pages} pages of ${header.pageSize} bytes, the file has ${stat.size} bytes`
-        ))
-      }
-      if (expected === undefined && stat.size % header.pageSize !== 0) {
-        return Effect.fail(refusal(
-          "NotADatabase",
-          `it is truncated: ${stat.size} bytes is not a whole number of ${header.pageSize}-byte pages`
-        ))
-      }
-    }
-    if (header.applicationId !== applicationId && header.applicationId !== 0) {
-      return Effect.fail(otherApplication(header.applicationId))
-    }
-    if (header.wal && header.applicationId === 0) {
-      // Gavel sets its id in the transaction that creates its tables, and a
-      // checkpoint copies page 1 (the id and the schema's root) whole: tables
-      // in the file under no id are never gavel's, whatever a -wal holds.
-      const schema = header.schemaPage
-      if (schema === undefined || (schema.type !== 0x0d && schema.type !== 0x05)) {
-        return Effect.fail(refusal("NotADatabase", "its first page is damaged"))
-      }
-      if (schema.type === 0x05 || schema.cells > 0) return Effect.fail(noGavelId(undefined))
-      if (!wal) return Effect.succeed({ _tag: "Found", inspection: emptyDatabase })
-    }
-    if (header.wal && !wal) return Effect.succeed({ _tag: "Claimed" })
-    return Effect.map(lookReadOnly(filename), (inspection): Examination => ({ _tag: "Found", inspection }))
-  })
-
-// -----------------------------------------------------------------------------
-// codecs
-// -----------------------------------------------------------------------------
-
-const ApprovalJson = Schema.parseJson(Approval.ApprovalRequest)
-// Either, not Effect: the codecs are synchronous, and run inside the transaction.
-const encodeApproval = Schema.encodeEither(ApprovalJson)
-const decodeApproval = Schema.decodeEither(ApprovalJson)
-const DecisionJson = Schema.parseJson(DecisionRecord.DecisionRecord)
-const encodeDecision = Schema.encode(DecisionJson)
-const decodeDecision = Schema.decode(DecisionJson)
-const OverrideJson = Schema.parseJson(Override.Override)
-const encodeOverride = Schema.encode(OverrideJson)
-const decodeOverride = Schema.decode(OverrideJson)
-
-const millis = (date: Date | null): number | null => (date === null ? null : date.getTime())
-
-// -----------------------------------------------------------------------------
 // approval store
 // -----------------------------------------------------------------------------
 
-interface ApprovalRow {
-  readonly version: number
-  readonly request: string
-}
+/** The SQLite dialect over `sql` (without transforms). */
+const dialect = (sql: SqlClient.SqlClient): SqlStore.Dialect => ({
+  sql,
+  tables: SqlStore.tables(""),
+  insertionOrder: "rowid",
+  placeholder: () => "?",
+  isDuplicateKey: (error) => SqlStore.driverCode(error) === "SQLITE_CONSTRAINT_PRIMARYKEY",
+  guard: SqlStore.unguarded
+})
 
 // The hot paths' statements, fixed texts: each is prepared once by the
 // client's statement cache and found there by its text afterwards.
-const insertApproval = `INSERT INTO gavel_approvals (id, kind, status, requester, tenant, decision_id, request_id,
-  correlation_id, action_hash, created_at, expires_at, resolved_at, consumed_at, version, request)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`
-const selectApproval = "SELECT version, request FROM gavel_approvals WHERE id = ?"
+const approvalSql = SqlStore.approvalStatements({ tables: SqlStore.tables(""), placeholder: () => "?" })
 // How many of a requester's (a tenant's) approvals are pending, counting no
 // further than the cap: the partial indexes of migration 2 answer them.
 const countPendingOfRequester = `SELECT count(*) AS n FROM (SELECT 1 FROM gavel_approvals
   WHERE status = 'pending' AND requester = ? LIMIT ?)`
 const countPendingOfTenant = `SELECT count(*) AS n FROM (SELECT 1 FROM gavel_approvals
   WHERE status = 'pending' AND tenant IS ? LIMIT ?)`
-// Compare-and-set on the version read in the same transaction.
-const updateApproval = `UPDATE gavel_approvals SET status = ?, resolved_at = ?, consumed_at = ?, version = ?, request = ?
-  WHERE id = ? AND version = ?`
+const selectDue = `SELECT id, version, request FROM gavel_approvals WHERE status = 'pending' AND expires_at <= ?
+  ORDER BY created_at, rowid`
 
-/** The approval store over `sql`; the tables must exist. */
+/**
+ * The approval store over `sql`; the tables must exist.
+ *
+ * @internal
+ */
 export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Service => {
   const sql = client.withoutTransforms()
-  const transaction = (operation: string) => transact(sql, storeError(operation))
-  const connection = (operation: string) => withConnection(sql, storeError(operation))
-
-  const decodeRow = (
-    operation: string,
-    approvalId: string,
-    text: string
-  ): Either.Either<Approval.ApprovalRequest, Approval.StoreError> =>
-    Either.mapLeft(decodeApproval(text), unreadable(operation, `stored approval "${approvalId}"`))
+  const sqlite = dialect(sql)
+  const transaction = (operation: string) => transact(sql, SqlStore.storeError(operation))
+  const connection = (operation: string) => withConnection(sql, SqlStore.storeError(operation))
 
   const load = (
     conn: Connection,
@@ -587,14 +203,17 @@ export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Se
     Approval.ApprovalNotFound | Approval.StoreError | SqlError
   > =>
     Effect.flatMap(
-      conn.execute(selectApproval, [approvalId], undefined),
+      conn.execute(approvalSql.select, [approvalId], undefined),
       (rows): Effect.Effect<
         readonly [number, Approval.ApprovalRequest],
         Approval.ApprovalNotFound | Approval.StoreError
       > => {
-        const row = rows[0] as ApprovalRow | undefined
+        const row = rows[0] as SqlStore.ApprovalRow | undefined
         if (row === undefined) return Effect.fail(new Approval.ApprovalNotFound({ approvalId }))
-        return Either.map(decodeRow(operation, approvalId, row.request), (request) => [row.version, request] as const)
+        return Either.map(
+          SqlStore.decodeRow(operation, approvalId, row.request),
+          (request) => [row.version, request] as const
+        )
       }
     )
 
@@ -604,18 +223,10 @@ export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Se
     version: number,
     next: Approval.ApprovalRequest
   ): Effect.Effect<Approval.ApprovalRequest, Approval.StoreError | SqlError> => {
-    const text = encodeApproval(next)
-    if (Either.isLeft(text)) return Effect.fail(unstorable(operation, `approval "${next.id}"`)(text.left))
+    const text = SqlStore.encodeRow(operation, next)
+    if (Either.isLeft(text)) return Effect.fail(text.left)
     return Effect.flatMap(
-      conn.executeRaw(updateApproval, [
-        next.status,
-        millis(next.resolvedAt),
-        millis(next.consumedAt),
-        version + 1,
-        text.right,
-        next.id,
-        version
-      ]),
+      conn.executeRaw(approvalSql.update, SqlStore.updateValues(version, next, text.right)),
       (result) =>
         changes(result) === 1
           ? Effect.succeed(next)
@@ -624,18 +235,6 @@ export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Se
           )
     )
   }
-
-  const transition = <E>(
-    operation: string,
-    approvalId: string,
-    f: (request: Approval.ApprovalRequest) => Either.Either<Approval.ApprovalRequest, E>
-  ) =>
-    transaction(operation)((conn) =>
-      Effect.flatMap(
-        load(conn, operation, approvalId),
-        ([version, current]) => Effect.flatMap(f(current), (next) => write(conn, operation, version, next))
-      )
-    )
 
   /** How many rows `statement` counts for `key`, up to `limit` (none without a limit). */
   const countUpTo = (conn: Connection, statement: string, key: string | null, limit: number | undefined) =>
@@ -651,32 +250,11 @@ export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Se
     request: Approval.ApprovalRequest,
     limits?: ApprovalStore.PendingLimits
   ): Effect.Effect<void, Approval.TooManyPending | Approval.StoreError> => {
-    if (request.status !== "pending") {
-      return Effect.fail(new Approval.StoreError({ operation: "create", detail: "a new approval must be pending" }))
-    }
-    const text = encodeApproval(request)
-    if (Either.isLeft(text)) return Effect.fail(unstorable("create", `approval "${request.id}"`)(text.left))
-    const params = [
-      request.id,
-      request.kind,
-      request.status,
-      request.requester,
-      request.summary.actor.tenant ?? null,
-      request.decisionId,
-      request.requestId,
-      request.correlationId,
-      request.actionHash,
-      request.createdAt.getTime(),
-      request.requirement.expiresAt.getTime(),
-      millis(request.resolvedAt),
-      millis(request.consumedAt),
-      text.right
-    ]
-    const failed = (error: SqlError) =>
-      sqliteCode(error) === "SQLITE_CONSTRAINT_PRIMARYKEY"
-        ? new Approval.StoreError({ operation: "create", detail: `approval "${request.id}" already exists`, cause: error })
-        : storeError("create")(error)
-    const insert = (conn: Connection) => Effect.asVoid(conn.executeRaw(insertApproval, params))
+    const text = SqlStore.newApproval(request)
+    if (Either.isLeft(text)) return Effect.fail(text.left)
+    const params = SqlStore.insertValues(request, text.right)
+    const failed = SqlStore.createFailed(sqlite, request)
+    const insert = (conn: Connection) => Effect.asVoid(conn.executeRaw(approvalSql.insert, params))
     if (limits?.perRequester === undefined && limits?.perTenant === undefined) return withConnection(sql, failed)(insert)
     // Counted and inserted under the write lock (`BEGIN IMMEDIATE`): SQLite
     // runs one writer at a time, across processes too, so no other create
@@ -693,164 +271,49 @@ export const makeApprovalStore = (client: SqlClient.SqlClient): ApprovalStore.Se
     )
   }
 
-  const service: ApprovalStore.Service = ApprovalStore.ApprovalStore.of({
-    shared: true,
+  return SqlStore.makeApprovalStore(sqlite, {
     create,
     get: (approvalId) => connection("get")((conn) => Effect.map(load(conn, "get", approvalId), ([, request]) => request)),
-    vote: (approvalId, vote, options) => transition("vote", approvalId, (r) => Approval.vote(r, vote, options)),
-    consume: (approvalId, actionHash, now) =>
-      transition("consume", approvalId, (r) => Approval.consume(r, actionHash, now)),
-    cancel: (approvalId, now) => transition("cancel", approvalId, (r) => Approval.cancel(r, now)),
+    transition: (operation, approvalId, f) =>
+      transaction(operation)((conn) =>
+        Effect.flatMap(
+          load(conn, operation, approvalId),
+          ([version, current]) => Effect.flatMap(f(current), (next) => write(conn, operation, version, next))
+        )
+      ),
     expireDue: (now) =>
       transaction("expireDue")((conn) =>
         Effect.gen(function*() {
-          const rows = yield* conn.execute(
-            `SELECT id, version, request FROM gavel_approvals WHERE status = 'pending' AND expires_at <= ?
-            ORDER BY created_at, rowid`,
-            [now.getTime()],
-            undefined
-          )
+          const rows = yield* conn.execute(selectDue, [now.getTime()], undefined)
           const expired: Array<Approval.ApprovalRequest> = []
-          for (const row of rows as ReadonlyArray<ApprovalRow & { readonly id: string }>) {
-            const request = yield* decodeRow("expireDue", row.id, row.request)
+          for (const row of rows as ReadonlyArray<SqlStore.ApprovalRow & { readonly id: string }>) {
+            const request = yield* SqlStore.decodeRow("expireDue", row.id, row.request)
             const next = Approval.expire(request, now)
             if (Option.isSome(next)) expired.push(yield* write(conn, "expireDue", row.version, next.value))
           }
           return expired
         })
-      ),
-    list: (filter) =>
-      Effect.gen(function*() {
-        const limit = filter?.limit
-        // As the memory store: a limit of 0 or less lists nothing, a fractional one rounds up.
-        if (limit !== undefined && limit <= 0) return []
-        const conditions: Array<Statement.Fragment> = []
-        if (filter?.status !== undefined) conditions.push(sql`status = ${filter.status}`)
-        if (filter?.kind !== undefined) conditions.push(sql`kind = ${filter.kind}`)
-        if (filter?.requester !== undefined) conditions.push(sql`requester = ${filter.requester}`)
-        if (filter?.tenant !== undefined) conditions.push(sql`tenant = ${filter.tenant}`)
-        const bounded = limit !== undefined && Number.isFinite(limit)
-        const rows = yield* Effect.mapError(
-          sql<ApprovalRow & { readonly id: string }>`SELECT id, version, request FROM gavel_approvals
-            WHERE ${sql.and(conditions)} ORDER BY created_at, rowid ${
-            bounded ? sql`LIMIT ${Math.ceil(limit)}` : sql``
-          }`,
-          storeError("list")
-        )
-        return yield* Effect.forEach(rows, (row) => decodeRow("list", row.id, row.request))
-      }),
-    listPending: (filter) => service.list({ ...filter, status: "pending" }),
-    saveDecision: (record) =>
-      Effect.gen(function*() {
-        const text = yield* Effect.mapError(
-          encodeDecision(record),
-          unstorable("saveDecision", `decision "${record.decisionId}"`)
-        )
-        yield* Effect.mapError(
-          sql`INSERT INTO gavel_decisions (decision_id, request_id, correlation_id, policy_id, outcome, evaluated_at,
-            record) VALUES (${record.decisionId}, ${record.requestId}, ${record.correlationId}, ${record.policyId},
-            ${record.decision._tag}, ${record.evaluatedAt.getTime()}, ${text})
-            ON CONFLICT (decision_id) DO UPDATE SET request_id = excluded.request_id,
-            correlation_id = excluded.correlation_id, policy_id = excluded.policy_id, outcome = excluded.outcome,
-            evaluated_at = excluded.evaluated_at, record = excluded.record`,
-          storeError("saveDecision")
-        )
-      }),
-    getDecision: (decisionId) =>
-      Effect.gen(function*() {
-        const [row] = yield* Effect.mapError(
-          sql<{ readonly record: string }>`SELECT record FROM gavel_decisions WHERE decision_id = ${decisionId}`,
-          storeError("getDecision")
-        )
-        if (row === undefined) return Option.none()
-        return Option.some(
-          yield* Effect.mapError(decodeDecision(row.record), unreadable("getDecision", `decision "${decisionId}"`))
-        )
-      }),
-    saveOverride: (override) =>
-      Effect.gen(function*() {
-        const text = yield* Effect.mapError(
-          encodeOverride(override),
-          unstorable("saveOverride", `override "${override.id}"`)
-        )
-        yield* Effect.mapError(
-          sql`INSERT INTO gavel_overrides (id, overrides, policy_id, granted_by, kind, name, tenant, coverage, actor,
-            granted_at, expires_at, override) VALUES (${override.id}, ${override.overrides}, ${override.policyId},
-            ${override.grantedBy}, ${override.scope.kind}, ${override.scope.name}, ${override.scope.tenant},
-            ${override.coverage}, ${override.actor}, ${override.grantedAt.getTime()},
-            ${override.expiresAt.getTime()}, ${text})`,
-          storeError("saveOverride")
-        )
-      }),
-    findOverride: (action, decision, now) =>
-      Effect.gen(function*() {
-        const at = now.getTime()
-        // The columns narrow the candidates; `Override.covers` decides, newest first.
-        const rows = yield* Effect.mapError(
-          sql<{ readonly seq: number; readonly override: string }>`SELECT seq, override FROM gavel_overrides
-            WHERE kind = ${action.kind} AND name = ${action.name} AND tenant IS ${action.actor.tenant ?? null}
-            AND expires_at > ${at} ORDER BY seq DESC`,
-          storeError("findOverride")
-        )
-        for (const row of rows) {
-          const override = yield* Effect.mapError(
-            decodeOverride(row.override),
-            unreadable("findOverride", `override #${row.seq}`)
-          )
-          if (Override.covers(override, action, decision, at)) return Option.some(override)
-        }
-        return Option.none()
-      })
+      )
   })
-  return service
 }
 
 // -----------------------------------------------------------------------------
 // audit sink
 // -----------------------------------------------------------------------------
 
-const headOf = (sql: SqlClient.SqlClient) =>
-  Effect.map(
-    sql<{ readonly sequence: number; readonly hash: string }>`SELECT sequence, hash FROM gavel_audit_events
-      ORDER BY sequence DESC LIMIT 1`,
-    ([row]): Audit.Anchor | null => (row === undefined ? null : { sequence: row.sequence, hash: row.hash })
-  )
-
-/** The audit sink over `sql`; the tables must exist. */
+/**
+ * The audit sink over `sql`; the tables must exist. An append reads the
+ * head, seals the entry after it and inserts it under the write lock.
+ *
+ * @internal
+ */
 export const makeAuditSink = (client: SqlClient.SqlClient): AuditSink.Service => {
-  const sql = client.withoutTransforms()
-  const transaction = immediate(sql, storeError("append"))
-  return AuditSink.AuditSink.of({
-    append: (entry) =>
-      Effect.gen(function*() {
-        const normalized = normalize(entry)
-        if (Either.isLeft(normalized)) {
-          return yield* new Approval.StoreError({ operation: "append", detail: normalized.left })
-        }
-        return yield* transaction(Effect.gen(function*() {
-          const event = Audit.seal(normalized.right, yield* headOf(sql))
-          const trace = event.trace === null ? null : JSON.stringify(event.trace)
-          yield* sql`INSERT INTO gavel_audit_events (sequence, type, at, decision_id, approval_id, request_id,
-            correlation_id, actor, trace, data, previous_hash, hash) VALUES (${event.sequence}, ${event.type},
-            ${event.at.toISOString()}, ${event.decisionId}, ${event.approvalId}, ${event.requestId},
-            ${event.correlationId}, ${event.actor}, ${trace}, ${JSON.stringify(event.data)},
-            ${event.previousHash}, ${event.hash})`
-          return event
-        }).pipe(Effect.mapError(storeError("append"))))
-      }),
-    read: (options) => {
-      // As the memory sink's slice: from the whole sequence number at or below `fromSequence`.
-      const from = options?.fromSequence
-      const first = from === undefined || Number.isNaN(from) ? 1 : Math.max(1, Math.trunc(from - 1) + 1)
-      return Effect.map(
-        Effect.mapError(
-          sql<AuditRow>`SELECT sequence, type, at, decision_id, approval_id, request_id, correlation_id, actor, trace,
-            data, previous_hash, hash FROM gavel_audit_events WHERE sequence >= ${first} ORDER BY sequence`,
-          storeError("read")
-        ),
-        (rows) => rows.map(readEvent)
-      )
-    },
-    head: Effect.map(Effect.mapError(headOf(sql), storeError("head")), Option.fromNullable)
-  })
+  const sqlite = dialect(client.withoutTransforms())
+  const transaction = immediate(sqlite.sql, SqlStore.storeError("append"))
+  return SqlStore.makeAuditSink(sqlite, (entry) =>
+    transaction(Effect.gen(function*() {
+      const event = Audit.seal(entry, yield* SqlStore.readHead(sqlite))
+      yield* SqlStore.insertEvent(sqlite, event)
+      return event
+    })))
 }
