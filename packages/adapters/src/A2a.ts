@@ -29,7 +29,7 @@ import {
   type TaskStore,
   STATE_HEADERS_KEY
 } from "@a2a-js/sdk/server"
-import { Action, Decision, type DecisionRecord, Governance } from "@gavel/core"
+import { Action, Decision, type DecisionRecord, Governance, Identity } from "@gavel/core"
 import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
@@ -401,7 +401,7 @@ export const wrap = (
         }
         const tenant = context.context.tenant
         const own = principal.right.tenant
-        if (tenant !== undefined && tenant !== "" && own !== undefined && own !== tenant) {
+        if (tenant !== "" && Identity.otherTenant(own, tenant)) {
           return reject(rejection("identity.tenant_mismatch", "The request names a tenant the caller does not belong to"))
         }
         const action = yield* Effect.either(

@@ -11,7 +11,7 @@
  *
  * @since 0.2.0
  */
-import { type Action, Approval, ApprovalStore, Governance, Override } from "@gavel/core"
+import { type Action, Approval, ApprovalStore, Governance, Identity, Override } from "@gavel/core"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
@@ -290,7 +290,7 @@ const outage = <E extends { readonly _tag: string }>(error: E): ApiError<E> =>
  * cannot be probed.
  */
 const visible = (principal: Action.Principal, tenant: string | null): boolean =>
-  tenant === null || principal.tenant === tenant
+  Identity.seesTenant(principal.tenant, tenant)
 
 /**
  * The handlers of {@link ApprovalsGroup}, on the `Governance` service (which
@@ -329,12 +329,10 @@ export const layerApprovalsHandlers = HttpApiBuilder.group(ApprovalsApi, "approv
       .handle("list", ({ urlParams }) =>
         Effect.gen(function*() {
           const principal = yield* CurrentPrincipal
-          const all = yield* Effect.mapError(
-            store.list({ status: urlParams.status, kind: urlParams.kind }),
+          return yield* Effect.mapError(
+            store.list({ status: urlParams.status, kind: urlParams.kind, visibleTo: principal, limit: urlParams.limit }),
             outage
           )
-          const mine = all.filter((request) => visible(principal, request.summary.actor.tenant))
-          return urlParams.limit === undefined ? mine : mine.slice(0, urlParams.limit)
         }))
       .handle("show", ({ path }) => Effect.flatMap(CurrentPrincipal, (principal) => find(path.id, principal)))
       .handle("approve", ({ path, payload }) => castVote(governance.approve, path.id, payload.note))

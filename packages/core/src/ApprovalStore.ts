@@ -16,6 +16,7 @@ import * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
 import type * as Action from "./Action.js"
 import * as Approval from "./Approval.js"
+import * as Identity from "./Identity.js"
 import type * as Decision from "./Decision.js"
 import type * as DecisionRecord from "./DecisionRecord.js"
 import * as Override from "./Override.js"
@@ -250,10 +251,9 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
       if (filter?.kind !== undefined && r.kind !== filter.kind) continue
       if (filter?.requester !== undefined && r.requester !== filter.requester) continue
       if (filter?.tenant !== undefined && r.summary.actor.tenant !== filter.tenant) continue
-      if (
-        filter?.visibleTo !== undefined && r.summary.actor.tenant !== null &&
-        r.summary.actor.tenant !== filter.visibleTo.tenant
-      ) continue
+      if (filter?.visibleTo !== undefined && !Identity.seesTenant(filter.visibleTo.tenant, r.summary.actor.tenant)) {
+        continue
+      }
       out.push(r)
     }
     return out

@@ -182,3 +182,37 @@ export const requireRole = (
           })
       })))
 }
+
+/**
+ * The tenant rule of the runtime's checks: a principal and something that
+ * belongs to a tenant (an approval, a decision, a request) are in different
+ * tenants only when both name one and the names differ. No tenant on either
+ * side is no boundary: a principal the directory places in no tenant may act
+ * on a tenant's approval when its authority allows it. Used by `Governance`
+ * (a voter or overrider the identity system places in another tenant is
+ * refused, `other_tenant`) and by `A2a` (a request naming another tenant
+ * than the caller's is rejected).
+ *
+ * @since 0.2.0
+ * @category tenants
+ */
+export const otherTenant = (
+  principalTenant: string | null | undefined,
+  tenant: string | null | undefined
+): boolean => principalTenant != null && tenant != null && principalTenant !== tenant
+
+/**
+ * The tenant rule of what a caller may see at the edge (`HttpApprovals`, and
+ * `ApprovalStore`'s `visibleTo` filter): what belongs to no tenant, and what
+ * belongs to the caller's own. A caller without a tenant sees only what
+ * belongs to none, so that a token missing its tenant claim cannot read every
+ * tenant's approvals. Stricter than {@link otherTenant}: seeing is granted by
+ * the token, acting is then checked against the identity system.
+ *
+ * @since 0.2.0
+ * @category tenants
+ */
+export const seesTenant = (
+  principalTenant: string | null | undefined,
+  tenant: string | null | undefined
+): boolean => tenant == null || principalTenant === tenant

@@ -9,6 +9,7 @@ import { Fixtures } from "@gavel/testing"
 import { assert, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as fc from "effect/FastCheck"
 import * as Option from "effect/Option"
 
 const alice: Identity.ResolvedPrincipal = { id: "alice", roles: ["finance"], tenant: "acme", status: "active" }
@@ -165,4 +166,26 @@ describe("Identity.layerDirectory", () => {
         expect(approved.votes.map((v) => [v.approver, v.counted])).toEqual([[voter, true]])
       }
     }).pipe(Effect.provide(runtime())))
+})
+
+describe("the tenant rules", () => {
+  const tenant = fc.option(fc.constantFrom("acme", "globex"), { nil: undefined })
+
+  it.prop("otherTenant: apart only when both name a tenant and they differ; symmetric", [tenant, tenant], ([a, b]) => {
+    expect(Identity.otherTenant(a, b)).toBe(a !== undefined && b !== undefined && a !== b)
+    expect(Identity.otherTenant(a, b)).toBe(Identity.otherTenant(b, a))
+    expect(Identity.otherTenant(a, b === undefined ? null : b)).toBe(Identity.otherTenant(a, b))
+  })
+
+  it.prop("seesTenant: what belongs to no tenant or to the caller's; stricter than otherTenant", [tenant, tenant], ([mine, its]) => {
+    expect(Identity.seesTenant(mine, its)).toBe(its === undefined || mine === its)
+    expect(Identity.seesTenant(mine, its === undefined ? null : its)).toBe(Identity.seesTenant(mine, its))
+    if (Identity.seesTenant(mine, its)) expect(Identity.otherTenant(mine, its)).toBe(false)
+  })
+
+  it("a caller without a tenant sees only what has none, and is apart from no tenant", () => {
+    expect(Identity.seesTenant(undefined, "acme")).toBe(false)
+    expect(Identity.seesTenant(undefined, null)).toBe(true)
+    expect(Identity.otherTenant(undefined, "acme")).toBe(false)
+  })
 })
