@@ -21,8 +21,6 @@ import type * as Approval from "../../Approval.js"
 import { ApprovalStore, type PendingLimits } from "../../ApprovalStore.js"
 import type * as Audit from "../../Audit.js"
 import { AuditSink } from "../../AuditSink.js"
-import type * as Decision from "../../Decision.js"
-import type * as DecisionRecord from "../../DecisionRecord.js"
 import { InvalidOption, type Options } from "../../Governance.js"
 import { IdGenerator } from "../../IdGenerator.js"
 import { Identity } from "../../Identity.js"
@@ -118,68 +116,15 @@ const actionLimitsOf = (
  *
  * @internal
  */
-export interface GovernanceContext {
-  readonly store: Context.Tag.Service<ApprovalStore>
-  readonly identity: Context.Tag.Service<Identity>
-  readonly ids: Context.Tag.Service<IdGenerator>
-  /** Expiry of approvals whose requirement has no timeout. */
-  readonly approvalTimeout: Duration.Duration
-  /** How often parked calls poll a shared store. */
-  readonly pollInterval: Duration.Duration
-  readonly maxTransforms: number
-  readonly limits: PendingLimits
-  /** The action, when it is one the runtime can govern (see `Action.validate`). */
-  readonly checked: (action: Action.Action) => Either.Either<Action.Action, Action.InvalidAction>
-  /** What an approval binds to, never computed lossily. */
-  readonly hashOf: (action: Action.Action) => Effect.Effect<string, Action.InvalidAction>
-  /** The current instant, from the `Clock`. */
-  readonly now: Effect.Effect<Date>
-  readonly write: (entry: Audit.Entry) => Effect.Effect<void, Approval.StoreError>
-  /** For steps that already happened (the work ran): a failed write is reported, not thrown at the caller. */
-  readonly writeAfter: (entry: Effect.Effect<Audit.Entry>) => Effect.Effect<void>
-  /**
-   * Evaluates and writes `decision.evaluated`: the written (redacted) record,
-   * and the raw decision (a transform's replacement action unmasked). A caller
-   * that gives up during the evaluation leaves `evaluation.cancelled`.
-   */
-  readonly evaluateWritten: (
-    action: Action.Action
-  ) => Effect.Effect<
-    { readonly decision: Decision.Decision; readonly record: DecisionRecord.DecisionRecord },
-    Approval.StoreError
-  >
-  /**
-   * Runs the work between `execution.started` and `execution.succeeded` /
-   * `failed`. Call it uninterruptibly, with `restore` for the work alone: the
-   * start is written if and only if the work begins.
-   */
-  readonly runWork: <A, E, R2>(
-    of: entries.Execution,
-    action: Action.Action,
-    work: (action: Action.Action) => Effect.Effect<A, E, R2>,
-    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
-  ) => Effect.Effect<A, E | Approval.StoreError, R2>
-  /** {@link runWork}, uninterruptibly but for the work. */
-  readonly execute: <A, E, R2>(
-    of: entries.Execution,
-    action: Action.Action,
-    work: (action: Action.Action) => Effect.Effect<A, E, R2>
-  ) => Effect.Effect<A, E | Approval.StoreError, R2>
-}
+export type GovernanceContext = Effect.Effect.Success<ReturnType<typeof make>>
 
 /**
- * Reads the services and settings, refusing an invalid option (in the order
- * the options are documented in), and builds the shared steps.
+ * Reads the services and settings (refusing the first invalid option), and
+ * builds the shared steps.
  *
  * @internal
  */
-export const make: <R>(
-  options: Options<R>
-) => Effect.Effect<
-  GovernanceContext,
-  ConfigError.ConfigError | Redaction.InvalidRedaction | InvalidOption,
-  R | ApprovalStore | AuditSink | Identity
-> = Effect.fnUntraced(function*<R>(options: Options<R>) {
+export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   const store = yield* ApprovalStore
   const sink = yield* AuditSink
   const identity = yield* Identity
@@ -218,9 +163,11 @@ export const make: <R>(
   const set = options.policySet
   const actionLimits = yield* actionLimitsOf(options.actionLimits)
 
+  /** The action, when it is one the runtime can govern (see `Action.validate`). */
   const checked = (action: Action.Action): Either.Either<Action.Action, Action.InvalidAction> =>
     Action.validate(action, actionLimits)
 
+  /** What an approval binds to, never computed lossily. */
   const hashOf = (action: Action.Action): Effect.Effect<string, Action.InvalidAction> =>
     Effect.try({
       try: () => Action.hash(action, actionLimits),
@@ -232,11 +179,17 @@ export const make: <R>(
 
   const write = (entry: Audit.Entry): Effect.Effect<void, Approval.StoreError> => Effect.asVoid(sink.append(entry))
 
+  /** For steps that already happened (the work ran): a failed write is reported, not thrown at the caller. */
   const writeAfter = (entry: Effect.Effect<Audit.Entry>): Effect.Effect<void> =>
     Effect.flatMap(entry, write).pipe(
       Effect.catchAll((error) => Effect.logError("gavel: writing an audit event failed", error))
     )
 
+  /**
+   * Evaluates and writes `decision.evaluated`: the written (redacted) record,
+   * and the raw decision (a transform's replacement action unmasked). A caller
+   * that gives up during the evaluation leaves `evaluation.cancelled`.
+   */
   const evaluateWritten = (action: Action.Action) =>
     Effect.provide(PolicySet.evaluate(set, action), context).pipe(
       Effect.onInterrupt(() => writeAfter(Effect.map(now, (at) => entries.cancelled(action, at)))),
@@ -249,6 +202,11 @@ export const make: <R>(
       })
     )
 
+  /**
+   * Runs the work between `execution.started` and `execution.succeeded` /
+   * `failed`. Call it uninterruptibly, with `restore` for the work alone: the
+   * start is written if and only if the work begins.
+   */
   const runWork = <A, E, R2>(
     of: entries.Execution,
     action: Action.Action,
@@ -263,6 +221,7 @@ export const make: <R>(
       )
     )
 
+  /** {@link runWork}, uninterruptibly but for the work. */
   const execute = <A, E, R2>(
     of: entries.Execution,
     action: Action.Action,

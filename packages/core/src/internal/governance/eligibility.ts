@@ -57,7 +57,14 @@ export const withinAuthority = (
  *
  * @internal
  */
-export interface Eligibility {
+export type Eligibility = ReturnType<typeof make>
+
+/**
+ * Eligibility with `identity`.
+ *
+ * @internal
+ */
+export const make = (identity: Context.Tag.Service<Identity>) => {
   /**
    * Who `presented` is according to the identity system: the id it
    * resolves to (its canonical form: a directory may fold case, width or
@@ -66,40 +73,17 @@ export interface Eligibility {
    * duties, one vote per approver, an override of one's own decision — is
    * between canonical ids, so an alias is the same person.
    */
-  readonly resolveCanonical: (presented: string) => Effect.Effect<Canonical, ExternalCheckFailed>
-  /**
-   * Whether the principal may vote on the request: within its authority
-   * ({@link withinAuthority}), and let by the identity system
-   * (`canApprove`, asked only then).
-   */
-  readonly eligibility: (
-    principal: Canonical,
-    request: Approval.ApprovalRequest
-  ) => Effect.Effect<Verdict | "refused", ExternalCheckFailed>
-  /**
-   * The approvers (as recorded) of the votes already cast on `request` that
-   * no longer count. `earlier` are their approvers as the identity system
-   * knows them now, one per vote.
-   */
-  readonly revoked: (
-    request: Approval.ApprovalRequest,
-    earlier: ReadonlyArray<Canonical>,
-    requester: Canonical
-  ) => Effect.Effect<ReadonlyArray<string>, ExternalCheckFailed>
-}
-
-/**
- * Eligibility with `identity`.
- *
- * @internal
- */
-export const make = (identity: Context.Tag.Service<Identity>): Eligibility => {
   const resolveCanonical = (presented: string) =>
     Effect.map(identity.resolve(presented), (resolved): Canonical => ({
       id: Option.isSome(resolved) ? resolved.value.id : presented,
       resolved
     }))
 
+  /**
+   * Whether the principal may vote on the request: within its authority
+   * ({@link withinAuthority}), and let by the identity system
+   * (`canApprove`, asked only then).
+   */
   const eligibility = (principal: Canonical, request: Approval.ApprovalRequest) => {
     const verdict = withinAuthority(principal, request.requirement.authority, request.summary.actor.tenant)
     return verdict === "ok"
@@ -107,6 +91,11 @@ export const make = (identity: Context.Tag.Service<Identity>): Eligibility => {
       : Effect.succeed(verdict)
   }
 
+  /**
+   * The approvers (as recorded) of the votes already cast on `request` that
+   * no longer count. `earlier` are their approvers as the identity system
+   * knows them now, one per vote.
+   */
   const revoked = (
     request: Approval.ApprovalRequest,
     earlier: ReadonlyArray<Canonical>,

@@ -7,11 +7,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Action from "../../Action.js"
-import type * as Approval from "../../Approval.js"
 import type * as Decision from "../../Decision.js"
 import { DecisionNotFound, OverrideNotAllowed, type OverrideOptions } from "../../Governance.js"
 import type * as Override from "../../Override.js"
-import type { ExternalCheckFailed } from "../../PolicyError.js"
 import * as entries from "../auditEntries.js"
 import type { GovernanceContext } from "./context.js"
 import { type Eligibility, withinAuthority } from "./eligibility.js"
@@ -21,31 +19,18 @@ import { type Eligibility, withinAuthority } from "./eligibility.js"
  *
  * @internal
  */
-export interface Overrides {
-  /** Grants an override of the decision, or refuses it. */
-  readonly override: (
-    decisionId: string,
-    options: OverrideOptions
-  ) => Effect.Effect<
-    Override.Override,
-    DecisionNotFound | OverrideNotAllowed | Approval.StoreError | ExternalCheckFailed
-  >
-  /** The active override that lets `action`, decided `decision`, through now, if any. */
-  readonly overrideFor: (
-    action: Action.Action,
-    decision: Decision.Decision
-  ) => Effect.Effect<Option.Option<Override.Override>, Approval.StoreError>
-}
+export type Overrides = ReturnType<typeof make>
 
 /**
  * The overrides, kept in `ctx.store`, principals judged by `eligible`.
  *
  * @internal
  */
-export const make = (ctx: GovernanceContext, eligible: Eligibility): Overrides => {
+export const make = (ctx: GovernanceContext, eligible: Eligibility) => {
   const { now, store, write } = ctx
   const { resolveCanonical } = eligible
 
+  /** Grants an override of the decision, or refuses it. */
   const override = (decisionId: string, options: OverrideOptions) =>
     Effect.gen(function*() {
       const found = yield* store.getDecision(decisionId)
@@ -86,6 +71,7 @@ export const make = (ctx: GovernanceContext, eligible: Eligibility): Overrides =
       return granted
     })
 
+  /** The active override that lets `action`, decided `decision`, through now, if any. */
   const overrideFor = (action: Action.Action, decision: Decision.Decision) =>
     Effect.flatMap(now, (at) => store.findOverride(action, decision, at))
 

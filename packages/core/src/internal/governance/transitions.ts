@@ -11,7 +11,7 @@ import type * as Action from "../../Action.js"
 import * as Approval from "../../Approval.js"
 import type * as Decision from "../../Decision.js"
 import type * as DecisionRecord from "../../DecisionRecord.js"
-import { RevalidationFailed, type ResumeError, type VoteError } from "../../Governance.js"
+import { RevalidationFailed, type VoteError } from "../../Governance.js"
 import * as Metrics from "../../Metrics.js"
 import * as entries from "../auditEntries.js"
 import type { GovernanceContext } from "./context.js"
@@ -59,45 +59,7 @@ const noVotes: ReadonlyArray<Approval.Vote> = Object.freeze([])
  *
  * @internal
  */
-export interface Transitions {
-  /**
-   * Opens an approval for the action its record requires one for (refused
-   * with `TooManyPending` over the pending limits, the refusal audited).
-   */
-  readonly open: (
-    action: Action.Action,
-    record: DecisionRecord.DecisionRecord
-  ) => Effect.Effect<
-    Approval.ApprovalRequest,
-    Action.InvalidAction | Approval.TooManyPending | Approval.StoreError
-  >
-  /** Withdraws a pending approval, `by` named as the actor. */
-  readonly cancel: (
-    approvalId: string,
-    by?: Action.Principal | undefined
-  ) => Effect.Effect<
-    Approval.ApprovalRequest,
-    Approval.ApprovalNotFound | Approval.AlreadyResolved | Approval.ApprovalExpired | Approval.StoreError
-  >
-  /** {@link cancel}, whatever comes of it: what an interrupted parked `enforce` does. */
-  readonly cancelQuietly: (approvalId: string) => Effect.Effect<void>
-  /** After resolution: still allowed, consumed once (for this very action), then the work. */
-  readonly complete: <A, E, R2>(
-    request: Approval.ApprovalRequest,
-    action: Action.Action,
-    work: (action: Action.Action) => Effect.Effect<A, E, R2>
-  ) => Effect.Effect<A, E | ResumeError, R2>
-  /** Records a vote (of the `expected` kind of approval, when given) by an eligible principal. */
-  readonly castVote: (
-    expected: Approval.Kind | undefined,
-    verdict: Approval.Verdict,
-    approvalId: string,
-    presented: Action.Principal,
-    note: string | undefined
-  ) => Effect.Effect<Approval.ApprovalRequest, VoteError>
-  /** Expires every approval that is due now and wakes its waiters. */
-  readonly expireDue: Effect.Effect<ReadonlyArray<Approval.ApprovalRequest>, Approval.StoreError>
-}
+export type Transitions = ReturnType<typeof make>
 
 /**
  * The transitions, writing through `ctx`, waking `waiters`, voters judged by
@@ -105,11 +67,15 @@ export interface Transitions {
  *
  * @internal
  */
-export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibility): Transitions => {
+export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibility) => {
   const { evaluateWritten, hashOf, now, runWork, store, write } = ctx
   const { notify } = waiters
   const { eligibility, resolveCanonical } = eligible
 
+  /**
+   * Opens an approval for the action its record requires one for (refused
+   * with `TooManyPending` over the pending limits, the refusal audited).
+   */
   const open = (action: Action.Action, record: DecisionRecord.DecisionRecord) =>
     Effect.flatMap(hashOf(action), (actionHash) => {
       const decision = record.decision
@@ -158,6 +124,7 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
       )
     })
 
+  /** Withdraws a pending approval, `by` named as the actor. */
   const cancel = (approvalId: string, by?: Action.Principal) =>
     Effect.uninterruptible(Effect.flatMap(now, (at) =>
       store.cancel(approvalId, at).pipe(
@@ -166,8 +133,10 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
         Effect.tap((cancelled) => write(entries.approval("approval.cancelled", cancelled, at, by?.id ?? null)))
       )))
 
+  /** {@link cancel}, whatever comes of it: what an interrupted parked `enforce` does. */
   const cancelQuietly = (approvalId: string): Effect.Effect<void> => Effect.ignore(cancel(approvalId))
 
+  /** After resolution: still allowed, consumed once (for this very action), then the work. */
   const complete = <A, E, R2>(
     request: Approval.ApprovalRequest,
     action: Action.Action,
@@ -209,6 +178,7 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
       )
     })
 
+  /** Records a vote (on the `expected` kind of approval, when given) by an eligible principal. */
   const castVote = (
     expected: Approval.Kind | undefined,
     verdict: Approval.Verdict,
@@ -268,6 +238,7 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
       )
     })
 
+  /** Expires every approval that is due now and wakes its waiters. */
   const expireDue = Effect.flatMap(now, (at) =>
     Effect.uninterruptible(Effect.tap(store.expireDue(at), (expired) => {
       for (const request of expired) notify(request)

@@ -45,37 +45,14 @@ class Waiter {
  *
  * @internal
  */
-export interface Waiters {
-  /**
-   * Waits until the approval leaves `pending`, then goes on with `then`.
-   * Call it in an uninterruptible region: only the wait itself is
-   * interruptible, and interrupting it runs `onInterrupt` (built only then).
-   * Registers before reading, so a resolution written in between is not
-   * missed.
-   *
-   * While parked, the fiber's stack holds this wait's two handlers (and the
-   * region around it): nothing they capture may be large. The decision
-   * record and the request are not among it.
-   */
-  readonly awaitResolution: <A, E, R2>(
-    approvalId: string,
-    onInterrupt: ((approvalId: string) => Effect.Effect<void>) | undefined,
-    then: (request: Approval.ApprovalRequest) => Effect.Effect<A, E, R2>
-  ) => Effect.Effect<A, E | Approval.ApprovalNotFound | Approval.StoreError, R2>
-  /** Wakes the calls parked on `request`, once it is no longer pending. */
-  readonly notify: (request: Approval.ApprovalRequest) => void
-  /** The approvals calls are parked on now. */
-  readonly parkedOn: () => ReadonlyArray<string>
-  /** Whether a call is parked on the approval. */
-  readonly isParkedOn: (approvalId: string) => boolean
-}
+export type Waiters = ReturnType<typeof make>
 
 /**
  * An empty registry of parked calls, reading approvals from `store`.
  *
  * @internal
  */
-export const make = (store: Context.Tag.Service<ApprovalStore>): Waiters => {
+export const make = (store: Context.Tag.Service<ApprovalStore>) => {
   // Parked callers by approval id: one waiter, or several when `enforce`
   // and `resume` wait on the same approval. Small objects, not Deferreds,
   // keep a parked call small (100k parked calls must fit in a few hundred MB).
@@ -99,6 +76,7 @@ export const make = (store: Context.Tag.Service<ApprovalStore>): Waiters => {
     }
   }
 
+  /** Wakes the calls parked on `request`, once it is no longer pending. */
   const notify = (request: Approval.ApprovalRequest): void => {
     if (request.status === "pending") return
     const current = waiters.get(request.id)
@@ -120,6 +98,17 @@ export const make = (store: Context.Tag.Service<ApprovalStore>): Waiters => {
       : Effect.zipRight(waiter.onInterrupt(waiter.approvalId), Effect.failCause(cause))
   }
 
+  /**
+   * Waits until the approval leaves `pending`, then goes on with `then`.
+   * Call it in an uninterruptible region: only the wait itself is
+   * interruptible, and interrupting it runs `onInterrupt` (built only then).
+   * Registers before reading, so a resolution written in between is not
+   * missed.
+   *
+   * While parked, the fiber's stack holds this wait's two handlers (and the
+   * region around it): nothing they capture may be large. The decision
+   * record and the request are not among it.
+   */
   const awaitResolution = <A, E, R2>(
     approvalId: string,
     onInterrupt: ((approvalId: string) => Effect.Effect<void>) | undefined,
@@ -150,7 +139,9 @@ export const make = (store: Context.Tag.Service<ApprovalStore>): Waiters => {
   return {
     awaitResolution,
     notify,
-    parkedOn: () => Array.from(waiters.keys()),
-    isParkedOn: (approvalId) => waiters.has(approvalId)
+    /** The approvals calls are parked on now. */
+    parkedOn: (): ReadonlyArray<string> => Array.from(waiters.keys()),
+    /** Whether a call is parked on the approval. */
+    isParkedOn: (approvalId: string): boolean => waiters.has(approvalId)
   }
 }
