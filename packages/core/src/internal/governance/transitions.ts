@@ -1,7 +1,8 @@
 /**
- * The steps of an approval's life, each written to the store and the audit
- * trail together and waking the calls parked on it: open, vote, cancel,
- * expire, and complete (re-evaluate, consume once, run the work).
+ * The steps of an approval's life: open, vote, cancel and expire — each
+ * written to the store and the audit trail, waking the calls parked on the
+ * approval once it is resolved — and complete (re-evaluate, consume once,
+ * run the work).
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"

@@ -19,36 +19,35 @@ import type { Waiters } from "./waiters.js"
  *
  * @internal
  */
-export const watch: (ctx: GovernanceContext, waiters: Waiters) => Effect.Effect<void, never, Scope.Scope> = Effect
-  .fnUntraced(function*(ctx: GovernanceContext, waiters: Waiters) {
-    const { notify } = waiters
-    const { pollInterval, store } = ctx
-    if (!store.shared) return
-    // Resolutions written by other processes reach this one by polling, and
-    // at once when the store announces them (`resolutions`); an announcement
-    // is only a hint to read the approval now.
-    const recheck = (id: string) => Effect.match(store.get(id), { onFailure: () => undefined, onSuccess: notify })
-    const recheckAll = Effect.suspend(() =>
-      Effect.forEach(waiters.parkedOn(), recheck, { concurrency: 16, discard: true })
-    )
-    yield* Effect.forkScoped(recheckAll.pipe(Effect.repeat(Schedule.spaced(pollInterval))))
-    if (store.resolutions !== undefined) {
-      yield* Effect.forkScoped(
-        store.resolutions.pipe(
-          Stream.mapEffect(
-            (resolution) =>
-              resolution._tag === "Resync"
-                ? recheckAll
-                : waiters.isParkedOn(resolution.approvalId)
-                ? recheck(resolution.approvalId)
-                : Effect.void,
-            { concurrency: 16, unordered: true }
-          ),
-          Stream.runDrain
-        )
+export const watch = Effect.fnUntraced(function*(ctx: GovernanceContext, waiters: Waiters) {
+  const { notify } = waiters
+  const { pollInterval, store } = ctx
+  if (!store.shared) return
+  // Resolutions written by other processes reach this one by polling, and
+  // at once when the store announces them (`resolutions`); an announcement
+  // is only a hint to read the approval now.
+  const recheck = (id: string) => Effect.match(store.get(id), { onFailure: () => undefined, onSuccess: notify })
+  const recheckAll = Effect.suspend(() =>
+    Effect.forEach(waiters.parkedOn(), recheck, { concurrency: 16, discard: true })
+  )
+  yield* Effect.forkScoped(recheckAll.pipe(Effect.repeat(Schedule.spaced(pollInterval))))
+  if (store.resolutions !== undefined) {
+    yield* Effect.forkScoped(
+      store.resolutions.pipe(
+        Stream.mapEffect(
+          (resolution) =>
+            resolution._tag === "Resync"
+              ? recheckAll
+              : waiters.isParkedOn(resolution.approvalId)
+              ? recheck(resolution.approvalId)
+              : Effect.void,
+          { concurrency: 16, unordered: true }
+        ),
+        Stream.runDrain
       )
-    }
-  })
+    )
+  }
+})
 
 /**
  * The sweeper, for as long as the scope lasts: every `interval` (the first
