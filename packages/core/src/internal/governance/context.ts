@@ -1,0 +1,248 @@
+/**
+ * What every part of the governance runtime shares, read once when the
+ * runtime is built: its services, its settings (from `Governance.Options`,
+ * else the config), and the steps every path takes — checking and hashing
+ * an action, evaluating it with the decision written, running the work
+ * between its audit events.
+ *
+ * The errors are Governance's own, declared in `Governance.ts`; the modules
+ * of `internal/governance/` import them from there and use them only inside
+ * functions, so that import cycle is harmless at load time.
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Action from "../../Action.js"
+import type * as Approval from "../../Approval.js"
+import { ApprovalStore, type PendingLimits } from "../../ApprovalStore.js"
+import type * as Audit from "../../Audit.js"
+import { AuditSink } from "../../AuditSink.js"
+import { InvalidOption, type Options } from "../../Governance.js"
+import { IdGenerator } from "../../IdGenerator.js"
+import { Identity } from "../../Identity.js"
+import * as PolicySet from "../../PolicySet.js"
+import * as Redaction from "../../Redaction.js"
+import { isLimit } from "../actionValue.js"
+import * as entries from "../auditEntries.js"
+import { numberSetting } from "../config.js"
+
+// -----------------------------------------------------------------------------
+// settings
+// -----------------------------------------------------------------------------
+
+/** The longest duration the runtime accepts: instants it computes stay representable. */
+const maxDurationMillis = 100 * 365.25 * 24 * 3600 * 1000
+
+/**
+ * A duration config key in seconds (see `numberSetting` for its spellings).
+ *
+ * @internal
+ */
+export const seconds = (key: string, section: string, fallback: number) =>
+  numberSetting(section, key, {
+    message: "must be a positive number of seconds, at most 100 years",
+    validation: (n) => n > 0 && n * 1000 <= maxDurationMillis
+  }, fallback).pipe(Config.map(Duration.seconds))
+
+const count = (key: string, section: string, fallback: number) =>
+  numberSetting(section, key, {
+    message: "must be a positive integer",
+    validation: isLimit
+  }, fallback)
+
+/** A count given in code, else the config: a bad one refuses to start, naming the option. */
+const countOf = (
+  option: string,
+  given: number | undefined,
+  config: Config.Config<number>
+): Effect.Effect<number, ConfigError.ConfigError | InvalidOption> =>
+  given === undefined
+    ? config
+    : isLimit(given)
+    ? Effect.succeed(given)
+    : Effect.fail(new InvalidOption({ option, problem: `must be a positive integer, not ${String(given)}` }))
+
+/**
+ * A duration given in code, else the config: a bad one refuses to start,
+ * naming the option.
+ *
+ * @internal
+ */
+export const durationOf = (
+  option: string,
+  given: Duration.DurationInput | undefined,
+  config: Config.Config<Duration.Duration>
+): Effect.Effect<Duration.Duration, ConfigError.ConfigError | InvalidOption> => {
+  if (given === undefined) return config
+  const duration = Duration.decodeUnknown(given)
+  if (Option.isNone(duration)) {
+    return Effect.fail(new InvalidOption({ option, problem: `is not a duration: ${String(given)}` }))
+  }
+  const millis = Duration.toMillis(duration.value)
+  return millis > 0 && millis <= maxDurationMillis
+    ? Effect.succeed(duration.value)
+    : Effect.fail(
+      new InvalidOption({ option, problem: `must be positive and at most 100 years, not ${Duration.format(duration.value)}` })
+    )
+}
+
+/** The `actionLimits` option: each given limit must be a positive integer. */
+const actionLimitsOf = (
+  given: Partial<Action.Limits> | undefined
+): Effect.Effect<Action.Limits, InvalidOption> => {
+  if (given === undefined) return Effect.succeed(Action.defaultLimits)
+  for (const key of ["maxDepth", "maxNodes", "maxStringLength"] as const) {
+    const value = given[key]
+    if (value !== undefined && !isLimit(value)) {
+      return Effect.fail(
+        new InvalidOption({ option: `actionLimits.${key}`, problem: `must be a positive integer, not ${String(value)}` })
+      )
+    }
+  }
+  return Effect.succeed({ ...Action.defaultLimits, ...given } as Action.Limits)
+}
+
+// -----------------------------------------------------------------------------
+// context
+// -----------------------------------------------------------------------------
+
+/**
+ * The runtime's dependencies and shared steps, built once by {@link make}
+ * and handed to each part of it.
+ *
+ * @internal
+ */
+export type GovernanceContext = Effect.Effect.Success<ReturnType<typeof make>>
+
+/**
+ * Reads the services and settings (refusing the first invalid option), and
+ * builds the shared steps.
+ *
+ * @internal
+ */
+export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
+  const store = yield* ApprovalStore
+  const sink = yield* AuditSink
+  const identity = yield* Identity
+  const redaction = options.redaction === undefined ? Redaction.defaults : yield* Redaction.make(options.redaction)
+  const context = yield* Effect.context<R>()
+  const ids = Context.get(context, IdGenerator)
+  const approvalTimeout = yield* durationOf(
+    "approvalTimeout",
+    options.approvalTimeout,
+    seconds("approval_timeout_seconds", "governance", 3600)
+  )
+  const pollInterval = yield* durationOf(
+    "pollInterval",
+    options.pollInterval,
+    seconds("approval_poll_interval_seconds", "runtime", 1)
+  )
+  const maxTransforms = options.maxTransforms ?? 3
+  if (!Number.isSafeInteger(maxTransforms) || maxTransforms < 0) {
+    return yield* new InvalidOption({
+      option: "maxTransforms",
+      problem: `must be a non-negative integer, not ${String(maxTransforms)}`
+    })
+  }
+  const limits: PendingLimits = {
+    perRequester: yield* countOf(
+      "maxPendingPerRequester",
+      options.maxPendingPerRequester,
+      count("max_pending_per_requester", "governance", 100)
+    ),
+    perTenant: yield* countOf(
+      "maxPendingPerTenant",
+      options.maxPendingPerTenant,
+      count("max_pending_per_tenant", "governance", 10_000)
+    )
+  }
+  const set = options.policySet
+  const actionLimits = yield* actionLimitsOf(options.actionLimits)
+
+  /** The action, when it is one the runtime can govern (see `Action.validate`). */
+  const checked = (action: Action.Action): Either.Either<Action.Action, Action.InvalidAction> =>
+    Action.validate(action, actionLimits)
+
+  /** What an approval binds to, never computed lossily. */
+  const hashOf = (action: Action.Action): Effect.Effect<string, Action.InvalidAction> =>
+    Effect.try({
+      try: () => Action.hash(action, actionLimits),
+      catch: (error) =>
+        error instanceof Action.InvalidAction ? error : new Action.InvalidAction({ path: "", reason: "unreadable" })
+    })
+
+  const now = Effect.map(Effect.clockWith((clock) => clock.currentTimeMillis), (ms) => new Date(ms))
+
+  const write = (entry: Audit.Entry): Effect.Effect<void, Approval.StoreError> => Effect.asVoid(sink.append(entry))
+
+  /** For steps that already happened (the work ran): a failed write is reported, not thrown at the caller. */
+  const writeAfter = (entry: Effect.Effect<Audit.Entry>): Effect.Effect<void> =>
+    Effect.flatMap(entry, write).pipe(
+      Effect.catchAll((error) => Effect.logError("gavel: writing an audit event failed", error))
+    )
+
+  /**
+   * Evaluates and writes `decision.evaluated`: the written (redacted) record,
+   * and the raw decision (a transform's replacement action unmasked). A caller
+   * that gives up during the evaluation leaves `evaluation.cancelled`.
+   */
+  const evaluateWritten = (action: Action.Action) =>
+    Effect.provide(PolicySet.evaluate(set, action), context).pipe(
+      Effect.onInterrupt(() => writeAfter(Effect.map(now, (at) => entries.cancelled(action, at)))),
+      Effect.flatMap((raw) => {
+        const written = Redaction.record(redaction, raw, action)
+        return Effect.as(write(entries.evaluated(written.record, written.payload)), {
+          decision: raw.decision,
+          record: written.record
+        })
+      })
+    )
+
+  /**
+   * Runs the work between `execution.started` and `execution.succeeded` /
+   * `failed`. Call it uninterruptibly, with `restore` for the work alone: the
+   * start is written if and only if the work begins.
+   */
+  const runWork = <A, E, R2>(
+    of: entries.Execution,
+    action: Action.Action,
+    work: (action: Action.Action) => Effect.Effect<A, E, R2>,
+    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+  ): Effect.Effect<A, E | Approval.StoreError, R2> =>
+    Effect.zipRight(
+      Effect.flatMap(now, (at) => write(entries.started(of, at))),
+      Effect.onExit(
+        restore(work(action)),
+        (exit) => writeAfter(Effect.map(now, (at) => entries.ended(of, at, exit)))
+      )
+    )
+
+  /** {@link runWork}, uninterruptibly but for the work. */
+  const execute = <A, E, R2>(
+    of: entries.Execution,
+    action: Action.Action,
+    work: (action: Action.Action) => Effect.Effect<A, E, R2>
+  ) => Effect.uninterruptibleMask((restore) => runWork(of, action, work, restore))
+
+  return {
+    store,
+    identity,
+    ids,
+    approvalTimeout,
+    pollInterval,
+    maxTransforms,
+    limits,
+    checked,
+    hashOf,
+    now,
+    write,
+    writeAfter,
+    evaluateWritten,
+    runWork,
+    execute
+  }
+})
