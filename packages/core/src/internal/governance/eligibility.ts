@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Approval from "../../Approval.js"
 import type * as Decision from "../../Decision.js"
-import type { Identity, ResolvedPrincipal } from "../../Identity.js"
+import { type Identity, otherTenant, type ResolvedPrincipal } from "../../Identity.js"
 import type { ExternalCheckFailed } from "../../PolicyError.js"
 
 /**
@@ -43,7 +43,7 @@ export const withinAuthority = (
   const resolved = principal.resolved
   if (Option.isNone(resolved)) return "unknown_principal"
   if (resolved.value.status !== "active") return "inactive"
-  if (tenant !== null && resolved.value.tenant !== undefined && resolved.value.tenant !== tenant) {
+  if (otherTenant(resolved.value.tenant, tenant)) {
     return "other_tenant"
   }
   return authority.principals.includes(principal.id) ||
