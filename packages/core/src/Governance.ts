@@ -74,17 +74,35 @@ export class Escalated extends recordError<Escalated>()("Escalated") {
 
 /**
  * The action cannot be decided now (more information or another system is
- * needed first).
+ * needed first). Its tag is `"Deferred"` (`Effect.catchTag(…, "Deferred", …)`,
+ * the HTTP body's `_tag`); the class is named so that it is never mistaken
+ * for Effect's `Deferred`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category errors
  */
-export class Deferred extends recordError<Deferred>()("Deferred") {
+export class DecisionDeferred extends recordError<DecisionDeferred>()("Deferred") {
   /** @since 0.1.0 */
   override get message(): string {
     return `Deferred (${this.record.reasonCodes.join(", ")}), decision ${this.record.decisionId}`
   }
 }
+
+/**
+ * The former name of {@link DecisionDeferred}.
+ *
+ * @deprecated Use {@link DecisionDeferred}: this name shadows Effect's `Deferred`.
+ * @since 0.1.0
+ * @category errors
+ */
+export const Deferred: typeof DecisionDeferred = DecisionDeferred
+
+/**
+ * @deprecated Use {@link DecisionDeferred}.
+ * @since 0.1.0
+ * @category errors
+ */
+export type Deferred = DecisionDeferred
 
 /**
  * The approval was granted, but re-evaluating the policies against the
@@ -219,7 +237,7 @@ export type ResumeError =
 export type EnforceError =
   | Denied
   | Escalated
-  | Deferred
+  | DecisionDeferred
   | TooManyTransforms
   | Approval.TooManyPending
   | ResumeError
@@ -323,7 +341,7 @@ export interface Service {
    *   (exactly once) and runs. Interrupting the parked call cancels the
    *   approval: the work never runs.
    * - `Deny`, `Escalate`, `Defer`: fails with {@link Denied},
-   *   {@link Escalated}, {@link Deferred} carrying the record — unless an
+   *   {@link Escalated}, {@link DecisionDeferred} carrying the record — unless an
    *   active override covers the action.
    */
   readonly enforce: <A, E, R>(
@@ -358,7 +376,7 @@ export interface Service {
    * Continues a `submit`: what `enforce` would have done with the same
    * decision. Runs `work` for a decision that lets the action through or an
    * override (between `execution.started` and its end, like `enforce`),
-   * fails with {@link Denied}, {@link Escalated} or {@link Deferred} for a
+   * fails with {@link Denied}, {@link Escalated} or {@link DecisionDeferred} for a
    * blocked one, and `resume`s a pending one.
    */
   readonly run: <A, E, R>(
@@ -564,12 +582,12 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     )
   }
 
-  const blocked = (record: DecisionRecord.DecisionRecord): Denied | Escalated | Deferred => {
+  const blocked = (record: DecisionRecord.DecisionRecord): Denied | Escalated | DecisionDeferred => {
     switch (record.decision._tag) {
       case "Escalate":
         return new Escalated({ record })
       case "Defer":
-        return new Deferred({ record })
+        return new DecisionDeferred({ record })
       default:
         return new Denied({ record })
     }
