@@ -37,13 +37,15 @@ const storeError = (operation: string) => (cause: unknown) =>
   new Approval.StoreError({
     operation,
     detail: cause instanceof Error ? cause.message : String(cause),
-    cause
+    cause,
+    component: "audit trail"
   })
 
 const lineError = (path: string, line: number) =>
   new Approval.StoreError({
     operation: "read audit file",
-    detail: `${path}: line ${line} is not an audit event`
+    detail: `${path}: line ${line} is not an audit event`,
+    component: "audit trail"
   })
 
 const encoder = new TextEncoder()

@@ -733,8 +733,30 @@ describe("Sqlite AuditSink append", () => {
         })
       )
       expect(error).toBeInstanceOf(Approval.StoreError)
-      expect(error).toMatchObject({ operation: "append" })
+      expect(error).toMatchObject({ operation: "append", component: "audit trail" })
+      expect(error.message).toMatch(/^Audit trail append failed: /)
       expect(events).toEqual([])
+    }))
+
+  it.scoped("names the audit trail, not the approval store, when the database fails under it", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDir, "gavel.db")
+      const [append, read, store] = yield* withDatabase(
+        filename,
+        Effect.gen(function*() {
+          const sink = yield* AuditSink.AuditSink
+          const approvals = yield* ApprovalStore.ApprovalStore
+          yield* raw(filename, (db) => db.exec("DROP TABLE gavel_audit_events; DROP TABLE gavel_approvals"))
+          return [
+            yield* Effect.flip(sink.append(entry(1))),
+            yield* Effect.flip(sink.read()),
+            yield* Effect.flip(approvals.list())
+          ] as const
+        })
+      )
+      expect(append.message).toMatch(/^Audit trail append failed: /)
+      expect(read.message).toMatch(/^Audit trail read failed: /)
+      expect(store.message).toMatch(/^Approval store list failed: /)
     }))
 
   it.scoped("stores data as the JSON it reads back as, so the stored chain verifies", () =>

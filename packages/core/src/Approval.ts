@@ -375,8 +375,11 @@ export class WrongKind extends Schema.TaggedError<WrongKind>()("WrongKind", {
 }
 
 /**
- * The store could not be read or written (a database error). Nothing was
- * changed by the failed operation.
+ * A store could not be read or written (a database error). Nothing was
+ * changed by the failed operation. `component` names the store: the
+ * approval store (absent, or `"approval store"`) or the audit trail
+ * (`"audit trail"`, what every `AuditSink` fails with), so that an audit
+ * write failure is never reported as an approval-store failure.
  *
  * @since 0.1.0
  * @category errors
@@ -384,11 +387,12 @@ export class WrongKind extends Schema.TaggedError<WrongKind>()("WrongKind", {
 export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   operation: Schema.String,
   detail: Schema.String,
-  cause: Schema.optional(Schema.Defect)
+  cause: Schema.optional(Schema.Defect),
+  component: Schema.optional(Schema.Literal("approval store", "audit trail"))
 }) {
   /** @since 0.1.0 */
   override get message(): string {
-    return `Approval store ${this.operation} failed: ${this.detail}`
+    return `${this.component === "audit trail" ? "Audit trail" : "Approval store"} ${this.operation} failed: ${this.detail}`
   }
 }
 

@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Audit from "./Audit.js"
-import type { StoreError } from "./Approval.js"
+import { StoreError } from "./Approval.js"
 
 /**
  * @since 0.1.0
@@ -32,6 +32,35 @@ export interface Service {
  * @category tags
  */
 export class AuditSink extends Context.Tag("@gavel/core/AuditSink")<AuditSink, Service>() {}
+
+/**
+ * The error as the audit trail's: `component: "audit trail"`, so that its
+ * message says "Audit trail … failed", never "Approval store … failed".
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const trailError = (error: StoreError): StoreError =>
+  error.component === "audit trail" ? error : new StoreError({
+    operation: error.operation,
+    detail: error.detail,
+    ...(error.cause === undefined ? {} : { cause: error.cause }),
+    component: "audit trail"
+  })
+
+/**
+ * The sink with every failure named as the audit trail's ({@link trailError}).
+ * The sinks gavel ships are built with it; a sink of your own over a store
+ * that also holds approvals should be too.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const withTrailErrors = (sink: Service): Service => ({
+  append: (entry) => Effect.mapError(sink.append(entry), trailError),
+  read: (options) => Effect.mapError(sink.read(options), trailError),
+  head: Effect.mapError(sink.head, trailError)
+})
 
 /**
  * A sink that keeps events in memory, for tests and single-process hosts

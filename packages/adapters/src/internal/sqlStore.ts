@@ -528,7 +528,7 @@ export const makeAuditSink = (
 ): AuditSink.Service => {
   const { guard, sql } = dialect
   const table = sql.literal(dialect.tables.auditEvents)
-  return AuditSink.AuditSink.of({
+  return AuditSink.withTrailErrors({
     append: (entry) =>
       guard("append")(Effect.suspend(() => {
         const normalized = normalize(entry)
