@@ -10,11 +10,35 @@ import * as Decision from "../../Decision.js"
 import type * as Explain from "../../Explain.js"
 import type { DecisionPolicy } from "../../Policy.js"
 import { defect } from "./defect.js"
-import { appendTrail, type Context, makeNode, type Node, notSync, record, subContext } from "./node.js"
+import type { Context, Description, Node } from "./node.js"
+import { appendTrail, makeNode, notSync, record, subContext } from "./node.js"
 import { checkResult } from "./result.js"
 import { tracePolicy } from "./trace.js"
 
 const allNamed = (children: ReadonlyArray<Node>) => () => children.flatMap((c) => c.named())
+
+/**
+ * The node of a combinator over `children`: synchronous when they all are,
+ * `evalSync` then serving the effectful evaluation too (`evalEffect` is only
+ * called when some child is effectful).
+ */
+const combinator = (
+  children: ReadonlyArray<Node>,
+  id: string,
+  describe: () => Description,
+  evalSync: (ctx: Context) => Decision.Result,
+  evalEffect: (ctx: Context) => Effect.Effect<Decision.Result, unknown, unknown>
+): Node => {
+  const isSync = children.every((c) => c.isSync)
+  return makeNode({
+    id,
+    isSync,
+    evalSync: isSync ? evalSync : notSync,
+    evalEffect: isSync ? (ctx) => Effect.sync(() => evalSync(ctx)) : evalEffect,
+    describe,
+    named: allNamed(children)
+  })
+}
 
 /**
  * Declaration order, every child runs, results joined. Effectful children are
@@ -23,7 +47,6 @@ const allNamed = (children: ReadonlyArray<Node>) => () => children.flatMap((c) =
  * @internal
  */
 export const all = (children: ReadonlyArray<Node>, id: string | undefined): Node => {
-  const isSync = children.every((c) => c.isSync)
   const evalSync = (ctx: Context): Decision.Result => {
     let acc: Decision.Result = Decision.notApplicable
     for (let i = 0; i < children.length; i++) {
@@ -48,14 +71,13 @@ export const all = (children: ReadonlyArray<Node>, id: string | undefined): Node
       }
       return loop(0)
     })
-  return makeNode({
-    id: id ?? "all",
-    isSync,
-    evalSync: isSync ? evalSync : notSync,
-    evalEffect: isSync ? (ctx) => Effect.sync(() => evalSync(ctx)) : evalEffect,
-    describe: () => ({ op: "All", id, children: children.map((c) => c.describe()) }),
-    named: allNamed(children)
-  })
+  return combinator(
+    children,
+    id ?? "all",
+    () => ({ op: "All", id, children: children.map((c) => c.describe()) }),
+    evalSync,
+    evalEffect
+  )
 }
 
 /**
@@ -128,7 +150,6 @@ export const firstDenial = (
   id: string | undefined,
   concurrency: number | "unbounded"
 ): Node => {
-  const isSync = children.every((c) => c.isSync)
   const syncChildren = children.filter((c) => c.isSync)
   const effectChildren = children.filter((c) => !c.isSync)
   const runSync = (ctx: Context): Decision.Result => {
@@ -168,14 +189,13 @@ export const firstDenial = (
         Effect.map(finish)
       )
     })
-  return makeNode({
-    id: id ?? "firstDenial",
-    isSync,
-    evalSync: isSync ? runSync : notSync,
-    evalEffect: isSync ? (ctx) => Effect.sync(() => runSync(ctx)) : evalEffect,
-    describe: () => ({ op: "FirstDenial", id, concurrency, children: children.map((c) => c.describe()) }),
-    named: allNamed(children)
-  })
+  return combinator(
+    children,
+    id ?? "firstDenial",
+    () => ({ op: "FirstDenial", id, concurrency, children: children.map((c) => c.describe()) }),
+    runSync,
+    evalEffect
+  )
 }
 
 /**
@@ -185,7 +205,6 @@ export const firstDenial = (
  * @internal
  */
 export const firstApplicable = (children: ReadonlyArray<Node>, id: string | undefined): Node => {
-  const isSync = children.every((c) => c.isSync)
   const evalSync = (ctx: Context): Decision.Result => {
     for (let i = 0; i < children.length; i++) {
       const result = children[i]!.evalSync(ctx)
@@ -205,14 +224,13 @@ export const firstApplicable = (children: ReadonlyArray<Node>, id: string | unde
       (result) => result._tag !== "NotApplicable" ? Effect.succeed(result) : loop(ctx, i + 1)
     )
   }
-  return makeNode({
-    id: id ?? "firstApplicable",
-    isSync,
-    evalSync: isSync ? evalSync : notSync,
-    evalEffect: isSync ? (ctx) => Effect.sync(() => evalSync(ctx)) : (ctx) => Effect.suspend(() => loop(ctx, 0)),
-    describe: () => ({ op: "FirstApplicable", id, children: children.map((c) => c.describe()) }),
-    named: allNamed(children)
-  })
+  return combinator(
+    children,
+    id ?? "firstApplicable",
+    () => ({ op: "FirstApplicable", id, children: children.map((c) => c.describe()) }),
+    evalSync,
+    (ctx) => Effect.suspend(() => loop(ctx, 0))
+  )
 }
 
 /**

@@ -16,19 +16,8 @@ import * as Decision from "../../Decision.js"
 import * as Metrics from "../../Metrics.js"
 import { type ExternalCheckFailed, type PolicyCancelled, PolicyTimeout } from "../../PolicyError.js"
 import { defect, failingPolicy, type FailureKind, failureKind } from "./defect.js"
-import {
-  appendTrail,
-  type Context,
-  type Description,
-  fiberClock,
-  fiberLabels,
-  makeNode,
-  type Node,
-  notSync,
-  record,
-  type Running,
-  subContext
-} from "./node.js"
+import type { Context, Description, Node, Running } from "./node.js"
+import { appendTrail, fiberClock, fiberLabels, makeNode, notSync, record, subContext } from "./node.js"
 import { checkResult } from "./result.js"
 import { settle } from "./trace.js"
 

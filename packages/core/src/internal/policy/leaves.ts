@@ -14,17 +14,8 @@ import * as Metrics from "../../Metrics.js"
 import { PolicyCancelled } from "../../PolicyError.js"
 import { defect } from "./defect.js"
 import { limit } from "./failure.js"
-import {
-  type Context,
-  type DefectKind,
-  type Description,
-  fiberClock,
-  fiberLabels,
-  makeNode,
-  type Node,
-  notSync,
-  record
-} from "./node.js"
+import type { Context, DefectKind, Description, Node } from "./node.js"
+import { fiberClock, fiberLabels, makeNode, notSync, record } from "./node.js"
 import { Flaw, readResult } from "./result.js"
 import { traceCheck, traceDefect, tracePolicy } from "./trace.js"
 
