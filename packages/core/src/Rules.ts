@@ -47,6 +47,7 @@ import type * as Action from "./Action.js"
 import * as Decision from "./Decision.js"
 import * as DecisionRecord from "./DecisionRecord.js"
 import { canonicalJson, nfc, sha256Hex } from "./internal/canonical.js"
+import * as decisionInternal from "./internal/decision.js"
 import * as json from "./internal/json.js"
 import * as policyInternal from "./internal/policy.js"
 import * as internal from "./internal/rules.js"
@@ -776,37 +777,37 @@ const makeReason = (documentId: string, ruleId: string, reason: RuleReason): Dec
   ruleId
 })
 
+/** The kind of decision each effect stands for. */
+const effectKinds: Record<RuleEffect, decisionInternal.Kind> = {
+  allow: "Allow",
+  deny: "Deny",
+  warn: "Warn",
+  pending: "RequireApproval",
+  "require-approval": "RequireApproval",
+  "require-acknowledgment": "RequireAcknowledgment",
+  escalate: "Escalate",
+  defer: "Defer"
+}
+
 const decisionOf = (
   documentId: string,
   rule: Pick<Rule, "id" | "effect" | "reason" | "approval" | "reviewPath">
 ): Decision.Decision => {
-  const reason = rule.reason === undefined ? undefined : makeReason(documentId, rule.id, rule.reason)
-  // The cross checks guarantee a reason for every effect but allow.
-  const reasons = reason ?? []
+  // The cross checks guarantee a reason for every effect but allow, and
+  // settings only for the effects that take them.
   const approval = rule.approval
-  switch (rule.effect) {
-    case "allow":
-      return Decision.allow(reason)
-    case "deny":
-      return Decision.deny(reasons)
-    case "warn":
-      return Decision.warn(reasons)
-    case "defer":
-      return Decision.defer(reasons)
-    case "escalate":
-      return Decision.escalate(reasons, { reviewPath: rule.reviewPath })
-    case "require-acknowledgment":
-      return Decision.requireAcknowledgment(reasons, { roles: approval?.roles, principals: approval?.principals })
-    case "pending":
-    case "require-approval":
-      return Decision.requireApproval(reasons, {
-        quorum: approval?.quorum,
-        roles: approval?.roles,
-        principals: approval?.principals,
-        separationOfDuties: approval?.separationOfDuties,
-        timeout: approval?.timeoutSeconds === undefined ? undefined : Duration.seconds(approval.timeoutSeconds)
-      })
-  }
+  return decisionInternal.ofKind(
+    effectKinds[rule.effect],
+    rule.reason === undefined ? undefined : makeReason(documentId, rule.id, rule.reason),
+    {
+      reviewPath: rule.reviewPath,
+      roles: approval?.roles,
+      principals: approval?.principals,
+      quorum: approval?.quorum,
+      separationOfDuties: approval?.separationOfDuties,
+      timeout: approval?.timeoutSeconds === undefined ? undefined : Duration.seconds(approval.timeoutSeconds)
+    }
+  )
 }
 
 /** A string test: equality for a literal, the glob matcher otherwise, nothing when absent. */

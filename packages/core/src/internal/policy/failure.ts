@@ -12,8 +12,9 @@ import * as Effect from "effect/Effect"
 import type * as Metric from "effect/Metric"
 import type * as MetricLabel from "effect/MetricLabel"
 import type * as Schedule from "effect/Schedule"
-import * as Decision from "../../Decision.js"
+import type * as Decision from "../../Decision.js"
 import * as Metrics from "../../Metrics.js"
+import { ofKind } from "../decision.js"
 import { type ExternalCheckFailed, type PolicyCancelled, PolicyTimeout } from "../../PolicyError.js"
 import { defect, failingPolicy, type FailureKind, failureKind } from "./defect.js"
 import type { Context, Description, Node, Running } from "./node.js"
@@ -172,22 +173,8 @@ export type FailureHandler =
   | "Deny"
   | ((error: any) => Decision.Result)
 
-const handle = (handler: FailureHandler, error: unknown, policyId: string): Decision.Result => {
-  if (typeof handler === "function") return handler(error)
-  const reason = failureReason(error, policyId)
-  switch (handler) {
-    case "Allow":
-      return Decision.allow(reason)
-    case "Warn":
-      return Decision.warn(reason)
-    case "Defer":
-      return Decision.defer(reason)
-    case "Escalate":
-      return Decision.escalate(reason)
-    case "Deny":
-      return Decision.deny(reason)
-  }
-}
+const handle = (handler: FailureHandler, error: unknown, policyId: string): Decision.Result =>
+  typeof handler === "function" ? handler(error) : ofKind(handler, failureReason(error, policyId))
 
 /**
  * Turns handled failures into decisions, recorded in the trail under the id
