@@ -240,7 +240,7 @@ export const firstApplicable = (children: ReadonlyArray<Node>, id: string | unde
  * abstaining, so the outcome is `combine`'s; they are left out of the trail.
  * `name.nameOf` reads the name an action is indexed by (by default
  * `action.name`), and `name.canonical` gives the form `names` are written
- * in (rules documents: NFC, see `internal/rules.ts`); a name found as read
+ * in (rules documents: NFC, see `internal/rules/document.ts`); a name found as read
  * is not canonicalized.
  *
  * A name's combined node (its own children merged, in declaration order,
