@@ -221,36 +221,33 @@ const wrongType = (field: string, value: unknown, wanted: string): Indeterminate
 const scalarType = (u: Scalar): string => u === null ? "null" : typeof u
 
 /**
+ * A group: `all` when `decisive` is `false` (the first false child decides),
+ * `any` when it is `true` (the first true one does). Otherwise the group is
+ * indeterminate when a child is (the first such child's outcome), and
+ * `!decisive` when none is.
+ */
+const group = (children: ReadonlyArray<Compiled>, decisive: boolean): Compiled => {
+  const otherwise = !decisive
+  return (action) => {
+    let unknown: Indeterminate | undefined
+    for (const child of children) {
+      const r = child(action)
+      if (r === decisive) return decisive
+      if (typeof r !== "boolean") unknown ??= r
+    }
+    return unknown ?? otherwise
+  }
+}
+
+/**
  * Compiles a condition that {@link checkCondition} accepted.
  *
  * @internal
  */
 export const compileCondition = (input: unknown): Compiled => {
   const c = input as Record<string, unknown>
-  if (hasOwn.call(c, "all")) {
-    const children = (c.all as ReadonlyArray<unknown>).map(compileCondition)
-    return (action) => {
-      let unknown: Indeterminate | undefined
-      for (const child of children) {
-        const r = child(action)
-        if (r === false) return false
-        if (r !== true) unknown ??= r
-      }
-      return unknown ?? true
-    }
-  }
-  if (hasOwn.call(c, "any")) {
-    const children = (c.any as ReadonlyArray<unknown>).map(compileCondition)
-    return (action) => {
-      let unknown: Indeterminate | undefined
-      for (const child of children) {
-        const r = child(action)
-        if (r === true) return true
-        if (r !== false) unknown ??= r
-      }
-      return unknown ?? false
-    }
-  }
+  if (hasOwn.call(c, "all")) return group((c.all as ReadonlyArray<unknown>).map(compileCondition), false)
+  if (hasOwn.call(c, "any")) return group((c.any as ReadonlyArray<unknown>).map(compileCondition), true)
   if (hasOwn.call(c, "not")) {
     const child = compileCondition(c.not)
     return (action) => {
