@@ -1,9 +1,10 @@
 /**
  * The machinery of `Policy` and `PolicySet`, one module per concern under
  * `internal/policy/`, re-exported here so that the public modules import one
- * namespace. Imports go one way:
+ * namespace. Imports go one way: each module imports only those listed
+ * before it.
  *
- * - `node`: the node and its evaluation context (imports none of the others);
+ * - `node`: the node and its evaluation context (the `Trace` type aside);
  * - `defect`: failing closed on a bug, and the kinds of gavel's failures;
  * - `result`: reading what a policy returned as a decision;
  * - `trace`: the spans of an evaluation;

@@ -1,13 +1,14 @@
 /**
  * The machinery of declarative rules (`Rules`), one module per concern
  * under `internal/rules/`, re-exported here so that `Rules.ts` imports one
- * namespace:
+ * namespace. Each module imports only those listed before it (and types
+ * from `Rules.ts`):
  *
  * - `glob`: the glob matcher;
  * - `read`: how rules read an action, and the fields a condition may name;
+ * - `problems`: the checks across rules, and how problems are told;
  * - `condition`: the static check and the compilation of conditions;
  * - `document`: the bounds of a document as written, and its canonical form;
- * - `problems`: the checks across rules, and how problems are told;
  * - `compile`: a decoded document compiled into policies.
  */
 export * from "./rules/compile.js"
