@@ -38,7 +38,13 @@
  *
  * @since 0.1.0
  */
-import * as Duration from "effect/Duration"
+// This module is the public API of declarative rules and only that: the
+// document's schemas, the errors, decoding, the compiled value and its policy
+// set, each export with its documentation (about 360 of its 820 lines are
+// JSDoc). It stays one module so that `Rules.*` is one namespace; the
+// machinery (globs, reading an action, conditions, bounds, the cross checks,
+// the compile step) is in internal/rules/.
+import type * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import type * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
@@ -46,9 +52,8 @@ import * as Schema from "effect/Schema"
 import type * as Action from "./Action.js"
 import * as Decision from "./Decision.js"
 import * as DecisionRecord from "./DecisionRecord.js"
-import { canonicalJson, nfc, sha256Hex } from "./internal/canonical.js"
+import { canonicalJson, sha256Hex } from "./internal/canonical.js"
 import * as json from "./internal/json.js"
-import * as policyInternal from "./internal/policy.js"
 import * as internal from "./internal/rules.js"
 import * as Policy from "./Policy.js"
 import * as PolicySet from "./PolicySet.js"
@@ -62,11 +67,9 @@ const optional = <S extends Schema.Schema.All>(schema: S) => Schema.optionalWith
 const nonEmpty = (what: string) =>
   Schema.String.pipe(Schema.filter((s) => s.trim() !== "" || `${what} must not be empty`))
 
-const idPattern = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/
-
 const Id = Schema.String.pipe(
   Schema.filter((s) =>
-    idPattern.test(s) ||
+    internal.idPattern.test(s) ||
     `${JSON.stringify(s)} is not a valid id: letters, digits, ".", "_", ":" and "-", starting with a letter or digit`
   )
 )
@@ -77,15 +80,10 @@ const nonEmptyList = <S extends Schema.Schema.Any>(item: S, what: string) =>
 const literals = <const L extends ReadonlyArray<string>>(values: L, what: string) =>
   Schema.Literal(...values).annotations({
     message: (issue) => ({
-      message: `unknown ${what} ${show(issue.actual)}; expected one of ${values.join(", ")}`,
+      message: `unknown ${what} ${internal.show(issue.actual)}; expected one of ${values.join(", ")}`,
       override: true
     })
   })
-
-const show = (u: unknown): string => {
-  const text = JSON.stringify(u)
-  return text === undefined ? String(u) : text.length > 60 ? `${text.slice(0, 59)}…` : text
-}
 
 const ruleEffects = [
   "allow",
@@ -335,7 +333,7 @@ const headerFields = {
 
 const DocumentStructure = Schema.Struct({ ...headerFields, rules: Schema.Array(Rule) }).pipe(
   Schema.filter((document) =>
-    crossChecks(document.combine, document.rules.map((rule, index) => ({ index, raw: rule, rule }))).map((p) => ({
+    internal.crossChecks(document.combine, document.rules.map((rule, index) => ({ index, raw: rule, rule }))).map((p) => ({
       path: p.path,
       message: p.message
     }))
@@ -403,16 +401,6 @@ export const Problem = Schema.Struct({
  */
 export interface Problem extends Schema.Schema.Type<typeof Problem> {}
 
-const pathSegment = /[^.[\]]+|\[\d+\]/g
-
-/** A very long path (too deep a nesting) by its first segments: `rules[0].when.not.not…(70 more)`. */
-const abbreviate = (path: string): string => {
-  const segments = path.match(pathSegment) ?? []
-  if (segments.length <= 16) return path
-  const head = segments.slice(0, 12).map((s, i) => i === 0 || s.startsWith("[") ? s : `.${s}`).join("")
-  return `${head}…(${segments.length - 12} more)`
-}
-
 /**
  * A problem on one line: `rule "large-payment" at rules[1].when.gt (line 9,
  * column 7): gt compares with a number, not "big"`. A path of more than 16
@@ -422,7 +410,7 @@ const abbreviate = (path: string): string => {
  * @category errors
  */
 export const formatProblem = (problem: Problem): string => {
-  const where = problem.path === "" ? "document" : abbreviate(problem.path)
+  const where = problem.path === "" ? "document" : internal.abbreviate(problem.path)
   const position = problem.line === undefined
     ? ""
     : ` (line ${problem.line}${problem.column === undefined ? "" : `, column ${problem.column}`})`
@@ -458,104 +446,21 @@ export class InvalidRules extends Schema.TaggedError<InvalidRules>()("InvalidRul
 // decoding
 // -----------------------------------------------------------------------------
 
-type Path = ReadonlyArray<PropertyKey>
-
 /**
  * A path as the documentation writes it: `rules[3].when.all[0].gt`.
  *
  * @since 0.1.0
  * @category errors
  */
-export const formatPath = (path: Path): string =>
-  path.map((key, i) => typeof key === "number" ? `[${key}]` : `${i === 0 ? "" : "."}${String(key)}`).join("")
+export const formatPath: (path: ReadonlyArray<PropertyKey>) => string = internal.formatPath
 
 const parseOptions = { errors: "all", onExcessProperty: "error" } as const
-
-const expectedKeys = /expected: (.*)$/s
-
-/** The issues of a parse error, as problems, with the messages made to read as the documentation does. */
-const issuesOf = (error: ParseResult.ParseError, prefix: Path): Array<{ path: Path; message: string }> =>
-  ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => {
-    const path = [...prefix, ...issue.path]
-    const last = issue.path[issue.path.length - 1]
-    switch (issue._tag) {
-      case "Unexpected": {
-        const expected = expectedKeys.exec(issue.message)?.[1]?.replace(/"/g, "").replace(/ \| /g, ", ")
-        return {
-          path,
-          message: `unknown field ${JSON.stringify(String(last))}${expected === undefined ? "" : `; expected one of ${expected}`}`
-        }
-      }
-      case "Missing":
-        return { path, message: `missing required field ${JSON.stringify(String(last))}` }
-      default:
-        return {
-          path,
-          message: objectExpected.test(issue.message)
-            ? `expected an object, not ${show(actualOf(issue.message))}`
-            : issue.message.length > 200
-            // Schema's messages quote the whole value at fault ("Expected string, actual [1,1,…]").
-            ? `${issue.message.slice(0, 199)}…`
-            : issue.message
-        }
-    }
-  })
-
-/** A struct's own type failure: its message is "Expected <identifier or type>, actual …". */
-const objectExpected = /^Expected (\{|Rule,|RuleMatch,|RuleReason,|ApprovalSettings,)/
-
-const actualOf = (message: string): unknown => {
-  const at = message.lastIndexOf(", actual ")
-  const text = at === -1 ? "" : message.slice(at + ", actual ".length)
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
-}
 
 const decodeHeader = Schema.decodeUnknownEither(
   Schema.Struct({ ...headerFields, rules: Schema.Array(Schema.Unknown) }),
   parseOptions
 )
 const decodeRule = Schema.decodeUnknownEither(Rule, parseOptions)
-
-interface Entry {
-  readonly index: number
-  /** The rule as written (its `id` names it in problems even when it does not decode). */
-  readonly raw: unknown
-  /** The decoded rule, when it decodes. */
-  readonly rule: Rule | undefined
-}
-
-interface Located {
-  readonly path: Path
-  readonly message: string
-}
-
-const approvalEffects: ReadonlyArray<RuleEffect> = ["pending", "require-approval"]
-
-const isCatchAll = (rule: Rule): boolean =>
-  rule.when === undefined &&
-  (rule.match === undefined ||
-    (rule.match.kind === undefined && rule.match.name === undefined && rule.match.roles === undefined &&
-      rule.match.tenant === undefined &&
-      (rule.match.resource === undefined ||
-        (rule.match.resource.type === undefined && rule.match.resource.id === undefined))))
-
-/** What a rule as written holds in its own `id` field. */
-const ownId = (raw: unknown): unknown =>
-  typeof raw === "object" && raw !== null && Object.prototype.hasOwnProperty.call(raw, "id")
-    ? (raw as { id?: unknown }).id
-    : undefined
-
-const isRuleId = (id: unknown): id is string => typeof id === "string" && idPattern.test(id)
-
-/** The rule's id as written when it is a valid one: a rule with none, or an invalid one, is named `#<index>`. */
-const rawId = (raw: unknown): string | undefined => {
-  const id = ownId(raw)
-  return isRuleId(id) ? id : undefined
-}
 
 /**
  * How a problem names the rule at `index` whose `id` field holds `id`: the
@@ -566,110 +471,7 @@ const rawId = (raw: unknown): string | undefined => {
  * @since 0.1.0
  * @category problems
  */
-export const ruleName = (id: unknown, index: number): string => isRuleId(id) ? id : `#${index}`
-
-/** What can only be seen across fields or across rules. */
-const crossChecks = (combine: Combine | undefined, entries: ReadonlyArray<Entry>): Array<Located> => {
-  const problems: Array<Located> = []
-  const seen = new Map<string, number>()
-  let catchAll: { readonly index: number; readonly id: string } | undefined
-  for (const { index, raw, rule } of entries) {
-    const at = (...path: Array<PropertyKey>): Path => ["rules", index, ...path]
-    const id = rawId(raw)
-    if (id === "default") {
-      problems.push({ path: at("id"), message: `the rule id "default" is reserved for the document's default` })
-    } else if (id !== undefined) {
-      const first = seen.get(id)
-      if (first !== undefined) {
-        problems.push({ path: at("id"), message: `duplicate rule id ${JSON.stringify(id)} (first used by rules[${first}])` })
-      } else {
-        seen.set(id, index)
-      }
-    }
-    if (catchAll !== undefined && combine === "first-applicable") {
-      problems.push({
-        path: at(),
-        message: `unreachable: rule ${JSON.stringify(catchAll.id)} (rules[${catchAll.index}]) before it matches every action, and first-applicable stops there`
-      })
-    }
-    if (rule === undefined) continue
-    if (catchAll === undefined && isCatchAll(rule)) catchAll = { index, id: rule.id }
-    const effect = rule.effect
-    if (effect !== "allow" && rule.reason === undefined) {
-      problems.push({
-        path: at("reason"),
-        message: `missing required field "reason": a ${effect} rule says why, with reason { code, message }`
-      })
-    }
-    if (rule.reviewPath !== undefined && effect !== "escalate") {
-      problems.push({ path: at("reviewPath"), message: `reviewPath applies only to escalate, not ${effect}` })
-    }
-    const approval = rule.approval
-    const isApproval = approvalEffects.includes(effect)
-    if (approval === undefined) {
-      if (isApproval || effect === "require-acknowledgment") {
-        problems.push({
-          path: at("approval"),
-          message: `missing required field "approval": a ${effect} rule names who may ${
-            isApproval ? "approve" : "acknowledge"
-          } (approval.roles or approval.principals)`
-        })
-      }
-      continue
-    }
-    if (!isApproval && effect !== "require-acknowledgment") {
-      problems.push({
-        path: at("approval"),
-        message: `approval settings apply only to pending, require-approval and require-acknowledgment, not ${effect}`
-      })
-      continue
-    }
-    const roles = approval.roles ?? []
-    const principals = approval.principals ?? []
-    if (roles.length === 0 && principals.length === 0) {
-      problems.push({
-        path: at("approval"),
-        message: `no one may ${isApproval ? "approve" : "acknowledge"}: list approval.roles or approval.principals`
-      })
-    }
-    if (!isApproval) {
-      for (const key of ["quorum", "separationOfDuties", "timeoutSeconds"] as const) {
-        if (approval[key] !== undefined) {
-          problems.push({ path: at("approval", key), message: `${key} applies only to approvals, not require-acknowledgment` })
-        }
-      }
-      continue
-    }
-    const quorum = approval.quorum ?? 1
-    const eligible = new Set(principals).size
-    if (roles.length === 0 && eligible > 0 && quorum > eligible) {
-      problems.push({
-        path: at("approval", "quorum"),
-        message: `quorum ${quorum} can never be reached: only ${eligible} ${
-          eligible === 1 ? "principal is" : "principals are"
-        } eligible (approval.principals) and no role is`
-      })
-    }
-  }
-  return problems
-}
-
-/** The rule a path is in, named by the rules as written (`raws`: the document's `rules`, whatever it is). */
-const nameOf = (raws: unknown, path: Path): string | null => {
-  if (path[0] !== "rules" || typeof path[1] !== "number" || !Array.isArray(raws) || path[1] >= raws.length) return null
-  return ruleName(ownId(raws[path[1]]), path[1])
-}
-
-/** Problems, sorted by where they are in the document (then as found). */
-const toProblems = (located: ReadonlyArray<Located>, raws: unknown): Array<Problem> =>
-  located
-    .map((p, order) => ({ p, order }))
-    .sort((a, b) => {
-      const ia = a.p.path[0] === "rules" && typeof a.p.path[1] === "number" ? a.p.path[1] : -1
-      const ib = b.p.path[0] === "rules" && typeof b.p.path[1] === "number" ? b.p.path[1] : -1
-      return ia - ib || a.order - b.order
-    })
-    .map(({ p }) => ({ rule: nameOf(raws, p.path), path: formatPath(p.path), message: p.message }))
+export const ruleName: (id: unknown, index: number) => string = internal.ruleName
 
 const decodeDocument = (written: unknown, limits: Limits): Either.Either<RulesDocument, ReadonlyArray<Problem>> => {
   if (typeof written !== "object" || written === null || Array.isArray(written)) {
@@ -684,30 +486,30 @@ const decodeDocument = (written: unknown, limits: Limits): Either.Either<RulesDo
   // Bounds first, by an iterative walk: nothing recursive (Schema decoding,
   // error formatting, compilation) runs on a document that exceeds them.
   const bounds = internal.checkBounds(written, limits)
-  if (bounds.some((issue) => issue.fatal)) return Either.left(toProblems(bounds, (written as { rules?: unknown }).rules))
+  if (bounds.some((issue) => issue.fatal)) return Either.left(internal.toProblems(bounds, (written as { rules?: unknown }).rules))
   // From here on the document is read in its canonical form (strings in NFC).
   const input = internal.canonicalDocument(written) as Record<string, unknown>
   const rawRules = input.rules
-  const located: Array<Located> = [...bounds]
-  const add = (problems: ReadonlyArray<Located>) => {
+  const located: Array<internal.Located> = [...bounds]
+  const add = (problems: ReadonlyArray<internal.Located>) => {
     // Not `push(...problems)`: a long list would overflow the arguments.
     for (const problem of problems) located.push(problem)
   }
   const header = decodeHeader(input)
-  if (Either.isLeft(header)) add(issuesOf(header.left, []))
-  const entries: Array<Entry> = []
+  if (Either.isLeft(header)) add(internal.issuesOf(header.left, []))
+  const entries: Array<internal.Entry> = []
   if (Array.isArray(rawRules)) {
     rawRules.forEach((raw: unknown, index) => {
       const decoded = decodeRule(raw)
-      if (Either.isLeft(decoded)) add(issuesOf(decoded.left, ["rules", index]))
+      if (Either.isLeft(decoded)) add(internal.issuesOf(decoded.left, ["rules", index]))
       entries.push({ index, raw, rule: Either.getOrUndefined(decoded) })
     })
   }
   // The combination decides reachability even when other header fields are wrong.
   const rawCombine = input.combine
   const combine = Schema.is(Combine)(rawCombine) ? rawCombine : undefined
-  add(crossChecks(combine, entries))
-  if (located.length > 0 || Either.isLeft(header)) return Either.left(toProblems(located, rawRules))
+  add(internal.crossChecks(combine, entries))
+  if (located.length > 0 || Either.isLeft(header)) return Either.left(internal.toProblems(located, rawRules))
   const { rules: _rules, ...fields } = header.right
   return Either.right({ ...fields, rules: entries.map((e) => e.rule!) })
 }
@@ -745,180 +547,22 @@ export interface Rules {
   readonly policy: Policy.Sync
 }
 
-interface CompiledRule {
-  readonly id: string
-  /**
-   * The literal name of its `match`, when it has one: the rule is then only
-   * reached through the index by name, which tests it, so `policy` does not
-   * test it again (an explanation tests it before evaluating `policy`).
-   */
-  readonly name: string | undefined
-  readonly policy: Policy.Sync
-}
-
-interface Compiled {
-  /** Each rule's policy, in document order. */
-  readonly rules: ReadonlyArray<CompiledRule>
-  /** The rules combined, without the default. */
-  readonly combined: Policy.Sync
-  readonly default: Decision.Decision | undefined
-}
-
-const compiled = new WeakMap<Rules, Compiled>()
+const compiled = new WeakMap<Rules, internal.CompiledDocument>()
 
 /** The compiled form; a copy of a decoded value (spread, structured clone) is compiled again from its document. */
-const compiledOf = (rules: Rules): Compiled => compiled.get(rules) ?? compiled.get(build(rules.document))!
-
-const makeReason = (documentId: string, ruleId: string, reason: RuleReason): Decision.ReasonInput => ({
-  code: reason.code,
-  message: reason.message,
-  policyId: `${documentId}/${ruleId}`,
-  ruleId
-})
-
-const decisionOf = (
-  documentId: string,
-  rule: Pick<Rule, "id" | "effect" | "reason" | "approval" | "reviewPath">
-): Decision.Decision => {
-  const reason = rule.reason === undefined ? undefined : makeReason(documentId, rule.id, rule.reason)
-  // The cross checks guarantee a reason for every effect but allow.
-  const reasons = reason ?? []
-  const approval = rule.approval
-  switch (rule.effect) {
-    case "allow":
-      return Decision.allow(reason)
-    case "deny":
-      return Decision.deny(reasons)
-    case "warn":
-      return Decision.warn(reasons)
-    case "defer":
-      return Decision.defer(reasons)
-    case "escalate":
-      return Decision.escalate(reasons, { reviewPath: rule.reviewPath })
-    case "require-acknowledgment":
-      return Decision.requireAcknowledgment(reasons, { roles: approval?.roles, principals: approval?.principals })
-    case "pending":
-    case "require-approval":
-      return Decision.requireApproval(reasons, {
-        quorum: approval?.quorum,
-        roles: approval?.roles,
-        principals: approval?.principals,
-        separationOfDuties: approval?.separationOfDuties,
-        timeout: approval?.timeoutSeconds === undefined ? undefined : Duration.seconds(approval.timeoutSeconds)
-      })
-  }
-}
-
-/** A string test: equality for a literal, the glob matcher otherwise, nothing when absent. */
-const stringTest = (pattern: string | undefined) => ({
-  literal: pattern !== undefined && !internal.hasWildcard(pattern) ? pattern : undefined,
-  glob: pattern !== undefined && internal.hasWildcard(pattern) ? pattern : undefined
-})
-
-/** The literal name a rule is indexed by, if its `match.name` is one. */
-const literalName = (rule: Rule): string | undefined => stringTest(rule.match?.name).literal
-
-const globTest = (glob: string, value: unknown): boolean =>
-  typeof value === "string" && internal.globMatch(glob, internal.canonical(value) as string)
-
-const read = internal.read
-const isText = internal.isText
-
-/**
- * One function of the same shape for every rule (so the call site stays
- * monomorphic in a document of many rules), testing the most selective field,
- * the name, first. It reads the action as conditions do (`internal.read`):
- * own properties only, strings compared in NFC. A literal name is not tested
- * here: the index by name does (see {@link CompiledRule}).
- */
-const compileMatch = (match: Match | undefined): ((action: Action.Action) => boolean) => {
-  const nameGlob = stringTest(match?.name).glob
-  const kind = match?.kind
-  const roles = match?.roles
-  const tenant = match?.tenant
-  const resource = match?.resource
-  const resourceId = stringTest(resource?.id)
-  return (a) =>
-    (nameGlob === undefined || globTest(nameGlob, read.name(a))) &&
-    (kind === undefined || isText(read.kind(a), kind)) &&
-    (roles === undefined || internal.holdsAny(read.roles(a), roles)) &&
-    (tenant === undefined || isText(read.tenant(a), tenant)) &&
-    (resource === undefined || (
-      typeof read.resource(a) === "object" && read.resource(a) !== null &&
-      (resource.type === undefined || isText(read.resourceType(a), resource.type)) &&
-      (resourceId.literal === undefined || isText(read.resourceId(a), resourceId.literal)) &&
-      (resourceId.glob === undefined || globTest(resourceId.glob, read.resourceId(a)))
-    ))
-}
-
-const compileRule = (documentId: string, rule: Rule): Policy.Sync => {
-  const policyId = `${documentId}/${rule.id}`
-  const matches = compileMatch(rule.match)
-  const condition = rule.when === undefined ? undefined : internal.compileCondition(rule.when)
-  const decision = decisionOf(documentId, rule)
-  return Policy.make(policyId, (action) => {
-    if (!matches(action)) return Decision.notApplicable
-    if (condition === undefined) return decision
-    const outcome = condition(action)
-    if (outcome === true) return decision
-    if (outcome === false) return Decision.notApplicable
-    return Decision.deny({
-      code: "rules.indeterminate",
-      message: `Rule "${rule.id}" cannot be evaluated: ${outcome.field} ${outcome.why}; failing closed`,
-      policyId,
-      ruleId: rule.id
-    })
-  })
-}
-
-/** The document's default, as the decision of a rule named `default`, with `rules.default` unless `defaultReason` says otherwise (an allow included). */
-const defaultOf = (document: RulesDocument): Decision.Decision | undefined => {
-  if (document.default === undefined) return undefined
-  const reason = document.defaultReason ?? {
-    code: "rules.default",
-    message: `No rule of "${document.id}" applied; the document's default is ${document.default}`
-  }
-  return decisionOf(document.id, { id: "default", effect: document.default, reason })
-}
-
-/** The name an action is indexed by, read as `match.name` reads it (as written; the index compares it in NFC). */
-const indexName = (action: Action.Action): string | undefined => {
-  const name = read.name(action)
-  return typeof name === "string" ? name : undefined
-}
+const compiledOf = (rules: Rules): internal.CompiledDocument => compiled.get(rules) ?? compiled.get(build(rules.document))!
 
 const build = (document: RulesDocument): Rules => {
-  const rules: ReadonlyArray<CompiledRule> = document.rules.map((rule) => ({
-    id: rule.id,
-    name: literalName(rule),
-    policy: compileRule(document.id, rule)
-  }))
-  const policies = rules.map((r) => r.policy)
-  // A rule whose match names one literal action name is only evaluated (and
-  // only listed in the trail) for actions of that name: for the others it
-  // abstains whatever they hold.
-  const combined = policyInternal.indexedByName(
-    policies as unknown as ReadonlyArray<policyInternal.Node>,
-    rules.map((rule) => rule.name === undefined ? undefined : [rule.name]),
-    document.combine === "first-applicable" ? policyInternal.firstApplicable : policyInternal.all,
-    document.id,
-    { nameOf: indexName, canonical: nfc }
-  ) as unknown as Policy.Sync
-  const defaultDecision = defaultOf(document)
-  const policy = defaultDecision === undefined
-    ? combined
-    : Policy.firstApplicable([combined, Policy.constant(`${document.id}/default`, defaultDecision)], {
-      id: `${document.id}+default`
-    })
+  const compiledDocument = internal.compile(document)
   const self: Rules = {
     id: document.id,
     version: document.version,
     combine: document.combine,
     document,
     policyHash: sha256Hex(canonicalJson(document)),
-    policy
+    policy: compiledDocument.policy
   }
-  compiled.set(self, { rules, combined, default: defaultDecision })
+  compiled.set(self, compiledDocument)
   return self
 }
 
@@ -1005,7 +649,7 @@ const limitsOf = (options: DecodeOptions | undefined): Either.Either<Limits, Rea
     const value = options?.limits?.[key]
     if (value === undefined) continue
     if (Number.isSafeInteger(value) && value > 0) limits[key] = value
-    else problems.push({ rule: null, path: "", message: `limits.${key} must be a positive integer, not ${typeof value === "number" ? String(value) : show(value)}` })
+    else problems.push({ rule: null, path: "", message: `limits.${key} must be a positive integer, not ${typeof value === "number" ? String(value) : internal.show(value)}` })
   }
   return problems.length > 0 ? Either.left(problems) : Either.right(limits)
 }
@@ -1026,30 +670,6 @@ export const decode = (input: unknown, options?: DecodeOptions): Effect.Effect<R
     onRight: (document) => Either.right(build(document))
   })
 
-/** Bytes of `text` in UTF-8 (a lone surrogate counts as the 3 bytes of U+FFFD). */
-const utf8Length = (text: string): number => {
-  let bytes = text.length
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c < 0x80) continue
-    if (c < 0x800) bytes += 1
-    else if (c >= 0xd800 && c <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      bytes += 2 // a surrogate pair: 4 bytes for 2 units
-      i++
-    } else bytes += 2
-  }
-  return bytes
-}
-
-const sizeProblems = (bytes: number, limits: Limits): Array<Problem> =>
-  bytes <= limits.maxDocumentBytes ? [] : [{
-    rule: null,
-    path: "",
-    message: `a rules document is at most ${limits.maxDocumentBytes} bytes long (limits.maxDocumentBytes); this one has ${bytes}`,
-    line: 1,
-    column: 1
-  }]
-
 /** The limits of `options` for a text: a limit's problem is the whole text's, at its start. */
 const textLimitsOf = (options: DecodeOptions | undefined): Either.Either<Limits, ReadonlyArray<Problem>> =>
   Either.mapLeft(limitsOf(options), (problems) => problems.map((p) => ({ ...p, line: 1, column: 1 })))
@@ -1067,14 +687,8 @@ const textLimitsOf = (options: DecodeOptions | undefined): Either.Either<Limits,
 export const checkSize = (text: string | number, options?: DecodeOptions): ReadonlyArray<Problem> =>
   Either.match(textLimitsOf(options), {
     onLeft: (problems) => problems,
-    onRight: (limits) => sizeProblems(typeof text === "number" ? text : utf8Length(text), limits)
+    onRight: (limits) => internal.sizeProblems(typeof text === "number" ? text : internal.utf8Length(text), limits)
   })
-
-const pathSegments = /[^.[\]]+|\[(\d+)\]/g
-
-/** The segments of a formatted path (`rules[3].when.gt`). */
-const segmentsOf = (path: string): Array<string | number> =>
-  Array.from(path.matchAll(pathSegments), (m) => (m[1] !== undefined ? Number(m[1]) : m[0]))
 
 /**
  * {@link decode} from JSON text, with the line and column of every
@@ -1092,7 +706,7 @@ export const parseJson = (text: string, options?: DecodeOptions): Effect.Effect<
   const source = options?.source
   const limits = textLimitsOf(options)
   if (Either.isLeft(limits)) return Either.left(invalid(limits.left, source))
-  const size = sizeProblems(utf8Length(text), limits.right)
+  const size = internal.sizeProblems(internal.utf8Length(text), limits.right)
   if (size.length > 0) return Either.left(invalid(size, source))
   const parsed = json.parse(text, { maxDepth: maxNesting, tooDeep: internal.tooDeep })
   if (parsed._tag === "Refused") {
@@ -1100,13 +714,13 @@ export const parseJson = (text: string, options?: DecodeOptions): Effect.Effect<
       ? (parsed.partial as { rules?: unknown }).rules
       : undefined
     return Either.left(invalid(
-      parsed.problems.map(({ path, ...problem }) => ({ rule: nameOf(raws, path), path: formatPath(path), ...problem })),
+      parsed.problems.map(({ path, ...problem }) => ({ rule: internal.nameOf(raws, path), path: formatPath(path), ...problem })),
       source
     ))
   }
   return Either.match(decodeDocument(parsed.value, limits.right), {
     onLeft: (problems) =>
-      Either.left(invalid(problems.map((p) => ({ ...p, ...parsed.positionOf(segmentsOf(p.path)) })), source)),
+      Either.left(invalid(problems.map((p) => ({ ...p, ...parsed.positionOf(internal.segmentsOf(p.path)) })), source)),
     onRight: (document) => Either.right(build(document))
   })
 }
@@ -1190,9 +804,9 @@ export const explain = (
   options?: PolicySet.EvaluateSyncOptions
 ): Explanation => {
   const matched: Array<{ readonly ruleId: string; readonly result: Decision.Decision }> = []
-  const name = read.name(action)
+  const name = internal.read.name(action)
   for (const rule of compiledOf(rules).rules) {
-    if (rule.name !== undefined && !isText(name, rule.name)) continue
+    if (rule.name !== undefined && !internal.isText(name, rule.name)) continue
     const result = Policy.evaluateSync(rule.policy, action)
     if (Decision.isDecision(result)) matched.push({ ruleId: rule.id, result })
   }
