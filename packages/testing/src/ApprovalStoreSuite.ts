@@ -9,6 +9,10 @@
  * The layer must build an empty store each time it is provided: every test
  * provides it anew.
  *
+ * One module for one suite: its length is its many small tests, each on one
+ * rule of the port, kept together so that a store adapter runs all of them
+ * with one call.
+ *
  * @example
  * ```ts
  * import { ApprovalStore } from "@gavel/core"
