@@ -842,7 +842,7 @@ const exitCodesHelp = HelpDoc.sequence(
 
 const cli = Command.run(command, {
   name: "gavel",
-  version: "0.1.0",
+  version: "0.2.0",
   summary: Span.text("governance approvals and audit"),
   footer: exitCodesHelp
 })

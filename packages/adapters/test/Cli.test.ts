@@ -428,6 +428,17 @@ describe("Cli.Principals", () => {
   })
 })
 
+describe("gavel --version", () => {
+  it("prints the version of the installed @gavel/adapters", async () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(repoRoot, "packages/adapters/package.json"), "utf8")) as {
+      readonly version: string
+    }
+    const result = await inProcess(["--version"])
+    expect(result.code).toBe(0)
+    expect(result.stdout.trim()).toBe(manifest.version)
+  })
+})
+
 describe("gavel: configuration errors", () => {
   it("fails closed on the principals directory, with one line and exit code 5 (2 for usage)", async () => {
     const { dir, db, principalsFile } = setup()
