@@ -138,9 +138,12 @@ export interface Enforcement<E, R> {
  * | the action is not JSON data, or too deep (`Action.InvalidAction`) | 400 `{ _tag: "InvalidAction", path, reason, limit? }` |
  * | the action has too many values or too much text | 413 `{ _tag: "InvalidAction", path, reason, limit }` |
  * | the approval store or the audit trail cannot be written | 503 `{ _tag: "Unavailable" }` |
- * | the policies kept transforming the action | 500 `{ _tag: "GovernanceError" }` |
+ * | the policies kept transforming the action | 500 `{ _tag: "GovernanceError", decisionId }` |
  *
- * Every answer carries `Gavel-Decision-Id`. Bodies never carry reason
+ * Every answer given after a decision carries `Gavel-Decision-Id` (a 503
+ * too, when the decision was recorded before the failure); the 401, the
+ * 400 and 413 of an invalid action, and a failure of `options.action`
+ * (answered like the handler's errors) come before any. Bodies never carry reason
  * messages, payloads or errors of failed checks: the decision id leads to the
  * audit trail.
  *
@@ -249,7 +252,8 @@ export const enforcement = <E, R>(
         }
 
         const outcome = yield* Effect.either(governance.run(submission, work))
-        if (outcome._tag === "Left") return refusal(outcome.left)
+        // The decision exists: every refusal from here on names it (a 503 too).
+        if (outcome._tag === "Left") return HttpServerResponse.setHeaders(refusal(outcome.left), headers)
         const response = yield* outcome.right
         return HttpServerResponse.setHeaders(response, {
           ...headers,

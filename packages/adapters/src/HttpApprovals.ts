@@ -22,7 +22,9 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -30,7 +32,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { Authenticator, Unauthorized } from "./internal/http/authentication.js"
+import { Authenticator, bearerOf, Unauthorized } from "./internal/http/authentication.js"
 
 /**
  * Turns a bearer token into the principal approvals are cast by: the tag
@@ -359,6 +361,74 @@ export const layerApprovalsHandlers = HttpApiBuilder.group(ApprovalsApi, "approv
         }))
   }))
 
+// -----------------------------------------------------------------------------
+// the API's 404s that no route answers
+// -----------------------------------------------------------------------------
+
+const decodedSegment = (segment: string): string => {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return segment
+  }
+}
+
+/**
+ * What the approvals API answers for a request under its paths that the
+ * router matched to no route, or `undefined` when the path is not the API's
+ * (the host's 404 stays the host's). The router refuses path parameters over
+ * its `maxParamLength` (100 characters by default) without trying any route:
+ * such an id names no approval or decision, and is answered like an unknown
+ * one — after authentication, like every route of the API. Any other request
+ * under `/approvals` is an unknown route: `{ _tag: "RouteNotFound" }`.
+ */
+const unmatched = (request: HttpServerRequest.HttpServerRequest, authenticator: Authenticator["Type"]) => {
+  // As the router reads a path: duplicate and trailing slashes ignored, case-insensitive.
+  const path = request.url.split("?")[0]!.replace(/\/{2,}/g, "/").replace(/(.)\/$/, "$1")
+  const method = request.method === "HEAD" ? "GET" : request.method
+  const approval = /^\/approvals\/([^/]+)(?:\/(approve|reject|acknowledge))?$/i.exec(path)
+  const decision = /^\/decisions\/([^/]+)\/override$/i.exec(path)
+  // The bodies the API's own 401 and 404 carry.
+  const unknown = (
+    body: { readonly _tag: "ApprovalNotFound"; readonly approvalId: string } | {
+      readonly _tag: "DecisionNotFound"
+      readonly decisionId: string
+    }
+  ) =>
+    Effect.match(authenticator.authenticate(bearerOf(request)), {
+      onFailure: (refused) => HttpServerResponse.unsafeJson({ _tag: "Unauthorized", reason: refused.reason }, { status: 401 }),
+      onSuccess: () => HttpServerResponse.unsafeJson(body, { status: 404 })
+    })
+  if (approval !== null && method === (approval[2] === undefined ? "GET" : "POST")) {
+    return unknown({ _tag: "ApprovalNotFound", approvalId: decodedSegment(approval[1]!) })
+  }
+  if (decision !== null && method === "POST") {
+    return unknown({ _tag: "DecisionNotFound", decisionId: decodedSegment(decision[1]!) })
+  }
+  if (decision !== null || /^\/approvals(?:\/|$)/i.test(path)) {
+    return Effect.succeed(HttpServerResponse.unsafeJson({ _tag: "RouteNotFound" }, { status: 404 }))
+  }
+  return undefined
+}
+
+/**
+ * Answers the API's requests that no route matched (see `unmatched`) with a
+ * JSON 404 instead of the router's empty one. A global middleware of the
+ * router: it sees only `RouteNotFound`, so the host's own routes, and their
+ * answers, are untouched.
+ */
+const layerNotFound = HttpLayerRouter.middleware(
+  Effect.map(Authenticator, (authenticator) => (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>) =>
+    Effect.catchIf(
+      effect,
+      (error) => HttpServerError.isServerError(error) && error._tag === "RouteNotFound",
+      (error) =>
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+          unmatched(request, authenticator) ?? Effect.fail(error))
+    )),
+  { global: true }
+)
+
 /**
  * @since 0.1.0
  * @category models
@@ -374,6 +444,12 @@ export interface ApprovalsOptions {
  * Serves the approvals API and its OpenAPI document on an
  * `HttpLayerRouter`. Needs `Governance`, its `ApprovalStore`, and an
  * {@link Authenticator}. Hoist the layer into a constant where it is used.
+ *
+ * Every 404 of the API is JSON: an id longer than the router's
+ * `maxParamLength`, which the router matches to no route, is answered (after
+ * authentication) as an unknown approval or decision, and an unknown method
+ * or path under `/approvals` as `{ _tag: "RouteNotFound" }`. Other paths
+ * keep the host's 404s.
  *
  * @example
  * ```ts
@@ -400,7 +476,10 @@ export interface ApprovalsOptions {
  * @category layers
  */
 export const layerApprovals = (options: ApprovalsOptions = {}) =>
-  HttpLayerRouter.addHttpApi(ApprovalsApi, { openapiPath: options.openapiPath ?? "/openapi.json" }).pipe(
+  Layer.merge(
+    HttpLayerRouter.addHttpApi(ApprovalsApi, { openapiPath: options.openapiPath ?? "/openapi.json" }),
+    layerNotFound
+  ).pipe(
     Layer.provide(layerApprovalsHandlers),
     Layer.provide(layerAuthentication),
     Layer.provide(layerBodyGuard(options.maxBodySize ?? 16 * 1024))

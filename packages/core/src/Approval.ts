@@ -388,7 +388,15 @@ export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   operation: Schema.String,
   detail: Schema.String,
   cause: Schema.optional(Schema.Defect),
-  component: Schema.optional(Schema.Literal("approval store", "audit trail"))
+  component: Schema.optional(Schema.Literal("approval store", "audit trail")),
+  /**
+   * The decision the failed step followed, when one was already evaluated
+   * and recorded (`Governance.submit` sets it): the HTTP edge answers the
+   * 503 with its `Gavel-Decision-Id`.
+   *
+   * @since 0.2.0
+   */
+  decisionId: Schema.optional(Schema.String)
 }) {
   /** @since 0.1.0 */
   override get message(): string {

@@ -504,6 +504,22 @@ const isBlocked = (decision: Decision.Decision): boolean =>
   decision._tag === "Deny" || decision._tag === "Escalate" || decision._tag === "Defer"
 
 /**
+ * A store failure of a step that followed a recorded decision, naming that
+ * decision (`StoreError.decisionId`), so that its answer can lead to the
+ * record; other errors pass unchanged.
+ */
+const namingDecision = (record: DecisionRecord.DecisionRecord) => <E>(error: E): E =>
+  error instanceof Approval.StoreError && error.decisionId === undefined
+    ? new Approval.StoreError({
+      operation: error.operation,
+      detail: error.detail,
+      cause: error.cause,
+      component: error.component,
+      decisionId: record.decisionId
+    }) as E
+    : error
+
+/**
  * Builds the service. Prefer {@link layer}, which also runs the sweeper.
  *
  * @since 0.1.0
@@ -521,7 +537,9 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   // Denials, escalations and deferrals are kept so that they can be
   // overridden; an approval requirement is answered by approving instead.
   const keepIfBlocked = (record: DecisionRecord.DecisionRecord) =>
-    isBlocked(record.decision) ? Effect.as(store.saveDecision(record), record) : Effect.succeed(record)
+    isBlocked(record.decision)
+      ? Effect.as(Effect.mapError(store.saveDecision(record), namingDecision(record)), record)
+      : Effect.succeed(record)
 
   const evaluate = (action: Action.Action) =>
     Effect.flatMap(
@@ -637,19 +655,23 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   ): Effect.Effect<Submission, Action.InvalidAction | TooManyTransforms | Approval.TooManyPending | Approval.StoreError> =>
     Effect.flatMap(decide(action), ({ action: final, record }): Submitted => {
       if (Decision.canProceed(record.decision)) return Effect.succeed({ _tag: "Decided", record, action: final })
-      return Effect.flatMap(overrideFor(final, record.decision), (override): Submitted => {
-        if (Option.isSome(override)) {
-          return Effect.succeed({ _tag: "Overridden", override: override.value, record, action: final })
-        }
-        if (isBlocked(record.decision)) return Effect.succeed({ _tag: "Decided", record, action: final })
-        return Effect.map(open(final, record), (request) => ({
-          _tag: "Pending",
-          approvalId: request.id,
-          expiresAt: request.requirement.expiresAt,
-          record,
-          action: final
-        }))
-      })
+      // The decision is recorded: a store failure from here on names it.
+      return Effect.mapError(
+        Effect.flatMap(overrideFor(final, record.decision), (override): Submitted => {
+          if (Option.isSome(override)) {
+            return Effect.succeed({ _tag: "Overridden", override: override.value, record, action: final })
+          }
+          if (isBlocked(record.decision)) return Effect.succeed({ _tag: "Decided", record, action: final })
+          return Effect.map(open(final, record), (request) => ({
+            _tag: "Pending",
+            approvalId: request.id,
+            expiresAt: request.requirement.expiresAt,
+            record,
+            action: final
+          }))
+        }),
+        namingDecision(record)
+      )
     })
 
   const resume = <A, E, R2>(

@@ -58,7 +58,11 @@ export const refusalWith = (retryAfter: string) => (error: Governance.EnforceErr
         limit: error.limit
       }, { "gavel-decision-id": error.decisionId, "retry-after": retryAfter })
     case "StoreError":
-      return json(503, { _tag: "Unavailable" }, { "retry-after": "5" })
+      // Names the decision when one was recorded before the store failed.
+      return json(503, { _tag: "Unavailable" }, {
+        "retry-after": "5",
+        ...(error.decisionId === undefined ? {} : { "gavel-decision-id": error.decisionId })
+      })
     case "InvalidAction": {
       // The path names the client's own value; a size limit is a 413.
       const tooLarge = error.reason === "too_many_nodes" || error.reason === "too_long"
@@ -69,8 +73,15 @@ export const refusalWith = (retryAfter: string) => (error: Governance.EnforceErr
         ...(error.limit === undefined ? {} : { limit: error.limit })
       })
     }
-    default:
-      // A policy set that keeps transforming, or a resume that cannot happen here: refused.
-      return json(500, { _tag: "GovernanceError" })
+    default: {
+      // A policy set that keeps transforming, or a resume that cannot happen here: refused,
+      // naming the decision when the error carries one.
+      const decisionId = "record" in error ? error.record.decisionId : undefined
+      return json(
+        500,
+        { _tag: "GovernanceError", ...(decisionId === undefined ? {} : { decisionId }) },
+        decisionId === undefined ? {} : { "gavel-decision-id": decisionId }
+      )
+    }
   }
 }
