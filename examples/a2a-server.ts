@@ -6,8 +6,10 @@
  * 1. Wiring: the policies (small payments run, deleting anything is denied,
  *    payments over 10,000 EUR need a finance approver), the identity
  *    directory, `Governance.layer`, a JWT verifier for the callers' bearer
- *    tokens, the agent's executor wrapped with `A2a.wrap`, and an express
- *    server on 127.0.0.1 (a free port) serving the agent card and JSON-RPC.
+ *    tokens, the agent's executor wrapped with `A2a.wrap`, its request
+ *    handler guarded with `A2a.guard` (tasks for their owner only), and an
+ *    express server on 127.0.0.1 (a free port) serving the agent card and
+ *    JSON-RPC.
  * 2. Allowed: agent-7 asks to pay 120 EUR; the task completes with the
  *    agent's answer.
  * 3. Denied: agent-7 asks to delete the payment log; the task is rejected
@@ -15,10 +17,12 @@
  *    call without a token is rejected too (`identity.missing`).
  * 4. Pending, then approved: agent-7 asks to pay 25,000 EUR. The task comes
  *    back input-required, with `approval_id` and `approval_expires_at` in
- *    its metadata. The client resubscribes to the task's stream, alice
- *    approves (through the approvals API in production; directly on the
- *    Governance service here), and the same task goes on to completed; the
- *    agent ran exactly once.
+ *    its metadata. Another caller (agent-9) cannot read or cancel the task
+ *    (task not found), nor can a call without a token (unauthenticated);
+ *    the approval stays pending. The client resubscribes to the task's
+ *    stream, alice approves (through the approvals API in production;
+ *    directly on the Governance service here), and the same task goes on to
+ *    completed; the agent ran exactly once.
  *
  * The program checks what it prints: a wrong outcome is reported on stderr
  * and the process exits with code 1. Then it closes the server and exits.
@@ -42,13 +46,11 @@ import {
   type AgentExecutor,
   type ExecutionEventBus,
   type RequestContext,
-  type User,
   AgentEvent,
   DefaultRequestHandler,
-  InMemoryTaskStore,
-  UnauthenticatedUser
+  InMemoryTaskStore
 } from "@a2a-js/sdk/server"
-import { agentCardHandler, jsonRpcHandler } from "@a2a-js/sdk/server/express"
+import { agentCardHandler, jsonRpcHandler, UserBuilder } from "@a2a-js/sdk/server/express"
 import * as A2a from "@gavel/adapters/A2a"
 import * as Jwt from "@gavel/adapters/Jwt"
 import {
@@ -188,11 +190,8 @@ const serve = (agent: PaymentsAgent) =>
   Effect.gen(function*() {
     const verifier = yield* Jwt.make({ key: { _tag: "Secret", secret: Redacted.make(secret) }, issuer, audience })
     const taskStore = new InMemoryTaskStore()
-    const executor = yield* A2a.wrap(agent, {
-      agentId: "payments-agent",
-      taskStore,
-      authenticate: A2a.bearer(verifier)
-    })
+    const options = { agentId: "payments-agent", taskStore, authenticate: A2a.bearer(verifier) }
+    const executor = yield* A2a.wrap(agent, options)
 
     const app = express()
     const server = yield* Effect.acquireRelease(
@@ -220,17 +219,12 @@ const serve = (agent: PaymentsAgent) =>
       skills: [],
       signatures: []
     }
-    const requestHandler = new DefaultRequestHandler(card, taskStore, executor)
-
-    // The SDK stores tasks per owner (`User.userName`): naming the owner after
-    // the verified caller keeps one caller from reading another's tasks. A
-    // request without a valid token gets no owner here; the wrapper rejects it.
-    const userBuilder = async (request: express.Request): Promise<User> => {
-      const verified = await Effect.runPromiseExit(verifier.fromHeader(request.header("authorization")))
-      return Exit.isSuccess(verified) ? { isAuthenticated: true, userName: verified.value.id } : new UnauthenticatedUser()
-    }
+    // The guard authenticates every task read and cancel with the same
+    // `authenticate` and lets only the task's owner through, whatever user
+    // the transport built: no caller sees or cancels another's task.
+    const requestHandler = A2a.guard(new DefaultRequestHandler(card, taskStore, executor), options)
     app.use("/.well-known/agent-card.json", agentCardHandler({ agentCardProvider: requestHandler }))
-    app.use("/a2a/jsonrpc", jsonRpcHandler({ requestHandler, userBuilder }))
+    app.use("/a2a/jsonrpc", jsonRpcHandler({ requestHandler, userBuilder: UserBuilder.noAuthentication }))
     return url
   })
 
@@ -330,6 +324,22 @@ const story = Effect.gen(function*() {
   check("large payment waits", large.status?.state === TaskState.TASK_STATE_INPUT_REQUIRED, "not input-required")
   check("approval expiry given", typeof large.metadata?.["approval_expires_at"] === "string", "no expiry")
   check("not paid yet", agent.paid.length === 1, `${agent.paid.length} payments`)
+
+  say("  agent-9 tries to read and to cancel agent-7's task; so does a call without a token")
+  const other = yield* Effect.promise(() => mint("agent-9"))
+  const refused = (call: () => Promise<unknown>) =>
+    Effect.promise(() => call().then(() => "answered", (error: Error) => error.message))
+  const read = yield* refused(() => client.getTask({ tenant: "", id: large.id, historyLength: undefined }, as(other)))
+  const cancel = yield* refused(() => client.cancelTask({ tenant: "", id: large.id, metadata: undefined }, as(other)))
+  const tokenless = yield* refused(() => client.cancelTask({ tenant: "", id: large.id, metadata: undefined }))
+  say(`    agent-9 tasks/get: ${read}`)
+  say(`    agent-9 tasks/cancel: ${cancel}`)
+  say(`    no token, tasks/cancel: ${tokenless}`)
+  check("another caller cannot read it", read.startsWith("Task not found"), read)
+  check("another caller cannot cancel it", cancel.startsWith("Task not found"), cancel)
+  check("no caller cannot cancel it", tokenless.includes("could not be authenticated"), tokenless)
+  const stillPending = yield* Effect.flatMap(ApprovalStore.ApprovalStore, (store) => store.get(approvalId))
+  check("the approval still waits", stillPending.status === "pending", stillPending.status)
 
   say("  agent-7 resubscribes to the task (tasks/subscribe) and waits")
   const updates = client.resubscribeTask({ tenant: "", id: large.id }, as(token))

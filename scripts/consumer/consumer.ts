@@ -106,6 +106,7 @@ export const jwt: (options: Jwt.Options) => Effect.Effect<Jwt.Verifier, Jwt.Inva
 export const http: typeof Http.enforcement = Http.enforcement
 export const httpLayerJwt: typeof Http.layerJwt = Http.layerJwt
 export const a2a: typeof A2a.wrap = A2a.wrap
+export const a2aGuard: typeof A2a.guard = A2a.guard
 export const a2aAction: (input: A2a.ActionInput) => Action.Action = A2a.defaultAction
 export const postgres: typeof Postgres.layer = Postgres.layer
 export const auditFile: typeof AuditFile.layer = AuditFile.layer

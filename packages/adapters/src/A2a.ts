@@ -17,16 +17,23 @@
  *   executor runs, exactly once, on the same task id) and ends in
  *   `TASK_STATE_REJECTED` when the approval is rejected or expires.
  *
+ * `guard` wraps the SDK's request handler so that a task is read, listed,
+ * resubscribed to and cancelled only by its owner, the caller whose message
+ * created it.
+ *
  * See docs/a2a.md for the state mapping and the streaming behaviour.
  *
  * @since 0.1.0
  */
-import { TaskState } from "@a2a-js/sdk"
+import { type ListTasksRequest, type ListTasksResponse, type SendMessageRequest, type Task, Role, TaskState } from "@a2a-js/sdk"
+import { A2AError, RequestMalformedError, TaskNotFoundError } from "@a2a-js/sdk/errors"
 import {
+  type A2ARequestHandler,
   type AgentExecutor,
   type ExecutionEventBus,
-  type RequestContext,
+  type ServerCallContext,
   type TaskStore,
+  RequestContext,
   STATE_HEADERS_KEY
 } from "@a2a-js/sdk/server"
 import { Action, Decision, type DecisionRecord, Governance, Identity } from "@gavel/core"
@@ -55,6 +62,7 @@ import {
   statusEvent,
   taskEvent
 } from "./internal/a2a/events.js"
+import { OwnedBus, type Owner, ownerOf, owns, stamp } from "./internal/a2a/owner.js"
 import type * as Jwt from "./Jwt.js"
 
 // -----------------------------------------------------------------------------
@@ -81,7 +89,9 @@ export class Unauthenticated extends Schema.TaggedError<Unauthenticated>()("Unau
 
 /**
  * How the wrapper learns who is calling: from the request context (the
- * SDK's `ServerCallContext`: its user, tenant and request headers).
+ * SDK's `ServerCallContext`: its user, tenant and request headers). For a
+ * task request ({@link guard}: get, list, cancel, resubscribe) the context
+ * carries a message without parts; authenticate from `context.context`.
  *
  * @since 0.1.0
  * @category models
@@ -312,9 +322,14 @@ interface Parked {
   phase: "waiting" | "running" | "cancelled"
 }
 
-/** One `execute` call: whether anything reached the bus (an interrupted call that published nothing must say so). */
+/**
+ * One `execute` call: whether anything reached the bus (an interrupted call
+ * that published nothing must say so), and who called, once authenticated
+ * (the owner stamped into the task).
+ */
 interface Call {
   published: boolean
+  owner?: Owner | undefined
 }
 
 /**
@@ -344,7 +359,7 @@ interface Call {
  *     taskStore,
  *     authenticate: A2a.bearer(verifier)
  *   })
- *   // serve it: app.use("/a2a/jsonrpc", jsonRpcHandler({ requestHandler: handler, userBuilder }))
+ *   // serve it guarded, so that each task is its owner's: see `A2a.guard`
  *   return new DefaultRequestHandler(agentCard, taskStore, executor)
  * })
  * ```
@@ -376,7 +391,7 @@ export const wrap = (
     ) =>
       Effect.sync(() => {
         const at = now()
-        const events = [taskEvent(context, at), statusEvent(context, state, text, facts, at)]
+        const events = [stamp(taskEvent(context, at), call.owner), statusEvent(context, state, text, facts, at)]
         call.published = true
         for (const event of events) bus.publish(event)
       })
@@ -392,7 +407,7 @@ export const wrap = (
       }))
 
     /** Who, what, and what gavel says about it. Never fails: whatever goes wrong rejects. */
-    const decide = (context: RequestContext): Effect.Effect<Verdict> =>
+    const decide = (context: RequestContext, call: Call): Effect.Effect<Verdict> =>
       Effect.gen(function*() {
         const reject = (r: Rejection): Verdict => ({ _tag: "Reject", rejection: r })
         const principal = yield* Effect.either(options.authenticate(context))
@@ -404,6 +419,7 @@ export const wrap = (
         if (tenant !== "" && Identity.otherTenant(own, tenant)) {
           return reject(rejection("identity.tenant_mismatch", "The request names a tenant the caller does not belong to"))
         }
+        call.owner = ownerOf(principal.right)
         const action = yield* Effect.either(
           Effect.try(() => toAction({ agentId: options.agentId, principal: principal.right, context }))
         )
@@ -498,7 +514,7 @@ export const wrap = (
         const work = () =>
           Effect.suspend(() => {
             entry.phase = "running"
-            return Effect.ensuring(runExecutor(context, continuation), continuation.drain)
+            return Effect.ensuring(runExecutor(context, new OwnedBus(continuation, call.owner)), continuation.drain)
           })
         const outcome = yield* Effect.race(
           Effect.map(Effect.either(governance.resume(approvalId, verdict.action, work)), Option.some),
@@ -542,12 +558,15 @@ export const wrap = (
       Effect.suspend(() => {
         const entry = parked.get(context.taskId)
         if (entry !== undefined && entry.phase === "waiting") return stillWaiting(context, bus, call, entry)
-        return Effect.flatMap(decide(context), (verdict): Effect.Effect<void, ExecutorFailed> => {
+        return Effect.flatMap(decide(context, call), (verdict): Effect.Effect<void, ExecutorFailed> => {
           switch (verdict._tag) {
             case "Run":
               // Through the runtime, so that the trail records the execution and its outcome.
               return governance.run(verdict.submission, () =>
-                Effect.zipRight(Effect.sync(() => (call.published = true)), runExecutor(context, bus))).pipe(
+                Effect.zipRight(
+                  Effect.sync(() => (call.published = true)),
+                  runExecutor(context, new OwnedBus(bus, call.owner))
+                )).pipe(
                   Effect.catchIf(
                     (error): error is Governance.EnforceError => error._tag !== "ExecutorFailed",
                     () =>
@@ -597,3 +616,230 @@ export const wrap = (
 
     return { execute, cancelTask }
   })
+
+// -----------------------------------------------------------------------------
+// the guard: tasks for their owner only
+// -----------------------------------------------------------------------------
+
+/**
+ * The JSON-RPC error code of a task request whose caller could not be
+ * authenticated (an implementation-defined server error: A2A defines no
+ * code for it). The error's message names the reason (`missing`,
+ * `invalid`, `unavailable`), never the credential.
+ *
+ * @since 0.2.0
+ * @category guard
+ */
+export const UNAUTHENTICATED_CODE = -32099
+
+/** The refusal of an anonymous task request, as the SDK's transports answer it. */
+class CallerUnauthenticated extends A2AError {
+  override readonly reason = "UNAUTHENTICATED"
+  readonly transport = "jsonrpc"
+  readonly envelopeCode = UNAUTHENTICATED_CODE
+  constructor(reason: Unauthenticated["reason"]) {
+    super({ message: `The caller could not be authenticated (${reason})` })
+    this.name = "Unauthenticated"
+  }
+}
+
+/** The same answer as for a task that does not exist: ids cannot be probed. */
+const notFound = (taskId: string): A2AError => new TaskNotFoundError(`Task not found: ${taskId}`)
+
+/**
+ * @since 0.2.0
+ * @category guard
+ */
+export interface GuardOptions {
+  /** Who is calling: the same function given to {@link wrap} (the guard accepts `wrap`'s options as they are). */
+  readonly authenticate: Authenticate
+}
+
+/** The request context `authenticate` gets for a task request: the call's context, and a message without parts. */
+const taskRequestContext = (context: ServerCallContext, taskId: string): RequestContext =>
+  new RequestContext(
+    {
+      tenant: context.tenant ?? "",
+      message: {
+        messageId: "",
+        contextId: "",
+        taskId,
+        role: Role.ROLE_USER,
+        parts: [],
+        metadata: undefined,
+        extensions: [],
+        referenceTaskIds: []
+      },
+      configuration: undefined,
+      metadata: undefined
+    },
+    taskId,
+    "",
+    context
+  )
+
+const PAGE_SIZE_DEFAULT = 50
+const PAGE_SIZE_MAX = 100
+
+const pageTokenOf = (offset: number): string => `gavel.${offset}`
+const offsetOf = (token: string): number | undefined => {
+  if (token === "") return 0
+  const match = /^gavel\.(\d{1,9})$/.exec(token)
+  return match === null ? undefined : Number(match[1])
+}
+
+/**
+ * Puts the owner rule in front of an A2A request handler (the SDK's
+ * `DefaultRequestHandler` serving a {@link wrap}ped executor): every request
+ * that reads or changes an existing task — `tasks/get`, `tasks/list`,
+ * `tasks/cancel`, `tasks/resubscribe`, the push-notification configs, and a
+ * message that continues or references a task — is authenticated with
+ * `authenticate` and allowed only to the task's owner, the principal whose
+ * message created it.
+ *
+ * - No or an invalid credential: a JSON-RPC error with code
+ *   {@link UNAUTHENTICATED_CODE}; nothing is read or changed.
+ * - Another caller's task: the SDK's task-not-found error (-32001), the
+ *   same as for an id that does not exist; nothing is read or changed (a
+ *   cancel withdraws no approval).
+ * - `tasks/list` answers only the caller's tasks (`totalSize` counts
+ *   them; its page tokens are the guard's own).
+ *
+ * The owner is recorded by `wrap` in the task's metadata (`owner`: `{ id,
+ * tenant }`), so it lives as long as the task store keeps the task. A task
+ * created without an authenticated caller (rejected with
+ * `identity.missing`) belongs to nobody; nor does a task stored before
+ * owners were recorded.
+ *
+ * Messages that start a new task pass through: the wrapped executor
+ * authenticates them and rejects an anonymous one.
+ *
+ * @example
+ * ```ts
+ * import * as A2a from "@gavel/adapters/A2a"
+ * import { DefaultRequestHandler, InMemoryTaskStore } from "@a2a-js/sdk/server"
+ * import { jsonRpcHandler, UserBuilder } from "@a2a-js/sdk/server/express"
+ * import * as Effect from "effect/Effect"
+ *
+ * const serve = (authenticate: A2a.Authenticate) =>
+ *   Effect.gen(function*() {
+ *     const taskStore = new InMemoryTaskStore()
+ *     const options = { agentId: "payments-agent", taskStore, authenticate }
+ *     const executor = yield* A2a.wrap(new PaymentsAgent(), options)
+ *     const requestHandler = A2a.guard(new DefaultRequestHandler(agentCard, taskStore, executor), options)
+ *     return jsonRpcHandler({ requestHandler, userBuilder: UserBuilder.noAuthentication })
+ *   })
+ * ```
+ *
+ * @since 0.2.0
+ * @category guard
+ */
+export const guard = (handler: A2ARequestHandler, options: GuardOptions): A2ARequestHandler => {
+  /** The caller, or the refusal (thrown, as the SDK's transports expect). */
+  const principalOf = async (context: ServerCallContext, taskId: string): Promise<Action.Principal> => {
+    const exit = await Effect.runPromiseExit(
+      Effect.suspend(() => options.authenticate(taskRequestContext(context, taskId)))
+    )
+    if (Exit.isSuccess(exit)) return exit.value
+    const failure = Cause.failureOption(exit.cause)
+    throw new CallerUnauthenticated(Option.isSome(failure) ? failure.value.reason : "invalid")
+  }
+
+  /** The task, when `principal` owns it; not found otherwise. */
+  const owned = async (principal: Action.Principal, context: ServerCallContext, tenant: string, taskId: string) => {
+    const task = await handler.getTask({ tenant, id: taskId, historyLength: undefined }, context).catch(
+      (error: unknown) => {
+        throw error instanceof TaskNotFoundError ? notFound(taskId) : error
+      }
+    )
+    if (!owns(task, principal)) throw notFound(taskId)
+    return task
+  }
+
+  const check = async (context: ServerCallContext, tenant: string, taskId: string): Promise<void> => {
+    await owned(await principalOf(context, taskId), context, tenant, taskId)
+  }
+
+  /** A message continuing or referencing tasks: the caller must own each of them. */
+  const checkMessage = async (params: SendMessageRequest, context: ServerCallContext): Promise<void> => {
+    const message = params.message
+    const ids = [message?.taskId ?? "", ...(message?.referenceTaskIds ?? [])].filter((id) => id !== "")
+    if (ids.length === 0) return
+    const principal = await principalOf(context, ids[0]!)
+    for (const id of ids) await owned(principal, context, params.tenant, id)
+  }
+
+  const listTasks = async (params: ListTasksRequest, context: ServerCallContext): Promise<ListTasksResponse> => {
+    const principal = await principalOf(context, "")
+    const pageSize = params.pageSize ?? PAGE_SIZE_DEFAULT
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > PAGE_SIZE_MAX) {
+      throw new RequestMalformedError(`pageSize must be between 1 and ${PAGE_SIZE_MAX}`)
+    }
+    const offset = offsetOf(params.pageToken)
+    if (offset === undefined) throw new RequestMalformedError("pageToken is not one this server gave")
+    // The store pages over every task it holds for this call; the caller's
+    // pages are cut from its own tasks only, so that sizes and tokens say
+    // nothing about anyone else's.
+    const mine: Array<Task> = []
+    const seen = new Set<string>()
+    let token = ""
+    do {
+      seen.add(token)
+      const page = await handler.listTasks({ ...params, pageSize: PAGE_SIZE_MAX, pageToken: token }, context)
+      for (const task of page.tasks) if (owns(task, principal)) mine.push(task)
+      token = page.nextPageToken
+    } while (token !== "" && !seen.has(token))
+    const tasks = mine.slice(offset, offset + pageSize)
+    const next = offset + tasks.length
+    return {
+      tasks,
+      nextPageToken: next < mine.length ? pageTokenOf(next) : "",
+      pageSize,
+      totalSize: mine.length
+    }
+  }
+
+  return {
+    getAgentCard: () => handler.getAgentCard(),
+    getAuthenticatedExtendedAgentCard: (params, context) => handler.getAuthenticatedExtendedAgentCard(params, context),
+    sendMessage: async (params, context) => {
+      await checkMessage(params, context)
+      return handler.sendMessage(params, context)
+    },
+    sendMessageStream: async function*(params, context) {
+      await checkMessage(params, context)
+      yield* handler.sendMessageStream(params, context)
+    },
+    getTask: async (params, context) => {
+      const principal = await principalOf(context, params.id)
+      // Read through the handler (its history-length rules), then checked.
+      await owned(principal, context, params.tenant, params.id)
+      return handler.getTask(params, context)
+    },
+    listTasks,
+    cancelTask: async (params, context) => {
+      await check(context, params.tenant, params.id)
+      return handler.cancelTask(params, context)
+    },
+    resubscribe: async function*(params, context) {
+      await check(context, params.tenant, params.id)
+      yield* handler.resubscribe(params, context)
+    },
+    createTaskPushNotificationConfig: async (params, context) => {
+      await check(context, params.tenant, params.taskId)
+      return handler.createTaskPushNotificationConfig(params, context)
+    },
+    getTaskPushNotificationConfig: async (params, context) => {
+      await check(context, params.tenant, params.taskId)
+      return handler.getTaskPushNotificationConfig(params, context)
+    },
+    listTaskPushNotificationConfigs: async (params, context) => {
+      await check(context, params.tenant, params.taskId)
+      return handler.listTaskPushNotificationConfigs(params, context)
+    },
+    deleteTaskPushNotificationConfig: async (params, context) => {
+      await check(context, params.tenant, params.taskId)
+      return handler.deleteTaskPushNotificationConfig(params, context)
+    }
+  }
+}

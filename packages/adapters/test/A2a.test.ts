@@ -242,6 +242,27 @@ class ReplyAgent implements AgentExecutor {
   async cancelTask(): Promise<void> {}
 }
 
+/** Claims the task for someone else in its metadata: the wrapper's owner must win. */
+class ClaimingAgent implements AgentExecutor {
+  async execute(context: RequestContext, bus: ExecutionEventBus): Promise<void> {
+    const ids = { taskId: context.taskId, contextId: context.contextId }
+    const claim = { owner: { id: "mallory", tenant: "acme" } }
+    const status = (state: TaskState) => ({ state, message: undefined, timestamp: new Date().toISOString() })
+    bus.publish(AgentEvent.task({
+      id: context.taskId,
+      contextId: context.contextId,
+      status: status(TaskState.TASK_STATE_SUBMITTED),
+      history: [context.userMessage],
+      artifacts: [],
+      metadata: claim
+    }))
+    bus.publish(AgentEvent.statusUpdate({ ...ids, status: status(TaskState.TASK_STATE_WORKING), metadata: claim }))
+    bus.finished()
+  }
+
+  async cancelTask(): Promise<void> {}
+}
+
 /** Fails with an error whose message must not reach the client through the wrapper. */
 class FailingAgent implements AgentExecutor {
   readonly runs: Array<string> = []
@@ -283,6 +304,8 @@ interface Harness<A> {
   readonly wire: Array<string>
   /** agent-7's token (tenant acme). */
   readonly token: string
+  /** The server's base URL. */
+  readonly base: string
 }
 
 /** Serves `agent`, wrapped, until the end of the test; returns the clients. */
@@ -290,12 +313,13 @@ const harness = <A extends AgentExecutor>(agent: A) =>
   Effect.gen(function*() {
     const taskStore = new InMemoryTaskStore()
     const verifier = yield* Jwt.make({ key: { _tag: "Secret", secret: Redacted.make(secret) }, issuer, audience })
-    const executor = yield* A2a.wrap(agent, {
+    const options: A2a.Options = {
       agentId: "payments-agent",
       taskStore,
       authenticate: A2a.bearer(verifier),
       evaluationTimeout: "300 millis"
-    })
+    }
+    const executor = yield* A2a.wrap(agent, options)
 
     const app = express()
     const server = yield* Effect.acquireRelease(
@@ -329,7 +353,8 @@ const harness = <A extends AgentExecutor>(agent: A) =>
       skills: [],
       signatures: []
     }
-    const requestHandler = new DefaultRequestHandler(card, taskStore, executor)
+    // The documented wiring: every caller is the SDK's same anonymous user; the guard keeps tasks apart.
+    const requestHandler = A2a.guard(new DefaultRequestHandler(card, taskStore, executor), options)
     app.use("/.well-known/agent-card.json", agentCardHandler({ agentCardProvider: requestHandler }))
     app.use(
       "/a2a/jsonrpc",
@@ -349,7 +374,7 @@ const harness = <A extends AgentExecutor>(agent: A) =>
       legacyFactory.createFromAgentCard({ ...card, supportedInterfaces: [endpoint("0.3")] })
     )
     const token = yield* mint("agent-7", { tenant: "acme" })
-    return { agent, client, legacy, wire, token } satisfies Harness<A>
+    return { agent, client, legacy, wire, token, base } satisfies Harness<A>
   })
 
 const request = (text: string, options: { readonly tenant?: string; readonly taskId?: string } = {}) =>
@@ -382,6 +407,33 @@ const send = (client: Client, text: string, token: string | undefined, options?:
 
 const getTask = (client: Client, id: string, token: string) =>
   Effect.promise(() => client.getTask({ tenant: "", id, historyLength: undefined }, bearer(token)))
+
+const as = (token: string | undefined) => token === undefined ? undefined : bearer(token)
+
+/** The JSON-RPC error a call was refused with (a call that succeeds fails the test). */
+const refusal = (call: () => Promise<unknown>) =>
+  Effect.flatMap(
+    Effect.tryPromise({ try: call, catch: (error) => error as { readonly envelopeCode?: number; readonly message?: string } }),
+    (answer) => Effect.dieMessage(`expected a refusal, got ${JSON.stringify(answer)}`)
+  ).pipe(Effect.flip, Effect.map((error) => ({ code: error.envelopeCode, message: String(error.message) })))
+
+/** A v1.0 JSON-RPC call by hand: resolves with the result, rejects with the error (`envelopeCode`, `message`). */
+const rpc = async (base: string, method: string, params: unknown, token: string): Promise<unknown> => {
+  const response = await fetch(`${base}/a2a/jsonrpc`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "a2a-version": "1.0", authorization: `Bearer ${token}` },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params })
+  })
+  const body = (await response.json()) as {
+    readonly result?: unknown
+    readonly error?: { readonly code: number; readonly message: string }
+  }
+  if (body.error !== undefined) throw { envelopeCode: body.error.code, message: body.error.message }
+  return body.result
+}
+
+/** The first event of a stream, to be refused. */
+const firstOf = (stream: AsyncGenerator<StreamResponse, void, undefined>) => () => stream.next()
 
 /** Polls `tasks/get` until the task reaches `state` (a few seconds at most). */
 const awaitState = (client: Client, id: string, token: string, state: TaskState) =>
@@ -720,5 +772,172 @@ describe("A2a.wrap, end to end over JSON-RPC", () => {
       expect(wire).toContain("message/send")
       expect(wire).toContain("message/stream")
       expect(wire).toContain("tasks/get")
+    }).pipe(Effect.provide(TestLive)))
+})
+
+describe("A2a.guard: tasks for their owner only", () => {
+  const TASK_NOT_FOUND = -32001
+
+  /** agent-7 parks a transfer; returns the task and its approval id. */
+  const parked = (client: Client, token: string) =>
+    Effect.gen(function*() {
+      const task = yield* send(client, "transfer 90000 EUR", token)
+      expect(stateOf(task)).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
+      return { task, approvalId: String(task.metadata?.["approval_id"]) }
+    })
+
+  /** Nothing happened to the parked task: still input-required, its approval still pending, the agent idle. */
+  const untouched = (client: Client, token: string, task: Task, approvalId: string, agent: EchoAgent) =>
+    Effect.gen(function*() {
+      const store = yield* ApprovalStore.ApprovalStore
+      expect((yield* store.get(approvalId)).status).toBe("pending")
+      const now = yield* getTask(client, task.id, token)
+      expect(stateOf(now)).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
+      expect(now.history.map((message) => partsText(message))).toEqual(task.history.map((message) => partsText(message)))
+      expect(agent.runs).toEqual([])
+    })
+
+  it.scopedLive("anonymous: get, list, cancel, resubscribe and a follow-up are refused as unauthenticated, with no effect", () =>
+    Effect.gen(function*() {
+      const { agent, client, legacy, token } = yield* harness(new EchoAgent())
+      const { approvalId, task } = yield* parked(client, token)
+      const forged = yield* mint("agent-7", { tenant: "acme", key: `${secret}-not-ours` })
+      for (const credential of [undefined, forged]) {
+        const calls: ReadonlyArray<() => Promise<unknown>> = [
+          // v0.3 (`tasks/get`) and v1.0 clients alike
+          () => legacy.getTask({ tenant: "", id: task.id, historyLength: undefined }, as(credential)),
+          () => client.getTask({ tenant: "", id: task.id, historyLength: undefined }, as(credential)),
+          () =>
+            client.listTasks({
+              tenant: "",
+              contextId: "",
+              status: TaskState.TASK_STATE_UNSPECIFIED,
+              pageToken: "",
+              statusTimestampAfter: undefined
+            }, as(credential)),
+          () => client.cancelTask({ tenant: "", id: task.id, metadata: undefined }, as(credential)),
+          firstOf(client.resubscribeTask({ tenant: "", id: task.id }, as(credential))),
+          () => client.sendMessage(request("cancel it", { taskId: task.id }), as(credential))
+        ]
+        for (const call of calls) {
+          const refused = yield* refusal(call)
+          expect(refused.code).toBe(A2a.UNAUTHENTICATED_CODE)
+          expect(refused.message).toContain(credential === undefined ? "(missing)" : "(invalid)")
+          expect(refused.message).not.toContain(task.id)
+        }
+      }
+      yield* untouched(client, token, task, approvalId, agent)
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("another caller (or the same id in another tenant): not found, as for an id that does not exist, with no effect", () =>
+    Effect.gen(function*() {
+      const { agent, base, client, token } = yield* harness(new EchoAgent())
+      const { approvalId, task } = yield* parked(client, token)
+      // The owner gets past the guard to the handler, which has no push notifications.
+      expect((yield* refusal(() => rpc(base, "GetTaskPushNotificationConfig", { taskId: task.id, id: "hook" }, token))).code)
+        .toBe(-32003)
+      for (const other of [yield* mint("mallory", { tenant: "acme" }), yield* mint("agent-7", { tenant: "globex" })]) {
+        const byId: ReadonlyArray<(id: string) => () => Promise<unknown>> = [
+          (id) => () => client.getTask({ tenant: "", id, historyLength: undefined }, bearer(other)),
+          (id) => () => client.cancelTask({ tenant: "", id, metadata: undefined }, bearer(other)),
+          (id) => firstOf(client.resubscribeTask({ tenant: "", id }, bearer(other))),
+          (id) => () => client.sendMessage(request("cancel it", { taskId: id }), bearer(other)),
+          // The SDK's client does not send push-config calls to an agent without push notifications: raw JSON-RPC.
+          (id) => () => rpc(base, "GetTaskPushNotificationConfig", { taskId: id, id: "hook" }, other)
+        ]
+        for (const call of byId) {
+          const foreign = yield* refusal(call(task.id))
+          const missing = yield* refusal(call(crypto.randomUUID()))
+          expect(foreign.code).toBe(TASK_NOT_FOUND)
+          expect(missing.code).toBe(TASK_NOT_FOUND)
+          expect(foreign.message.replace(task.id, "ID")).toBe(missing.message.replace(/[0-9a-f-]{36}/, "ID"))
+        }
+        // A reference to someone else's task does not reach the agent.
+        const referencing = request("hello", {})
+        const refused = yield* refusal(() =>
+          client.sendMessage(
+            { ...referencing, message: { ...referencing.message, referenceTaskIds: [task.id] } },
+            bearer(other)
+          )
+        )
+        expect(refused.code).toBe(TASK_NOT_FOUND)
+        const listed = yield* Effect.promise(() =>
+          client.listTasks({
+            tenant: "",
+            contextId: "",
+            status: TaskState.TASK_STATE_UNSPECIFIED,
+            pageToken: "",
+            statusTimestampAfter: undefined
+          }, bearer(other))
+        )
+        expect(listed.tasks).toEqual([])
+        expect(listed.totalSize).toBe(0)
+      }
+      yield* untouched(client, token, task, approvalId, agent)
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("the owner lists, reads and cancels its task; cancelling withdraws the approval", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      const { approvalId, task } = yield* parked(client, token)
+      const second = yield* parked(client, token)
+      // Someone else's task and an anonymous one are in the same store, and not listed.
+      yield* parked(client, yield* mint("mallory", { tenant: "acme" }))
+      expectRejected(yield* send(client, "hello", undefined), ["identity.missing"])
+      const list = (pageSize: number, pageToken: string) =>
+        Effect.promise(() =>
+          client.listTasks({
+            tenant: "",
+            contextId: "",
+            status: TaskState.TASK_STATE_UNSPECIFIED,
+            pageSize,
+            pageToken,
+            statusTimestampAfter: undefined
+          }, bearer(token))
+        )
+      const first = yield* list(1, "")
+      expect(first.totalSize).toBe(2)
+      expect(first.tasks).toHaveLength(1)
+      const rest = yield* list(1, first.nextPageToken)
+      expect(rest.nextPageToken).toBe("")
+      expect([...first.tasks, ...rest.tasks].map((t) => t.id).sort()).toEqual([task.id, second.task.id].sort())
+      expect(first.tasks[0]?.metadata?.["owner"]).toEqual({ id: "agent-7", tenant: "acme" })
+
+      expect(stateOf(yield* getTask(client, task.id, token))).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
+      const canceled = yield* Effect.promise(() =>
+        client.cancelTask({ tenant: "", id: task.id, metadata: undefined }, bearer(token))
+      )
+      expect(stateOf(canceled)).toBe(TaskState.TASK_STATE_CANCELED)
+      const store = yield* ApprovalStore.ApprovalStore
+      expect((yield* store.get(approvalId)).status).toBe("cancelled")
+      expect((yield* store.get(second.approvalId)).status).toBe("pending")
+      expect(agent.runs).toEqual([])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("the owner keeps its task after the agent ran: an allowed task and an approved one stay readable", () =>
+    Effect.gen(function*() {
+      const { agent, client, token } = yield* harness(new EchoAgent())
+      const allowed = yield* send(client, "hello", token)
+      expect(stateOf(yield* getTask(client, allowed.id, token))).toBe(TaskState.TASK_STATE_COMPLETED)
+      const { approvalId, task } = yield* parked(client, token)
+      yield* approveViaApi(approvalId)
+      const done = yield* awaitState(client, task.id, token, TaskState.TASK_STATE_COMPLETED)
+      expect(done.metadata?.["owner"]).toEqual({ id: "agent-7", tenant: "acme" })
+      const other = yield* mint("mallory", { tenant: "acme" })
+      expect((yield* refusal(() => client.getTask({ tenant: "", id: task.id, historyLength: undefined }, bearer(other)))).code)
+        .toBe(TASK_NOT_FOUND)
+      expect(agent.runs).toEqual([allowed.id, task.id])
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("the owner is the wrapper's: an agent's own `owner` metadata changes nothing", () =>
+    Effect.gen(function*() {
+      const { client, token } = yield* harness(new ClaimingAgent())
+      const task = yield* send(client, "hello", token)
+      const read = yield* getTask(client, task.id, token)
+      expect(stateOf(read)).toBe(TaskState.TASK_STATE_WORKING)
+      expect(read.metadata?.["owner"]).toEqual({ id: "agent-7", tenant: "acme" })
+      const mallory = yield* mint("mallory", { tenant: "acme" })
+      expect((yield* refusal(() => client.getTask({ tenant: "", id: task.id, historyLength: undefined }, bearer(mallory)))).code)
+        .toBe(TASK_NOT_FOUND)
     }).pipe(Effect.provide(TestLive)))
 })
