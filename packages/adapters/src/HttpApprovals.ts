@@ -11,7 +11,7 @@
  *
  * @since 0.2.0
  */
-import { type Action, Approval, ApprovalStore, Governance, Identity, Override } from "@gavel/core"
+import { Action, Approval, ApprovalStore, Governance, Identity, Override } from "@gavel/core"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
@@ -27,6 +27,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Context from "effect/Context"
+import * as Either from "effect/Either"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -126,18 +127,36 @@ export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaTyp
   HttpApiSchema.annotations({ status: 415, description: "The body must be application/json" })
 ) {}
 
+const isSizeLimit = (error: Action.InvalidAction): boolean =>
+  error.reason === "too_many_nodes" || error.reason === "too_long"
+
+/** A body nested deeper than `Action.defaultLimits.maxDepth` (400). */
+const BodyTooDeep = Action.InvalidAction.pipe(
+  Schema.filter((error) => !isSizeLimit(error))
+).annotations(HttpApiSchema.annotations({ status: 400, description: "The body is nested too deeply (path, limit)" }))
+
+/** A body with more values or text than `Action.defaultLimits` allows (413). */
+const BodyTooBig = Action.InvalidAction.pipe(
+  Schema.filter(isSizeLimit)
+).annotations(
+  HttpApiSchema.annotations({ status: 413, description: "The body has too many values or too much text (path, limit)" })
+)
+
 /**
  * Reads and parses the body of a request before the API decodes it, so that
  * an oversized body is a 413, a body of another media type a 415, and
  * malformed JSON a 400 with a decode error (the platform would otherwise
  * answer the first and the last with a 500, and decode the form or text
- * body as a string).
+ * body as a string). The parsed body is then checked against
+ * `Action.defaultLimits` (`Action.validateJson`) before the decode walks it:
+ * nested too deeply it is a 400, with too many values or too much text a
+ * 413, both `{ _tag: "InvalidAction", path, reason, limit }`.
  *
  * @since 0.1.0
  * @category middleware
  */
 export class BodyGuard extends HttpApiMiddleware.Tag<BodyGuard>()("@gavel/adapters/Http/BodyGuard", {
-  failure: Schema.Union(PayloadTooLarge, UnsupportedMediaType, HttpApiError.HttpApiDecodeError)
+  failure: Schema.Union(PayloadTooLarge, UnsupportedMediaType, HttpApiError.HttpApiDecodeError, BodyTooDeep, BodyTooBig)
 }) {}
 
 const malformed = (message: string) =>
@@ -164,10 +183,13 @@ const layerBodyGuard = (limit: number) =>
         )
       )
       if (text === "") return yield* malformed("A JSON body is required")
-      yield* Effect.try({
+      const body = yield* Effect.try({
         try: () => JSON.parse(text) as unknown,
         catch: (error) => malformed(`Malformed JSON: ${error instanceof SyntaxError ? error.message : "unreadable"}`)
       })
+      // The decode, and the message of a decode error, walk the body recursively.
+      const checked = Action.validateJson(body)
+      if (Either.isLeft(checked)) return yield* checked.left
     })
   )
 

@@ -843,6 +843,18 @@ rules:
     expect(collision.code).toBe(Cli.ExitCode.Unavailable)
     expect(errorLine(collision)).toMatch(/^gavel: action file ".*colliding\.json": metadata\["café"\]: .*duplicate_key/)
 
+    // Nested 3,000 deep where a string belongs: refused on the limits before the decode (and its message) walks it.
+    const deep = path.join(path.dirname(f.badAction), "deep.json")
+    fs.writeFileSync(
+      deep,
+      `{"actor":{"id":"agent-7","kind":"agent"},"kind":"tool","name":${"[".repeat(3_000)}${"]".repeat(3_000)}}`
+    )
+    const tooDeep = await inProcess(["rules", "explain", "--action", deep, f.valid])
+    expect(tooDeep.code).toBe(Cli.ExitCode.Unavailable)
+    expect(errorLine(tooDeep)).toBe(
+      `gavel: action file "${deep}": name${"[0]".repeat(63)}: nested deeper than 64 levels (too_deep)`
+    )
+
     const invalid = await inProcess(["rules", "explain", "--action", f.payment, f.invalid])
     expect(invalid.code).toBe(Cli.ExitCode.InvalidRules)
     expect(invalid.stdout.trimEnd().split("\n")).toHaveLength(4)

@@ -82,6 +82,9 @@ type Runs = Array<Action.Action>
 interface ServiceOptions {
   readonly maxPendingPerRequester?: number
   readonly tooManyPendingRetryAfter?: Http.EnforcementOptions<never, never>["tooManyPendingRetryAfter"]
+  readonly redaction?: Governance.Options<never>["redaction"]
+  readonly actionLimits?: Governance.Options<never>["actionLimits"]
+  readonly approvalsBodySize?: number
 }
 
 const toolRoutes = (runs: Runs, options: ServiceOptions = {}) =>
@@ -106,7 +109,7 @@ const toolRoutes = (runs: Runs, options: ServiceOptions = {}) =>
   }))
 
 const serverLayer = (runs: Runs, options: ServiceOptions = {}) =>
-  HttpLayerRouter.serve(Layer.mergeAll(Http.layerApprovals({ maxBodySize: 1024 }), toolRoutes(runs, options)), {
+  HttpLayerRouter.serve(Layer.mergeAll(Http.layerApprovals({ maxBodySize: options.approvalsBodySize ?? 1024 }), toolRoutes(runs, options)), {
     disableLogger: true,
     disableListenLog: true
   }).pipe(
@@ -120,7 +123,9 @@ const serverLayer = (runs: Runs, options: ServiceOptions = {}) =>
           overridePolicy: { authority: { roles: ["cfo"], principals: [] } }
         }),
         sweepInterval: "1 hour",
-        maxPendingPerRequester: options.maxPendingPerRequester
+        maxPendingPerRequester: options.maxPendingPerRequester,
+        redaction: options.redaction,
+        actionLimits: options.actionLimits
       })
     ),
     Layer.provideMerge(Layer.mergeAll(ApprovalStore.layerMemory, AuditSink.layerMemory)),
@@ -301,6 +306,33 @@ describe("Http.enforcement", () => {
       // Refused before evaluation: no decision, nothing in the trail, the handler never ran.
       expect(yield* auditCount).toBe(before)
       expect(runs).toEqual([])
+    }))
+
+  it.scopedLive("with payloads in the trail (the README's redaction): a body at actionLimits is governed, deeper a 400, deeper limits refused", () =>
+    Effect.gen(function*() {
+      const { auditTypes, call, tokens } = yield* startWith({
+        redaction: { paths: ["payload.card.number"], payload: "include" },
+        actionLimits: { maxDepth: 1_000 }
+      })
+      const body = (depth: number) =>
+        `{"tool":"payments.send","amount":5000,"card":{"number":"4111"},"data":${"[".repeat(depth)}${"]".repeat(depth)}}`
+      // The payload is level 1, so `data` may nest 999 arrays.
+      const atLimit = yield* call("POST", "/tools", { as: tokens.agent, raw: body(999) })
+      expect(atLimit.status).toBe(202)
+      expect(yield* auditTypes).toEqual(["decision.evaluated", "approval.requested"])
+      for (const depth of [1_000, 2_000, 10_000]) {
+        const deeper = yield* call("POST", "/tools", { as: tokens.agent, raw: body(depth) })
+        expect([depth, deeper.status, deeper.body]).toEqual([depth, 400, {
+          _tag: "InvalidAction",
+          path: "payload.data" + "[0]".repeat(999),
+          reason: "too_deep",
+          limit: 1_000
+        }])
+      }
+      expect(yield* auditTypes).toEqual(["decision.evaluated", "approval.requested"])
+      // Deeper limits (with which a 2,000-deep body overflowed the redaction walk: 500) refuse to start.
+      const deeper = yield* Effect.flip(Layer.build(serverLayer([], { actionLimits: { maxDepth: 5_000 } })))
+      expect(deeper._tag === "InvalidOption" && deeper.option).toBe("actionLimits.maxDepth")
     }))
 
   it.scopedLive("202 while pending; the handler runs once the approval is granted through the API", () =>
@@ -577,6 +609,51 @@ describe("Http approvals API", () => {
       const late = yield* call("POST", `/approvals/${quick.body.approvalId}/approve`, { as: tokens.alice, json: {} })
       expect([late.status, late.body._tag]).toEqual([410, "ApprovalExpired"])
       expect((yield* store.get(quick.body.approvalId)).votes).toEqual([])
+    }))
+
+  it.scopedLive("a body nested 3,000 deep is a 400 with the path before it is decoded; too many values a 413", () =>
+    Effect.gen(function*() {
+      const { auditCount, call, store, tokens } = yield* startWith({ approvalsBodySize: 1_000_000 })
+      const pending = yield* call("POST", "/tools", { as: tokens.agent, json: { tool: "payments.send", amount: 5000 } })
+      const id = pending.body.approvalId as string
+      const decision = pending.body.decisionId as string
+      const before = yield* auditCount
+      const tooDeep = {
+        _tag: "InvalidAction",
+        path: "note" + "[0]".repeat(63),
+        reason: "too_deep",
+        limit: 64
+      }
+      // 2,000 levels used to be a 400 whose message carried the whole body; 3,000 overflowed formatting it (500).
+      for (const depth of [2_000, 3_000, 100_000]) {
+        const deep = yield* call("POST", `/approvals/${id}/approve`, {
+          as: tokens.alice,
+          raw: `{"note":${"[".repeat(depth)}${"]".repeat(depth)}}`
+        })
+        expect([depth, deep.status, deep.body]).toEqual([depth, 400, tooDeep])
+      }
+      const deepRoot = yield* call("POST", `/approvals/${id}/reject`, {
+        as: tokens.alice,
+        raw: `${"[".repeat(3_000)}${"]".repeat(3_000)}`
+      })
+      expect([deepRoot.status, deepRoot.body.path]).toEqual([400, "[0]".repeat(64)])
+      const deepOverride = yield* call("POST", `/decisions/${decision}/override`, {
+        as: tokens.cfo,
+        raw: `{"reason":"x","durationSeconds":60,"compensatingControls":${"[".repeat(3_000)}${"]".repeat(3_000)}}`
+      })
+      expect([deepOverride.status, deepOverride.body.path]).toEqual([400, "compensatingControls" + "[0]".repeat(63)])
+      const wide = yield* call("POST", `/approvals/${id}/approve`, {
+        as: tokens.alice,
+        raw: `{"note":[${new Array(100_000).fill("0").join(",")}]}`
+      })
+      expect([wide.status, wide.body]).toEqual([413, {
+        _tag: "InvalidAction",
+        path: "note[99998]",
+        reason: "too_many_nodes",
+        limit: 100_000
+      }])
+      expect((yield* store.get(id)).votes).toEqual([])
+      expect(yield* auditCount).toBe(before)
     }))
 
   it.scopedLive("acknowledgments are acknowledged, not approved", () =>

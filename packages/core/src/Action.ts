@@ -421,6 +421,39 @@ export const validate = (action: Action, limits?: Partial<Limits>): Either.Eithe
   return problem === undefined ? Either.right(action) : Either.left(toError(problem))
 }
 
+/**
+ * Checks parsed JSON that is about to be decoded — a request body, a file,
+ * a message — against the {@link Limits} alone (depth, values, text), before
+ * anything recursive walks it: a Schema decode and the message of its error,
+ * a redaction, a canonical encoding. The walk is iterative: no input makes
+ * it overflow the stack. Arrays and plain objects are containers; anything
+ * else counts as one value. `path` names the value in the error (default
+ * `""`); its containers start at depth 1, as a payload's do.
+ *
+ * Unlike {@link validate}, it does not check the value domain: a decode
+ * that follows does.
+ *
+ * @example
+ * ```ts
+ * import { Action } from "@gavel/core"
+ * import { Either } from "effect"
+ *
+ * const body: unknown = JSON.parse("[".repeat(3000) + "]".repeat(3000))
+ * const checked = Action.validateJson(body)
+ * if (Either.isLeft(checked)) checked.left.reason // "too_deep"
+ * ```
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const validateJson = (
+  value: unknown,
+  options?: { readonly limits?: Partial<Limits> | undefined; readonly path?: string | undefined }
+): Either.Either<unknown, InvalidAction> => {
+  const problem = internal.measure(value, internal.resolveLimits(options?.limits), options?.path ?? "", 1)
+  return problem === undefined ? Either.right(value) : Either.left(toError(problem))
+}
+
 const encode = (action: Action, limits: Partial<Limits> | undefined, bound: boolean): string => {
   const encoded = internal.encodeAction(action, internal.resolveLimits(limits), bound)
   if (typeof encoded !== "string") throw toError(encoded)

@@ -489,8 +489,10 @@ export interface Options<R> {
   /**
    * How large an action may be (`Action.Limits`; each a positive integer,
    * missing ones default to `Action.defaultLimits`: depth 64, 100,000
-   * values, 10,000,000 characters). Larger actions fail with
-   * `Action.InvalidAction`; an invalid limit refuses to build the runtime
+   * values, 10,000,000 characters; `maxDepth` at most 1,000, since values
+   * nested deeper cannot be written). Larger actions fail with
+   * `Action.InvalidAction` before anything walks them (redaction, hashing,
+   * the audit trail); an invalid limit refuses to build the runtime
    * (`InvalidOption`).
    */
   readonly actionLimits?: Partial<Action.Limits> | undefined

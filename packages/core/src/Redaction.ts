@@ -20,9 +20,10 @@
 import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import type * as Action from "./Action.js"
+import * as Action from "./Action.js"
 import type * as DecisionRecord from "./DecisionRecord.js"
 import type * as Explain from "./Explain.js"
+import { resolveLimits } from "./internal/actionValue.js"
 
 /**
  * What a masked value is written as.
@@ -156,64 +157,110 @@ const descend = (
   return { rest, hit }
 }
 
+/** A container being copied: the source, its copy, and the next member to copy. */
+interface Frame {
+  readonly source: ReadonlyArray<unknown> | Readonly<Record<string, unknown>>
+  readonly out: Array<unknown> | Record<string, unknown>
+  /** An object's keys; `undefined` for an array. */
+  readonly keys: ReadonlyArray<string> | undefined
+  readonly length: number
+  readonly at: string
+  readonly paths: ReadonlyArray<ReadonlyArray<string>>
+  readonly depth: number
+  index: number
+}
+
+/**
+ * The masked copy of a value, walked iteratively: however deep the value, no
+ * JavaScript stack is used per level, and the limits stop the walk (with
+ * `InvalidAction`, as `Action.validate` would) before its work is unbounded.
+ * `depth` is the depth of the value's containers (1 for a payload).
+ */
 const walk = (
   self: Redaction,
   value: unknown,
   at: string,
   paths: ReadonlyArray<ReadonlyArray<string>>,
-  omitted: Array<string>
+  omitted: Array<string>,
+  limits: Action.Limits,
+  depth: number
 ): unknown => {
-  if (Redacted.isRedacted(value)) {
-    omitted.push(at)
-    return mask
-  }
-  if (Array.isArray(value)) {
-    return value.map((item, i) => {
-      const { hit, rest } = descend(paths, String(i))
-      const path = `${at}.${i}`
-      if (hit) {
-        omitted.push(path)
-        return mask
-      }
-      return walk(self, item, path, rest, omitted)
-    })
-  }
-  if (isPlainObject(value)) {
-    // No prototype: a member named `__proto__` stays a member.
-    const out: Record<string, unknown> = Object.create(null)
-    for (const key of Object.keys(value)) {
-      const { hit, rest } = descend(paths, key)
-      const path = `${at}.${key}`
-      if (hit || isSensitiveKey(self, key)) {
-        omitted.push(path)
-        out[key] = mask
-      } else {
-        out[key] = walk(self, value[key], path, rest, omitted)
-      }
-    }
-    return out
-  }
-  if (value instanceof Date) return value.toISOString()
-  switch (typeof value) {
-    case "object":
-      if (value === null) return value
-      // Class instances (other than Redacted and Date) are not plain data: they
-      // could serialize their secrets in ways no path names. Leave them out.
+  let nodes = 0
+  const stack: Array<Frame> = []
+  /** A scalar's masked form, or a container's empty copy (pushed to be filled). */
+  const visit = (value: unknown, at: string, paths: ReadonlyArray<ReadonlyArray<string>>, depth: number): unknown => {
+    if (++nodes > limits.maxNodes) throw overLimit(at, "too_many_nodes", limits.maxNodes)
+    if (Redacted.isRedacted(value)) {
       omitted.push(at)
       return mask
-    case "bigint":
-      return value.toString()
-    case "function":
-    case "symbol":
-      return undefined
-    default:
-      return value
+    }
+    const isArray = Array.isArray(value)
+    if (isArray || isPlainObject(value)) {
+      if (depth > limits.maxDepth) throw overLimit(at, "too_deep", limits.maxDepth)
+      const keys = isArray ? undefined : Object.keys(value)
+      // No prototype: a member named `__proto__` stays a member.
+      const out: Array<unknown> | Record<string, unknown> = isArray ? [] : Object.create(null)
+      const length = isArray ? (value as ReadonlyArray<unknown>).length : keys!.length
+      stack.push({ source: value as Frame["source"], out, keys, length, at, paths, depth, index: 0 })
+      return out
+    }
+    if (value instanceof Date) return value.toISOString()
+    switch (typeof value) {
+      case "object":
+        if (value === null) return value
+        // Class instances (other than Redacted and Date) are not plain data: they
+        // could serialize their secrets in ways no path names. Leave them out.
+        omitted.push(at)
+        return mask
+      case "bigint":
+        return value.toString()
+      case "function":
+      case "symbol":
+        return undefined
+      default:
+        return value
+    }
   }
+  const result = visit(value, at, paths, depth)
+  while (stack.length > 0) {
+    const f = stack[stack.length - 1]!
+    if (f.index >= f.length) {
+      stack.pop()
+      continue
+    }
+    const i = f.index++
+    const key = f.keys === undefined ? String(i) : f.keys[i]!
+    const { hit, rest } = descend(f.paths, key)
+    const path = `${f.at}.${key}`
+    let copy: unknown
+    if (hit || (f.keys !== undefined && isSensitiveKey(self, key))) {
+      omitted.push(path)
+      copy = mask
+    } else {
+      const child = f.keys === undefined
+        ? (f.source as ReadonlyArray<unknown>)[i]
+        : (f.source as Readonly<Record<string, unknown>>)[key]
+      copy = visit(child, path, rest, f.depth + 1)
+    }
+    if (f.keys === undefined) (f.out as Array<unknown>).push(copy)
+    else (f.out as Record<string, unknown>)[key] = copy
+  }
+  return result
 }
+
+const overLimit = (at: string, reason: "too_deep" | "too_many_nodes", limit: number): Action.InvalidAction =>
+  new Action.InvalidAction({ path: at, reason, limit })
 
 /**
  * Masks a value found at `root` of the action (`"payload"`, `"metadata"`):
  * returns the masked copy and the concrete paths that were masked.
+ *
+ * The walk is iterative and bounded by `limits` (missing ones default to
+ * `Action.defaultLimits`; the value's containers start at depth 1, as a
+ * payload's do): however deep the value, it never overflows the stack.
+ *
+ * @throws `Action.InvalidAction` (`too_deep` or `too_many_nodes`, `path` as
+ * redaction writes it: `payload.items.3`) for a value over `limits`.
  *
  * @example
  * ```ts
@@ -232,15 +279,17 @@ const walk = (
 export const apply = (
   self: Redaction,
   root: string,
-  value: unknown
-): { readonly value: unknown; readonly omitted: ReadonlyArray<string> } => applyAt(self, root, root, value)
+  value: unknown,
+  limits?: Partial<Action.Limits>
+): { readonly value: unknown; readonly omitted: ReadonlyArray<string> } =>
+  applyAt(self, root, root, value, resolveLimits(limits))
 
 /** Matches the configured paths from `root`, and reports masked paths under `reportAs`. */
-const applyAt = (self: Redaction, root: string, reportAs: string, value: unknown) => {
+const applyAt = (self: Redaction, root: string, reportAs: string, value: unknown, limits: Action.Limits) => {
   const { hit, rest } = descend(self.paths, root)
   if (hit) return { value: mask as unknown, omitted: [reportAs] }
   const omitted: Array<string> = []
-  return { value: walk(self, value, reportAs, rest, omitted), omitted }
+  return { value: walk(self, value, reportAs, rest, omitted, limits, 1), omitted }
 }
 
 /**
@@ -280,7 +329,8 @@ const maskAction = (
   self: Redaction,
   root: string,
   action: Action.Action,
-  omitted: Array<string>
+  omitted: Array<string>,
+  limits: Action.Limits
 ): Action.Action => {
   const { payload, ...rest } = action
   // A replacement is an action too: configured paths apply from its root.
@@ -294,7 +344,7 @@ const maskAction = (
   if (Object.keys(action.actor.attributes).length > 0) omitted.push(`${root}.actor.attributes`)
   if (payload !== undefined) {
     if (self.payload === "include") {
-      const masked = applyAt(self, "payload", `${root}.payload`, payload)
+      const masked = applyAt(self, "payload", `${root}.payload`, payload, limits)
       omitted.push(...masked.omitted)
       out.payload = masked.value
     } else {
@@ -311,21 +361,28 @@ const maskAction = (
  * `payload` is the action's masked payload when the configuration includes
  * payloads (records themselves never carry the payload).
  *
+ * Payloads are walked as {@link apply} walks them, under `limits`.
+ *
+ * @throws `Action.InvalidAction` for a payload (the action's, or a
+ * replacement's) over `limits`.
+ *
  * @since 0.1.0
  * @category redaction
  */
 export const record = (
   self: Redaction,
   record: DecisionRecord.DecisionRecord,
-  action: Action.Action
+  action: Action.Action,
+  limits?: Partial<Action.Limits>
 ): { readonly record: DecisionRecord.DecisionRecord; readonly payload: unknown } => {
+  const resolved = resolveLimits(limits)
   const omitted: Array<string> = []
   let payload: unknown = undefined
   for (const path of record.redaction.omitted) {
     if (path !== "payload" || self.payload === "omit") omitted.push(path)
   }
   if (self.payload === "include" && action.payload !== undefined) {
-    const masked = apply(self, "payload", action.payload)
+    const masked = applyAt(self, "payload", "payload", action.payload, resolved)
     omitted.push(...masked.omitted)
     payload = masked.value
   }
@@ -334,14 +391,14 @@ export const record = (
   // A transform carries a whole replacement action: in the decision, and in
   // the explain entry of the policy that proposed it.
   const decision = record.decision._tag === "Transform"
-    ? { ...record.decision, action: maskAction(self, "decision.action", record.decision.action, omitted) }
+    ? { ...record.decision, action: maskAction(self, "decision.action", record.decision.action, omitted, resolved) }
     : record.decision
   let explain = record.explain
   for (let i = 0; i < explain.length; i++) {
     const result = explain[i]!.result
     if (result._tag !== "Transform") continue
     if (explain === record.explain) explain = explain.slice()
-    const masked = maskAction(self, `explain.${i}.result.action`, result.action, omitted)
+    const masked = maskAction(self, `explain.${i}.result.action`, result.action, omitted, resolved)
     ;(explain as Array<Explain.Entry>)[i] = { ...explain[i]!, result: { ...result, action: masked } }
   }
   return {

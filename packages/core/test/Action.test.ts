@@ -117,6 +117,46 @@ describe("canonical JSON and SHA-256", () => {
   it("sorts keys, omits undefined members and normalizes -0", () => {
     expect(canonicalJson({ b: [1, undefined], a: undefined, c: -0 })).toBe(`{"b":[1,null],"c":0}`)
   })
+
+  it("encodes without recursion: 100,000 levels (an audited payload) never overflow the stack", () => {
+    const depth = 100_000
+    const deep: unknown = JSON.parse(`{"z":1,"a":${"[{\"y\":".repeat(depth)}0${"}]".repeat(depth)}}`)
+    const text = canonicalJson(deep)
+    expect(text.length).toBe(`{"a":,"z":1}`.length + depth * `[{"y":}]`.length + 1)
+    expect(text.startsWith(`{"a":[{"y":[{"y":`)).toBe(true)
+    expect(text.endsWith(`}]}]}],"z":1}`)).toBe(true)
+    expect(text.indexOf(`{"y":0}]`)).toBe(`{"a":`.length + (depth - 1) * `[{"y":`.length + 1)
+    // A secret deep inside is still bound by its digest.
+    const secret = (s: string) => ({ k: Redacted.make(JSON.parse(`${"[".repeat(depth)}"${s}"${"]".repeat(depth)}`)) })
+    expect(canonicalJson(secret("a"))).not.toBe(canonicalJson(secret("b")))
+  })
+})
+
+describe("Action.validateJson", () => {
+  it("checks parsed JSON against the limits alone, without recursion, naming the path", () => {
+    const deep: unknown = JSON.parse(`{"note":${"[".repeat(100_000)}${"]".repeat(100_000)}}`)
+    const tooDeep = Action.validateJson(deep)
+    assert(Either.isLeft(tooDeep))
+    expect([tooDeep.left._tag, tooDeep.left.path, tooDeep.left.reason, tooDeep.left.limit]).toEqual([
+      "InvalidAction",
+      "note" + "[0]".repeat(63),
+      "too_deep",
+      64
+    ])
+    const wide = Action.validateJson({ items: new Array(100_000).fill(0) })
+    assert(Either.isLeft(wide))
+    expect([wide.left.reason, wide.left.limit]).toEqual(["too_many_nodes", 100_000])
+    const long = Action.validateJson({ "a b": ["x".repeat(600)] }, { limits: { maxStringLength: 500 }, path: "body" })
+    assert(Either.isLeft(long))
+    expect([long.left.path, long.left.reason]).toEqual([`body["a b"][0]`, "too_long"])
+    // Only the limits: keys an action may not carry are left to the decode that follows.
+    const fine = { "<redacted>": 1, "Caf\u00e9": 1, "Cafe\u0301": 2, nested: [[[{}]]] }
+    expect(Action.validateJson(fine)).toEqual(Either.right(fine))
+    let nested: unknown = 0
+    for (let i = 0; i < 64; i++) nested = [nested]
+    expect(Either.isRight(Action.validateJson(nested))).toBe(true)
+    expect(Either.isLeft(Action.validateJson([nested]))).toBe(true)
+  })
 })
 
 // -----------------------------------------------------------------------------

@@ -268,6 +268,28 @@ describe("enforce", () => {
       { actionLimits: { maxDepth: 3 } }
     ))))
 
+  it.effect("actionLimits.maxDepth is at most 1,000: at the ceiling, a payload is governed and written whole", () =>
+    Effect.gen(function*() {
+      const governance = yield* Governance.Governance
+      const sink = yield* AuditSink.AuditSink
+      const deep = JSON.parse(`{"amount":10,"currency":"EUR","to":"DE89","n":${"[".repeat(999)}${"]".repeat(999)}}`)
+      const deepPayment = (payload: unknown) => Action.makeUnvalidated({ ...valid3, payload })
+      const record = yield* governance.evaluate(deepPayment(deep))
+      expect(record.decision._tag).toBe("Allow")
+      const written = (yield* sink.read()).at(-1)!.data["payload"]
+      expect(JSON.stringify(written).length).toBe(`{"amount":10,"currency":"EUR","to":"DE89","n":}`.length + 2 * 999)
+      const tooDeep = yield* Effect.flip(governance.evaluate(deepPayment({ ...deep, n: [deep["n"]] })))
+      expect(tooDeep._tag === "InvalidAction" && [tooDeep.reason, tooDeep.limit]).toEqual(["too_deep", 1_000])
+      // Deeper values could not be written (JSON.stringify and Schema's messages recurse): refused at start.
+      const overCeiling = yield* Effect.flip(
+        Effect.scoped(Layer.build(testLayer(paymentsPolicy(), { actionLimits: { maxDepth: 1_001 } })))
+      )
+      expect(overCeiling._tag === "InvalidOption" && overCeiling.option).toBe("actionLimits.maxDepth")
+    }).pipe(Effect.provide(testLayer(paymentsPolicy(), {
+      actionLimits: { maxDepth: 1_000 },
+      redaction: { payload: "include" }
+    }))))
+
   it.effect("stops following transforms after maxTransforms", () =>
     Effect.gen(function*() {
       const governance = yield* Governance.Governance

@@ -1,5 +1,5 @@
 import { Action, Decision, Policy, PolicySet, Redaction } from "@gavel/core"
-import { describe, expect, it } from "@effect/vitest"
+import { assert, describe, expect, it } from "@effect/vitest"
 import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 
@@ -44,6 +44,39 @@ describe("Redaction.apply", () => {
     const result = Redaction.apply(config(), "payload", { s: new Secret("x"), at: new Date(0) })
     expect(result.value).toEqual({ s: "<redacted>", at: "1970-01-01T00:00:00.000Z" })
     expect(result.omitted).toEqual(["payload.s"])
+  })
+
+  it("a value over the limits fails with InvalidAction — 100,000 levels never overflow the stack", () => {
+    const deep: unknown = JSON.parse(`{"a":${"[".repeat(100_000)}${"]".repeat(100_000)}}`)
+    const refused = (() => {
+      try {
+        Redaction.apply(config(), "payload", deep)
+        return undefined
+      } catch (error) {
+        return error
+      }
+    })()
+    assert(refused instanceof Action.InvalidAction)
+    expect([refused.path, refused.reason, refused.limit]).toEqual(["payload.a" + ".0".repeat(63), "too_deep", 64])
+    // Within limits the caller raises, the copy is made without recursion.
+    const copied = Redaction.apply(config(), "payload", deep, { maxDepth: 200_000, maxNodes: 200_000 })
+    let depth = 0
+    for (let v = (copied.value as { a: unknown }).a; Array.isArray(v); v = v[0]) depth++
+    expect(depth).toBe(100_000)
+    expect(() => Redaction.apply(config(), "payload", new Array(200).fill({ x: 1 }), { maxNodes: 100 })).toThrow(
+      expect.objectContaining({ _tag: "InvalidAction", reason: "too_many_nodes", limit: 100 })
+    )
+  })
+
+  it("copies in order, masking as it goes: the same result as before it was iterative", () => {
+    const result = Redaction.apply(config({ paths: ["payload.*.b"] }), "payload", {
+      z: { b: 1, c: [Redacted.make(1), { token: "t", d: [null, true, 1n, () => 1] }] },
+      a: { b: 2, __proto__x: 3 }
+    })
+    expect(JSON.stringify(result.value)).toBe(
+      `{"z":{"b":"<redacted>","c":["<redacted>",{"token":"<redacted>","d":[null,true,"1",null]}]},"a":{"b":"<redacted>","__proto__x":3}}`
+    )
+    expect(result.omitted).toEqual(["payload.z.b", "payload.z.c.0", "payload.z.c.1.token", "payload.a.b"])
   })
 
   it("refuses an empty path or segment", () => {

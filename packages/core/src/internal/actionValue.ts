@@ -30,6 +30,17 @@ export const defaultLimits: Limits = Object.freeze({
   maxStringLength: 10_000_000
 })
 
+/**
+ * The deepest `maxDepth` a `Governance` accepts. Its own walks are
+ * iterative, but what the runtime hands values to is not: `JSON.stringify`
+ * in the audit sinks and stores overflows the stack a few thousand levels
+ * down, as do Schema's error messages. Under this, every value an action
+ * carries can be written.
+ *
+ * @internal
+ */
+export const maxDepthCeiling = 1_000
+
 /** @internal */
 export const reasons = [
   "unsupported_type",
@@ -443,3 +454,76 @@ const requestIds: ReadonlySet<string> = new Set(["requestId", "correlationId", "
  */
 export const encodeAction = (action: unknown, limits: Limits, bound: boolean): string | Problem =>
   new Walk(limits, true, "", bound ? requestIds : undefined).run(action, 0)
+
+interface Measured {
+  readonly value: unknown
+  readonly parent: Measured | undefined
+  readonly segment: Segment | undefined
+  readonly depth: number
+}
+
+const measuredPath = (root: string, at: Measured): string => {
+  const segments: Array<Segment> = []
+  for (let f: Measured | undefined = at; f !== undefined; f = f.parent) {
+    if (f.segment !== undefined) segments.push(f.segment)
+  }
+  let path = root
+  for (let i = segments.length - 1; i >= 0; i--) {
+    const s = segments[i]!
+    path += typeof s === "number"
+      ? `[${s}]`
+      : identifier.test(s)
+      ? (path === "" ? s : `.${s}`)
+      : `[${JSON.stringify(s)}]`
+  }
+  return path
+}
+
+/**
+ * Checks parsed JSON (a request body, a file) against the limits alone —
+ * depth, values, text — before anything recursive (a Schema decode and its
+ * error messages, a redaction, a canonical encoding) walks it. Iterative;
+ * it looks at arrays and plain objects and counts everything else as a
+ * value. `depth` is the depth of the value's containers (1 for a body).
+ *
+ * @internal
+ */
+export const measure = (value: unknown, limits: Limits, root: string, depth: number): Problem | undefined => {
+  const stack: Array<Measured> = [{ value, parent: undefined, segment: undefined, depth }]
+  let nodes = 0
+  let text = 0
+  const fail = (at: Measured, reason: Reason, limit: number): Problem => ({
+    _tag: "Problem",
+    path: measuredPath(root, at),
+    reason,
+    limit
+  })
+  while (stack.length > 0) {
+    const at = stack.pop()!
+    if (++nodes > limits.maxNodes) return fail(at, "too_many_nodes", limits.maxNodes)
+    const v = at.value
+    if (typeof v === "string") {
+      text += v.length
+      if (text > limits.maxStringLength) return fail(at, "too_long", limits.maxStringLength)
+      continue
+    }
+    if (typeof v !== "object" || v === null) continue
+    if (at.depth > limits.maxDepth) return fail(at, "too_deep", limits.maxDepth)
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) {
+        stack.push({ value: v[i], parent: at, segment: i, depth: at.depth + 1 })
+      }
+      continue
+    }
+    const proto: unknown = Object.getPrototypeOf(v)
+    if (proto !== Object.prototype && proto !== null) continue
+    const keys = Object.keys(v)
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const key = keys[i]!
+      text += key.length
+      if (text > limits.maxStringLength) return fail(at, "too_long", limits.maxStringLength)
+      stack.push({ value: (v as Record<string, unknown>)[key], parent: at, segment: key, depth: at.depth + 1 })
+    }
+  }
+  return undefined
+}

@@ -56,64 +56,128 @@ export const quoteKey = (key: string): string | undefined => {
   return quoted
 }
 
-/** The canonical text of a value, or `undefined` for what JSON omits. */
-const encode = (value: unknown): string | undefined => {
-  switch (typeof value) {
-    case "string":
-      return quote(value)
-    case "number":
-      // Non-finite numbers follow JSON.stringify (null); -0 is 0. For finite
-      // numbers, String gives JSON's text.
-      return Number.isFinite(value) ? String(value) : "null"
-    case "boolean":
-      return value ? "true" : "false"
-    case "bigint":
-      return value.toString()
-    case "object":
-      break
-    default:
-      return undefined
+const ARRAY = 0
+const OBJECT = 1
+const REDACTED = 2
+
+/** A container being encoded: its children, and their texts so far. */
+interface Frame {
+  readonly kind: 0 | 1 | 2
+  readonly children: ReadonlyArray<unknown>
+  /** An object's keys, sorted by code unit. */
+  readonly keys: ReadonlyArray<string> | undefined
+  /** Whether every key is ASCII (then the keys' order is the members' order). */
+  readonly ascii: boolean
+  readonly texts: Array<string | undefined>
+  readonly parent: Frame | undefined
+  /** Where this container's text goes in its parent's `texts`. */
+  readonly slot: number
+}
+
+/** A scalar's text (`undefined` for what JSON omits), or the frame of a container to encode. */
+const visit = (input: unknown, parent: Frame | undefined, slot: number): string | undefined | Frame => {
+  let value = input
+  for (;;) {
+    switch (typeof value) {
+      case "string":
+        return quote(value)
+      case "number":
+        // Non-finite numbers follow JSON.stringify (null); -0 is 0. For finite
+        // numbers, String gives JSON's text.
+        return Number.isFinite(value) ? String(value) : "null"
+      case "boolean":
+        return value ? "true" : "false"
+      case "bigint":
+        return value.toString()
+      case "object":
+        break
+      default:
+        return undefined
+    }
+    if (value === null) return "null"
+    if (Redacted.isRedacted(value)) {
+      return { kind: REDACTED, children: [Redacted.value(value)], keys: undefined, ascii: true, texts: [], parent, slot }
+    }
+    const withJson = value as { toJSON?: () => unknown }
+    if (typeof withJson.toJSON !== "function") break
+    value = withJson.toJSON()
   }
-  if (value === null) return "null"
-  if (Redacted.isRedacted(value)) {
-    // Bound to the secret (a changed secret is a changed action) without
-    // writing it: its own digest stands in for it.
-    return `{"<redacted>":"${sha256Hex(encode(Redacted.value(value)) ?? "null")}"}`
-  }
-  const withJson = value as { toJSON?: () => unknown }
-  if (typeof withJson.toJSON === "function") return encode(withJson.toJSON())
-  if (Array.isArray(value)) {
-    let out = "["
-    for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + (encode(value[i]) ?? "null")
-    return out + "]"
-  }
+  if (Array.isArray(value)) return { kind: ARRAY, children: value, keys: undefined, ascii: true, texts: [], parent, slot }
   const record = value as Record<string, unknown>
   const keys = Object.keys(record)
   // ASCII keys are their own NFC form, so no two are equal: sorting the keys
   // by code unit (the default sort) is the whole ordering.
   keys.sort()
-  let out = "{"
+  let ascii = true
+  const children = new Array<unknown>(keys.length)
   for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!
-    const quoted = quoteKey(key)
-    if (quoted === undefined) return encodeMembers(record, keys)
-    const v = encode(record[key])
-    if (v !== undefined) out += (out.length === 1 ? "" : ",") + quoted + ":" + v
+    if (ascii && quoteKey(keys[i]!) === undefined) ascii = false
+    children[i] = record[keys[i]!]
   }
-  return out + "}"
+  return { kind: OBJECT, children, keys, ascii, texts: [], parent, slot }
 }
 
-/** An object with a key that is not ASCII: keys sorted by their NFC form. */
-const encodeMembers = (record: Record<string, unknown>, keys: ReadonlyArray<string>): string => {
-  const members: Array<readonly [string, string]> = []
-  for (const k of keys) {
-    const v = encode(record[k])
-    if (v !== undefined) members.push([quote(k), v])
+/** A container's text, once the texts of its children are known. */
+const close = (f: Frame): string => {
+  if (f.kind === ARRAY) {
+    let out = "["
+    for (let i = 0; i < f.texts.length; i++) out += (i === 0 ? "" : ",") + (f.texts[i] ?? "null")
+    return out + "]"
   }
-  // Sorted by NFC key; two distinct keys that are equal after NFC are both
-  // kept, ordered by their values, so insertion order never matters.
+  if (f.kind === REDACTED) {
+    // Bound to the secret (a changed secret is a changed action) without
+    // writing it: its own digest stands in for it.
+    return `{"<redacted>":"${sha256Hex(f.texts[0] ?? "null")}"}`
+  }
+  const keys = f.keys!
+  if (f.ascii) {
+    let out = "{"
+    for (let i = 0; i < keys.length; i++) {
+      const v = f.texts[i]
+      if (v !== undefined) out += (out.length === 1 ? "" : ",") + quoteKey(keys[i]!)! + ":" + v
+    }
+    return out + "}"
+  }
+  // A key that is not ASCII: keys sorted by their NFC form; two distinct
+  // keys that are equal after NFC are both kept, ordered by their values, so
+  // insertion order never matters.
+  const members: Array<readonly [string, string]> = []
+  for (let i = 0; i < keys.length; i++) {
+    const v = f.texts[i]
+    if (v !== undefined) members.push([quote(keys[i]!), v])
+  }
   members.sort(([ka, va], [kb, vb]) => compare(ka, kb) || compare(va, vb))
   return `{${members.map(([k, v]) => `${k}:${v}`).join(",")}}`
+}
+
+/**
+ * The canonical text of a value, or `undefined` for what JSON omits. The
+ * walk is iterative: however deep the value (an audited payload, a rules
+ * document), no JavaScript stack is used per level.
+ */
+const encode = (value: unknown): string | undefined => {
+  const root = visit(value, undefined, 0)
+  if (typeof root !== "object") return root
+  let current: Frame | undefined = root
+  let text: string | undefined
+  for (;;) {
+    const f: Frame = current!
+    const i = f.texts.length
+    if (i < f.children.length) {
+      const child = visit(f.children[i], f, i)
+      if (typeof child === "object") {
+        f.texts.push(undefined)
+        current = child
+      } else {
+        f.texts.push(child)
+      }
+      continue
+    }
+    text = close(f)
+    if (f.parent === undefined) return text
+    f.parent.texts[f.slot] = text
+    current = f.parent
+  }
 }
 
 /**

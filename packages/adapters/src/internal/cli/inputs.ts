@@ -5,6 +5,7 @@
  */
 import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
+import * as Action from "@gavel/core/Action"
 import type * as ApprovalStore from "@gavel/core/ApprovalStore"
 import type * as AuditSink from "@gavel/core/AuditSink"
 import type * as Context from "effect/Context"
@@ -42,9 +43,20 @@ export const database = (
 ): Effect.Effect<Context.Context<ApprovalStore.ApprovalStore | AuditSink.AuditSink>, CliError, Scope.Scope> =>
   Layer.build(Sqlite.layer({ filename, create: false })).pipe(Effect.mapError((error) => unavailable(error.message)))
 
+/** The file's JSON, or `null` when it is none (the decode says why). */
+const parsed = (text: string): unknown => {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return null
+  }
+}
+
 /**
  * Reads the `what` file at `path` (the principals directory, an action) and
- * decodes it. A file that is missing, unreadable or that `decode` refuses
+ * decodes it, once its JSON is within `Action.defaultLimits`
+ * (`Action.validateJson`). A file that is missing, unreadable, over the
+ * limits or that `decode` refuses
  * fails with a `Config` error naming the file (and the first problem).
  *
  * @internal
@@ -59,6 +71,10 @@ export const readFile = <A>(
     const text = yield* fs.readFileString(path).pipe(
       Effect.mapError((error) => configError(Files.unreadable(what, path, error).detail))
     )
+    // Within `Action.defaultLimits` before the decode walks it (recursively,
+    // and again to format its error): malformed JSON is left to the decode.
+    const measured = Action.validateJson(parsed(text))
+    if (Either.isLeft(measured)) return yield* configError(`${what} file "${path}": ${measured.left.message}`)
     const decoded = decode(text)
     if (Either.isLeft(decoded)) return yield* configError(`${what} file "${path}": ${firstProblem(decoded.left)}`)
     return decoded.right

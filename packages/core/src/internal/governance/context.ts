@@ -26,7 +26,7 @@ import { IdGenerator } from "../../IdGenerator.js"
 import { Identity } from "../../Identity.js"
 import * as PolicySet from "../../PolicySet.js"
 import * as Redaction from "../../Redaction.js"
-import { isLimit } from "../actionValue.js"
+import { isLimit, maxDepthCeiling } from "../actionValue.js"
 import * as entries from "../auditEntries.js"
 import { numberSetting } from "../config.js"
 
@@ -102,6 +102,14 @@ const actionLimitsOf = (
         new InvalidOption({ option: `actionLimits.${key}`, problem: `must be a positive integer, not ${String(value)}` })
       )
     }
+  }
+  if (given.maxDepth !== undefined && given.maxDepth > maxDepthCeiling) {
+    return Effect.fail(
+      new InvalidOption({
+        option: "actionLimits.maxDepth",
+        problem: `must be at most ${maxDepthCeiling} (values nested deeper cannot be written), not ${given.maxDepth}`
+      })
+    )
   }
   return Effect.succeed({ ...Action.defaultLimits, ...given } as Action.Limits)
 }
@@ -193,13 +201,21 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   const evaluateWritten = (action: Action.Action) =>
     Effect.provide(PolicySet.evaluate(set, action), context).pipe(
       Effect.onInterrupt(() => writeAfter(Effect.map(now, (at) => entries.cancelled(action, at)))),
-      Effect.flatMap((raw) => {
-        const written = Redaction.record(redaction, raw, action)
-        return Effect.as(write(entries.evaluated(written.record, written.payload)), {
-          decision: raw.decision,
-          record: written.record
+      Effect.flatMap((raw) =>
+        // Bounded by the same limits as the action: a transform's replacement
+        // is masked here before it is checked itself.
+        Effect.try({
+          try: () => Redaction.record(redaction, raw, action, actionLimits),
+          catch: (error) =>
+            error instanceof Action.InvalidAction ? error : new Action.InvalidAction({ path: "", reason: "unreadable" })
         })
-      })
+          .pipe(Effect.flatMap((written) =>
+            Effect.as(write(entries.evaluated(written.record, written.payload)), {
+              decision: raw.decision,
+              record: written.record
+            })
+          ))
+      )
     )
 
   /**
