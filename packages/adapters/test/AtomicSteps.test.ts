@@ -5,7 +5,8 @@
  * expiry, cancel, override — fails inside the step (a trigger on the audit
  * table refuses that event's insert, as a full disk would), and after the
  * error answer the store is as it was, the trail verifies, and the step
- * retried afterwards counts once. Postgres needs GAVEL_TEST_DATABASE_URL
+ * retried afterwards counts once; a call parked on an approval is woken by
+ * the retried vote, not the failed one, and runs its work once. Postgres needs GAVEL_TEST_DATABASE_URL
  * (see fixtures/postgres.ts); skipped without it.
  */
 import * as Postgres from "@gavel/adapters/Postgres"
@@ -21,11 +22,13 @@ import {
   Policy,
   PolicySet
 } from "@gavel/core"
+import { Approvals } from "@gavel/testing"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
@@ -175,6 +178,18 @@ const scenario = ({ fail, heal }: Faults) =>
     yield* governance.override(denied.record.decisionId, options)
     expect(Option.isSome(yield* store.findOverride(shell, denied.record.decision, now))).toBe(true)
 
+    // a parked call: the vote that failed does not wake it; the retried one runs its work, once
+    let parkedRuns = 0
+    const parked = yield* Effect.fork(governance.enforce(transfer("t4"), () => Effect.sync(() => void parkedRuns++)))
+    const pending = yield* Approvals.awaitPending({ maxYields: 100_000 })
+    yield* failing("approval.resolved", governance.approve(pending.id, principal("approver-1")))
+    yield* Approvals.settle()
+    expect(Option.isNone(yield* Fiber.poll(parked))).toBe(true)
+    expect((yield* store.get(pending.id)).status).toBe("pending")
+    yield* governance.approve(pending.id, principal("approver-1"))
+    yield* Fiber.join(parked)
+    expect(parkedRuns).toBe(1)
+
     // Store and trail agree: each step once, nothing left pending.
     const events = yield* trail
     expect(yield* store.listPending()).toEqual([])
@@ -186,7 +201,7 @@ const scenario = ({ fail, heal }: Faults) =>
       cancelled: count(events, "approval.cancelled"),
       expired: count(events, "approval.expired"),
       granted: count(events, "override.granted")
-    }).toEqual({ requested: 3, voted: 2, resolved: 1, consumed: 1, cancelled: 1, expired: 1, granted: 1 })
+    }).toEqual({ requested: 4, voted: 3, resolved: 2, consumed: 2, cancelled: 1, expired: 1, granted: 1 })
   })
 
 describe("a step on the SQLite stores happens wholly or not at all", () => {
