@@ -275,7 +275,8 @@ export const makeAuditSink = (
  * (migrating once, under an advisory lock, however many processes start
  * together), and provides the {@link ApprovalStore} and the
  * {@link AuditSink} over it, with the `SqlClient` and `PgClient` for the
- * host's own queries. The pool closes with the layer. Refuses with
+ * host's own queries, and `ApprovalStore.Atomic`: the runtime writes each
+ * step's transition and audit events in one transaction. The pool closes with the layer. Refuses with
  * {@link PostgresOpenError}: invalid options, an unreachable database, a
  * schema of another application or of a newer gavel.
  *
@@ -285,7 +286,7 @@ export const makeAuditSink = (
 export const layer = (
   options: Options
 ): Layer.Layer<
-  ApprovalStore.ApprovalStore | AuditSink.AuditSink | SqlClient.SqlClient | PgClient.PgClient,
+  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditSink.AuditSink | SqlClient.SqlClient | PgClient.PgClient,
   PostgresOpenError
 > =>
   Layer.scopedContext(Effect.gen(function*() {
@@ -324,12 +325,13 @@ export const layer = (
       Effect.catchTag("StoreError", (error) => Effect.fail(unavailable(error)))
     )
 
+    const store = internal.makeApprovalStore(pg, r)
+    const sink = internal.makeAuditSink(pg, r)
+    // A step's transition and its audit events: one transaction.
     return context.pipe(
-      Context.add(
-        ApprovalStore.ApprovalStore,
-        internal.makeApprovalStore(pg, r)
-      ),
-      Context.add(AuditSink.AuditSink, internal.makeAuditSink(pg, r))
+      Context.add(ApprovalStore.ApprovalStore, store),
+      Context.add(AuditSink.AuditSink, sink),
+      Context.add(ApprovalStore.Atomic, internal.atomicSteps(pg, r, store, sink))
     )
   }))
 
@@ -386,6 +388,6 @@ export const config: Config.Config<Options> = Config.all({
  * @category layers
  */
 export const layerConfig: Layer.Layer<
-  ApprovalStore.ApprovalStore | AuditSink.AuditSink | SqlClient.SqlClient | PgClient.PgClient,
+  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditSink.AuditSink | SqlClient.SqlClient | PgClient.PgClient,
   PostgresOpenError | ConfigError.ConfigError
 > = Layer.unwrapEffect(Effect.map(config, layer))

@@ -287,7 +287,8 @@ const open = (options: Options): Effect.Effect<
  * Opens (creating if needed, unless `create: false`) and migrates the gavel
  * database at `options.filename`, and provides the {@link ApprovalStore} and
  * the {@link AuditSink} over it, with the `SqlClient` (and `SqliteClient`,
- * for `backup`) for the host's own queries. The connection closes with the
+ * for `backup`) for the host's own queries, and `ApprovalStore.Atomic`: the
+ * runtime writes each step's transition and audit events in one transaction. The connection closes with the
  * layer. Refuses, with {@link SqliteOpenError} and leaving the path as it
  * was, a file that is not SQLite or is truncated, another application's
  * database, and a database of a newer gavel.
@@ -297,13 +298,17 @@ const open = (options: Options): Effect.Effect<
  */
 export const layer = (
   options: Options
-): Layer.Layer<ApprovalStore.ApprovalStore | AuditSink.AuditSink | SqlClient.SqlClient | SqliteClient.SqliteClient, SqliteOpenError> =>
+): Layer.Layer<ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditSink.AuditSink | SqlClient.SqlClient | SqliteClient.SqliteClient, SqliteOpenError> =>
   Layer.scopedContext(
     Effect.map(open(options), (context) => {
       const sql = Context.get(context, SqlClient.SqlClient)
+      const store = internal.makeApprovalStore(sql)
+      const sink = internal.makeAuditSink(sql)
+      // A step's transition and its audit events: one transaction.
       return context.pipe(
-        Context.add(ApprovalStore.ApprovalStore, internal.makeApprovalStore(sql)),
-        Context.add(AuditSink.AuditSink, internal.makeAuditSink(sql))
+        Context.add(ApprovalStore.ApprovalStore, store),
+        Context.add(AuditSink.AuditSink, sink),
+        Context.add(ApprovalStore.Atomic, internal.atomicSteps(sql, store, sink))
       )
     })
   )
@@ -321,7 +326,7 @@ export const layer = (
  * @category layers
  */
 export const layerConfig: Layer.Layer<
-  ApprovalStore.ApprovalStore | AuditSink.AuditSink | SqlClient.SqlClient | SqliteClient.SqliteClient,
+  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditSink.AuditSink | SqlClient.SqlClient | SqliteClient.SqliteClient,
   SqliteOpenError | ConfigError.ConfigError
 > = Layer.unwrapEffect(
   Effect.map(

@@ -16,6 +16,7 @@ import * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
 import type * as Action from "./Action.js"
 import * as Approval from "./Approval.js"
+import type { Service as AuditSinkService } from "./AuditSink.js"
 import * as Identity from "./Identity.js"
 import type * as Decision from "./Decision.js"
 import type * as DecisionRecord from "./DecisionRecord.js"
@@ -153,6 +154,41 @@ export type Resolution =
  * @category tags
  */
 export class ApprovalStore extends Context.Tag("@gavel/core/ApprovalStore")<ApprovalStore, Service>() {}
+
+/**
+ * Makes each step of an approval's life one unit: the store's transition and
+ * the audit events that record it commit together, or neither does. The
+ * SQLite and Postgres layers provide it for their store and their sink (one
+ * transaction on their one database); the runtime runs every step — open,
+ * vote and resolution, consume, expiry, cancel, override — through
+ * `atomically` when `store` and `sink` are the ones it was given, so that a
+ * failed audit append rolls the transition back and the error answered is
+ * true. Without it (the memory layers, a store and a sink of different
+ * places) the two are written one after the other.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface AtomicSteps {
+  /** The store whose writes `atomically` makes one unit. */
+  readonly store: Service
+  /** The audit sink whose appends join that unit (one writing to the same database). */
+  readonly sink: AuditSinkService
+  /**
+   * Runs `effect` — the store's and the sink's writes in it — as one unit:
+   * all of it commits, or none of it when `effect` fails (or the commit does).
+   */
+  readonly atomically: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Approval.StoreError, R>
+}
+
+/**
+ * The {@link AtomicSteps} of the store and sink in context, when they share
+ * a transaction (the SQL layers provide it).
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export class Atomic extends Context.Tag("@gavel/core/ApprovalStore/Atomic")<Atomic, AtomicSteps>() {}
 
 /**
  * How many blocked decisions the in-memory store keeps for overriding; the

@@ -14,7 +14,8 @@ import * as Approval from "@gavel/core/Approval"
 import type * as ApprovalStore from "@gavel/core/ApprovalStore"
 import * as Audit from "@gavel/core/Audit"
 import type * as AuditSink from "@gavel/core/AuditSink"
-import type * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { Connection } from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Clock from "effect/Clock"
@@ -365,7 +366,24 @@ export const makeAuditSink = (
   // every append committed before. The lock is released at COMMIT or ROLLBACK.
   const lockAndHead = `BEGIN; SELECT pg_advisory_xact_lock(${lockClass}, hashtext('${options.schema}.audit'));
 ${SqlStore.selectHead(postgres.tables)}`
+  // Inside a transaction the caller opened (a step's, `atomicSteps`): the
+  // same lock, held until that transaction ends, and the same head.
+  const lockAndHeadInside = `SELECT pg_advisory_xact_lock(${lockClass}, hashtext('${options.schema}.audit'));
+${SqlStore.selectHead(postgres.tables)}`
   const failed = SqlStore.storeError("append")
+
+  type HeadRows = ReadonlyArray<{ readonly sequence: string; readonly hash: string }>
+
+  /** Seals `entry` after the head read by `lockAndHead` (result `index`) and inserts it on `conn`. */
+  const sealAndInsert = (conn: Connection, lockAndHead: string, index: number, entry: Audit.Entry) =>
+    Effect.gen(function*() {
+      const results = yield* Effect.mapError(conn.executeUnprepared(lockAndHead, [], undefined), failed)
+      const rows = (results as unknown as ReadonlyArray<HeadRows>)[index] ?? []
+      const event = Audit.seal(entry, SqlStore.anchorOf(rows))
+      const [text, params] = SqlStore.insertEvent(postgres, event).compile()
+      yield* Effect.mapError(conn.execute(text, params, undefined), failed)
+      return event
+    })
 
   /** Three round trips: lock and head, insert, commit. The primary key on `sequence` is the backstop. */
   const appendSealed = (entry: Audit.Entry): Effect.Effect<Audit.AuditEvent, Approval.StoreError> =>
@@ -373,11 +391,7 @@ ${SqlStore.selectHead(postgres.tables)}`
       Effect.scoped(Effect.gen(function*() {
         const conn = yield* Effect.mapError(restore(sql.reserve), failed)
         const exit = yield* Effect.exit(restore(Effect.gen(function*() {
-          const results = yield* Effect.mapError(conn.executeUnprepared(lockAndHead, [], undefined), failed)
-          const rows = (results as unknown as ReadonlyArray<ReadonlyArray<{ readonly sequence: string; readonly hash: string }>>)[2] ?? []
-          const event = Audit.seal(entry, SqlStore.anchorOf(rows))
-          const [text, params] = SqlStore.insertEvent(postgres, event).compile()
-          yield* Effect.mapError(conn.execute(text, params, undefined), failed)
+          const event = yield* sealAndInsert(conn, lockAndHead, 2, entry)
           yield* Effect.mapError(conn.executeUnprepared("COMMIT", [], undefined), (error) =>
             new Approval.StoreError({
               operation: "append",
@@ -394,5 +408,24 @@ ${SqlStore.selectHead(postgres.tables)}`
       }))
     )
 
-  return SqlStore.makeAuditSink(postgres, appendSealed)
+  return SqlStore.makeAuditSink(postgres, (entry) =>
+    Effect.flatMap(
+      Effect.serviceOption(SqlClient.TransactionConnection),
+      (enclosing) =>
+        Option.isSome(enclosing) ? sealAndInsert(enclosing.value[0], lockAndHeadInside, 1, entry) : appendSealed(entry)
+    ))
 }
+
+/**
+ * The {@link ApprovalStore.AtomicSteps} of `store` and `sink`, both over
+ * `pg`: each step one transaction, its audit appends under the schema's
+ * advisory lock until it commits.
+ *
+ * @internal
+ */
+export const atomicSteps = (
+  pg: PgClient.PgClient,
+  options: Pick<StoreOptions, "schema" | "timeout">,
+  store: ApprovalStore.Service,
+  sink: AuditSink.Service
+): ApprovalStore.AtomicSteps => SqlStore.atomicSteps(dialect(pg.withoutTransforms(), options), "BEGIN", store, sink)

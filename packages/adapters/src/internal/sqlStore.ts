@@ -19,9 +19,11 @@ import type * as Audit from "@gavel/core/Audit"
 import * as AuditSink from "@gavel/core/AuditSink"
 import * as DecisionRecord from "@gavel/core/DecisionRecord"
 import * as Override from "@gavel/core/Override"
-import type * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { Connection } from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
+import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
@@ -204,7 +206,7 @@ export interface Dialect {
   /** What bounds every operation of the stores (Postgres' deadline); the identity where nothing does. */
   readonly guard: (
     operation: string
-  ) => <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E | Approval.StoreError>
+  ) => <A, E, R = never>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Approval.StoreError, R>
 }
 
 // -----------------------------------------------------------------------------
@@ -558,4 +560,82 @@ export const makeAuditSink = (
  *
  * @internal
  */
-export const unguarded = (_operation: string) => <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> => effect
+export const unguarded = (_operation: string) => <A, E, R = never>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  effect
+
+// -----------------------------------------------------------------------------
+// transactions
+// -----------------------------------------------------------------------------
+
+/**
+ * Runs `body` on a connection of its own in one transaction opened with
+ * `begin` (`BEGIN IMMEDIATE`, `BEGIN`): commits on success, rolls back on
+ * failure (a failed commit too). Uninterruptible but for taking the
+ * connection and, when `interruptible`, `body`. Taking the connection goes
+ * through `bound`, when given (Postgres' deadline).
+ *
+ * @internal
+ */
+export const inTransaction = <A, E, R, E2 = never>(
+  sql: SqlClient.SqlClient,
+  begin: string,
+  interruptible: boolean,
+  body: (conn: Connection) => Effect.Effect<A, E, R>,
+  bound?: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y | E2, Z>
+): Effect.Effect<A, E | E2 | SqlError, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.scoped(Effect.flatMap(restore(bound === undefined ? sql.reserve : bound(sql.reserve)), (conn) => {
+      const rollback = (cause: Cause.Cause<E | E2 | SqlError>) =>
+        Effect.zipRight(Effect.ignore(conn.execute("ROLLBACK", [], undefined)), Effect.failCause(cause))
+      return Effect.zipRight(
+        conn.execute(begin, [], undefined),
+        Effect.matchCauseEffect(interruptible ? restore(body(conn)) : body(conn), {
+          onFailure: rollback,
+          onSuccess: (a) =>
+            Effect.matchCauseEffect(conn.execute("COMMIT", [], undefined), {
+              onFailure: rollback,
+              onSuccess: () => Effect.succeed(a)
+            })
+        })
+      )
+    }))
+  )
+
+const isSqlError = (u: unknown): u is SqlError => Predicate.isTagged(u, "SqlError")
+
+/**
+ * The {@link ApprovalStore.AtomicSteps} of a store and a sink over `sql`:
+ * `atomically` opens a transaction with `begin` and runs the step in it as
+ * the transaction of the client (`SqlClient.TransactionConnection`), which
+ * every operation of the store and of the sink joins; inside a transaction
+ * the caller opened already, the step joins that one. A failed `BEGIN` or
+ * `COMMIT` is a `StoreError` (after a failed `COMMIT`, nothing of the step
+ * was written: the transaction is rolled back). Taking the connection is
+ * bounded by the dialect's guard; the step's operations are, each.
+ *
+ * @internal
+ */
+export const atomicSteps = (
+  dialect: Pick<Dialect, "sql" | "guard">,
+  begin: string,
+  store: ApprovalStore.Service,
+  sink: AuditSink.Service
+): ApprovalStore.AtomicSteps => ({
+  store,
+  sink,
+  atomically: <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | Approval.StoreError, R> =>
+    Effect.flatMap(
+      Effect.serviceOption(SqlClient.TransactionConnection),
+      (enclosing): Effect.Effect<A, E | Approval.StoreError, R> =>
+        Option.isSome(enclosing) ? effect : Effect.mapError(
+          inTransaction<A, E, R, Approval.StoreError>(
+            dialect.sql,
+            begin,
+            true,
+            (conn) => Effect.provideService(effect, SqlClient.TransactionConnection, [conn, 0] as const),
+            dialect.guard("transaction")
+          ),
+          (error) => (isSqlError(error) ? storeError("transaction")(error) : error as E)
+        )
+    )
+})

@@ -17,7 +17,6 @@ import type * as AuditSink from "@gavel/core/AuditSink"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
-import type * as Cause from "effect/Cause"
 import * as Either from "effect/Either"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -37,34 +36,12 @@ export const describe: (error: unknown) => string = SqlStore.describe
 // transactions
 // -----------------------------------------------------------------------------
 
-/**
- * Runs `body` on a connection of its own in one `BEGIN IMMEDIATE`
- * transaction: commits on success, rolls back on failure (a failed commit
- * too). Uninterruptible but for taking the connection and, when
- * `interruptible`, `body`.
- */
+/** Runs `body` in one `BEGIN IMMEDIATE` transaction (see `SqlStore.inTransaction`). */
 const beginImmediate = <A, E, R>(
   sql: SqlClient.SqlClient,
   interruptible: boolean,
   body: (conn: Connection) => Effect.Effect<A, E, R>
-): Effect.Effect<A, E | SqlError, R> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.scoped(Effect.flatMap(restore(sql.reserve), (conn) => {
-      const rollback = (cause: Cause.Cause<E | SqlError>) =>
-        Effect.zipRight(Effect.ignore(conn.execute("ROLLBACK", [], undefined)), Effect.failCause(cause))
-      return Effect.zipRight(
-        conn.execute("BEGIN IMMEDIATE", [], undefined),
-        Effect.matchCauseEffect(interruptible ? restore(body(conn)) : body(conn), {
-          onFailure: rollback,
-          onSuccess: (a) =>
-            Effect.matchCauseEffect(conn.execute("COMMIT", [], undefined), {
-              onFailure: rollback,
-              onSuccess: () => Effect.succeed(a)
-            })
-        })
-      )
-    }))
-  )
+): Effect.Effect<A, E | SqlError, R> => SqlStore.inTransaction(sql, "BEGIN IMMEDIATE", interruptible, body)
 
 /**
  * `inside` the transaction the caller opened on the same client, given its
@@ -317,3 +294,15 @@ export const makeAuditSink = (client: SqlClient.SqlClient): AuditSink.Service =>
       return event
     })))
 }
+
+/**
+ * The {@link ApprovalStore.AtomicSteps} of `store` and `sink`, both over
+ * `client`: each step one `BEGIN IMMEDIATE` transaction.
+ *
+ * @internal
+ */
+export const atomicSteps = (
+  client: SqlClient.SqlClient,
+  store: ApprovalStore.Service,
+  sink: AuditSink.Service
+): ApprovalStore.AtomicSteps => SqlStore.atomicSteps(dialect(client.withoutTransforms()), "BEGIN IMMEDIATE", store, sink)

@@ -18,7 +18,7 @@ import type * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Action from "../../Action.js"
 import type * as Approval from "../../Approval.js"
-import { ApprovalStore, type PendingLimits } from "../../ApprovalStore.js"
+import { ApprovalStore, Atomic, type PendingLimits } from "../../ApprovalStore.js"
 import type * as Audit from "../../Audit.js"
 import { AuditSink } from "../../AuditSink.js"
 import { InvalidOption, type Options } from "../../Governance.js"
@@ -114,6 +114,9 @@ const actionLimitsOf = (
   return Effect.succeed({ ...Action.defaultLimits, ...given } as Action.Limits)
 }
 
+/** No unit: the writes of a step, one after the other. */
+const separately = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => effect
+
 // -----------------------------------------------------------------------------
 // context
 // -----------------------------------------------------------------------------
@@ -136,6 +139,14 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   const store = yield* ApprovalStore
   const sink = yield* AuditSink
   const identity = yield* Identity
+  // One unit for a step's transition and its audit events, when the store and
+  // the sink in context share a transaction; else the two writes in turn.
+  const atomic = yield* Effect.serviceOption(Atomic)
+  const atomically: <A, E, R2>(effect: Effect.Effect<A, E, R2>) => Effect.Effect<A, E | Approval.StoreError, R2> =
+    Option.isSome(atomic) && atomic.value.store === store && atomic.value.sink === sink
+      ? atomic.value.atomically
+      : separately
+  const isAtomic = atomically !== separately
   const redaction = options.redaction === undefined ? Redaction.defaults : yield* Redaction.make(options.redaction)
   const context = yield* Effect.context<R>()
   const ids = Context.get(context, IdGenerator)
@@ -192,6 +203,22 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     Effect.flatMap(entry, write).pipe(
       Effect.catchAll((error) => Effect.logError("gavel: writing an audit event failed", error))
     )
+
+  /**
+   * A step of an approval's life: `transition` written to the store, `audit`
+   * its events, `after` what follows from the written state (waking the
+   * waiters, the metrics). In one unit, `after` runs once it committed, and
+   * a failed `audit` undoes the transition; without one, `after` runs as
+   * soon as the store wrote it, whatever becomes of the events.
+   */
+  const step = <A, E, E2>(
+    transition: Effect.Effect<A, E>,
+    audit: (a: A) => Effect.Effect<void, E2>,
+    after: (a: A) => Effect.Effect<void>
+  ): Effect.Effect<A, E | E2 | Approval.StoreError> =>
+    isAtomic
+      ? Effect.tap(atomically(Effect.tap(transition, audit)), after)
+      : Effect.tap(Effect.tap(transition, after), audit)
 
   /**
    * Evaluates and writes `decision.evaluated`: the written (redacted) record,
@@ -256,6 +283,8 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     hashOf,
     now,
     write,
+    atomically,
+    step,
     writeAfter,
     evaluateWritten,
     runWork,

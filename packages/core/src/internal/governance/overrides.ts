@@ -27,7 +27,7 @@ export type Overrides = ReturnType<typeof make>
  * @internal
  */
 export const make = (ctx: GovernanceContext, eligible: Eligibility) => {
-  const { now, store, write } = ctx
+  const { atomically, now, store, write } = ctx
   const { resolveCanonical } = eligible
 
   /** Grants an override of the decision, or refuses it. */
@@ -66,7 +66,7 @@ export const make = (ctx: GovernanceContext, eligible: Eligibility) => {
         expiresAt: new Date(grantedAt.getTime() + Duration.toMillis(duration.value))
       }
       yield* Effect.uninterruptible(
-        Effect.zipRight(store.saveOverride(granted), write(entries.overrideGranted(granted, record)))
+        atomically(Effect.zipRight(store.saveOverride(granted), write(entries.overrideGranted(granted, record))))
       )
       return granted
     })

@@ -1,8 +1,8 @@
 /**
  * The steps of an approval's life: open, vote, cancel and expire — each
- * written to the store and the audit trail, waking the calls parked on the
- * approval once it is resolved — and complete (re-evaluate, consume once,
- * run the work).
+ * written to the store and the audit trail (one unit where they share a
+ * transaction: `ctx.step`), waking the calls parked on the approval once it
+ * is resolved — and complete (re-evaluate, consume once, run the work).
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -69,7 +69,7 @@ export type Transitions = ReturnType<typeof make>
  * @internal
  */
 export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibility) => {
-  const { evaluateWritten, hashOf, now, runWork, store, write } = ctx
+  const { evaluateWritten, hashOf, now, runWork, step, store, write } = ctx
   const { notify } = waiters
   const { eligibility, resolveCanonical } = eligible
 
@@ -114,11 +114,14 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
       }
       return Effect.as(
         Effect.uninterruptible(
-          store.create(request, ctx.limits).pipe(
+          // Opened and audited as one unit: an approval nothing could run is never left pending.
+          step(
+            store.create(request, ctx.limits),
+            () => write(entries.approval("approval.requested", request, createdAt, request.requester)),
+            () => Metrics.adjustApprovalsPending(1)
+          ).pipe(
             // Refused: nothing was opened, the refusal is audited after the decision.
-            Effect.tapErrorTag("TooManyPending", (error) => write(entries.refused(record, error, createdAt))),
-            Effect.zipRight(write(entries.approval("approval.requested", request, createdAt, request.requester))),
-            Effect.zipRight(Metrics.adjustApprovalsPending(1))
+            Effect.tapErrorTag("TooManyPending", (error) => write(entries.refused(record, error, createdAt)))
           )
         ),
         request
@@ -128,10 +131,13 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
   /** Withdraws a pending approval, `by` named as the actor. */
   const cancel = (approvalId: string, by?: Action.Principal) =>
     Effect.uninterruptible(Effect.flatMap(now, (at) =>
-      store.cancel(approvalId, at).pipe(
-        Effect.tap(notify),
-        Effect.tap(() => Metrics.adjustApprovalsPending(-1)),
-        Effect.tap((cancelled) => write(entries.approval("approval.cancelled", cancelled, at, by?.id ?? null)))
+      step(
+        store.cancel(approvalId, at),
+        (cancelled) => write(entries.approval("approval.cancelled", cancelled, at, by?.id ?? null)),
+        (cancelled) => {
+          notify(cancelled)
+          return Metrics.adjustApprovalsPending(-1)
+        }
       )))
 
   /** {@link cancel}, whatever comes of it: what an interrupted parked `enforce` does. */
@@ -155,10 +161,12 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
       return yield* Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(now, (at) =>
           // The store refuses another action (ActionMismatch) atomically with the consume.
-          Effect.flatMap(hashOf(action), (actionHash) => store.consume(request.id, actionHash, at)).pipe(
-            Effect.flatMap((consumed) => write(entries.approval("approval.consumed", consumed, at, null))),
-            Effect.zipRight(runWork(of, action, work, restore))
-          ))
+          Effect.flatMap(hashOf(action), (actionHash) =>
+            step(
+              store.consume(request.id, actionHash, at),
+              (consumed) => write(entries.approval("approval.consumed", consumed, at, null)),
+              () => Effect.void
+            )).pipe(Effect.zipRight(runWork(of, action, work, restore))))
       ).pipe(
         // The span records the outcome, never the work's error (its message may quote inputs).
         Effect.exit,
@@ -223,17 +231,20 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
       const revoked = request.votes.length === 0 ? [] : yield* eligible.revoked(request, earlier, requester)
       const at = yield* now
       return yield* Effect.uninterruptible(
-        Effect.tap(
+        // The vote and its events (the resolution's too) as one unit.
+        step(
           store.vote(approvalId, { approver: voter.id, verdict, note: note ?? null, at }, { revoked }),
           (next) => {
-            notify(next)
             // Both events carry the approval as it stands after the vote: encoded once.
             const data = entries.approvalData(next)
             const voted = write(entries.approval("approval.voted", next, at, voter.id, data))
-            return next.status === "pending" ? voted : voted.pipe(
-              Effect.zipRight(Metrics.adjustApprovalsPending(-1)),
-              Effect.zipRight(write(entries.approval("approval.resolved", next, at, voter.id, data)))
-            )
+            return next.status === "pending"
+              ? voted
+              : Effect.zipRight(voted, write(entries.approval("approval.resolved", next, at, voter.id, data)))
+          },
+          (next) => {
+            notify(next)
+            return next.status === "pending" ? Effect.void : Metrics.adjustApprovalsPending(-1)
           }
         )
       )
@@ -241,15 +252,17 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
 
   /** Expires every approval that is due now and wakes its waiters. */
   const expireDue = Effect.flatMap(now, (at) =>
-    Effect.uninterruptible(Effect.tap(store.expireDue(at), (expired) => {
-      for (const request of expired) notify(request)
-      return Effect.zipRight(
-        Metrics.adjustApprovalsPending(-expired.length),
+    Effect.uninterruptible(step(
+      store.expireDue(at),
+      (expired) =>
         Effect.forEach(expired, (request) => write(entries.approval("approval.expired", request, at, null)), {
           discard: true
-        })
-      )
-    })))
+        }),
+      (expired) => {
+        for (const request of expired) notify(request)
+        return Metrics.adjustApprovalsPending(-expired.length)
+      }
+    )))
 
   return { open, cancel, cancelQuietly, complete, castVote, expireDue }
 }
