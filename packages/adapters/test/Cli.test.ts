@@ -658,15 +658,13 @@ describe("gavel across processes", () => {
     expect(runs).toBe(1)
     const types = outcome.events.filter((e) => e.approvalId === outcome.id || e.type.startsWith("execution."))
       .map((e) => e.type)
-    // Each process's own events are in order. Across the two processes the CLI
-    // commits the vote before it appends "approval.voted", so the parked process can
-    // consume (and append) in between: the trail's interleaving is not fixed until a
-    // step and its events commit together (issue 28).
-    const cliSide = types.filter((t) => t === "approval.voted" || t === "approval.resolved")
-    const parkedSide = types.filter((t) => t !== "approval.voted" && t !== "approval.resolved")
-    expect(cliSide).toEqual(["approval.voted", "approval.resolved"])
-    expect(parkedSide).toEqual([
+    // One order across the two processes: the CLI's vote commits with its
+    // "approval.voted" and "approval.resolved" events (one transaction), so the
+    // parked process cannot see the approval approved before they are written.
+    expect(types).toEqual([
       "approval.requested",
+      "approval.voted",
+      "approval.resolved",
       "approval.consumed",
       "execution.started",
       "execution.succeeded"
