@@ -135,6 +135,20 @@ const frame = (
 
 const identifier = /^[A-Za-z_$][A-Za-z0-9_$]*$/
 
+/** `root` and the segments (collected innermost first) as a path: `payload.items[0]["a b"]`. */
+const joinPath = (root: string, innermostFirst: ReadonlyArray<Segment>): string => {
+  let path = root
+  for (let i = innermostFirst.length - 1; i >= 0; i--) {
+    const s = innermostFirst[i]!
+    path += typeof s === "number"
+      ? `[${s}]`
+      : identifier.test(s)
+      ? (path === "" ? s : `.${s}`)
+      : `[${JSON.stringify(s)}]`
+  }
+  return path
+}
+
 /**
  * The readable path of a location: `payload.items[3].name`,
  * `metadata["a2a.task_id"]`. Inside a `Redacted` value the path stops at the
@@ -147,16 +161,7 @@ const pathOf = (root: string, parent: Frame | undefined, segment: Segment | unde
     if (f.kind === REDACTED) segments.length = 0
     if (f.segment !== undefined) segments.push(f.segment)
   }
-  let path = root
-  for (let i = segments.length - 1; i >= 0; i--) {
-    const s = segments[i]!
-    path += typeof s === "number"
-      ? `[${s}]`
-      : identifier.test(s)
-      ? (path === "" ? s : `.${s}`)
-      : `[${JSON.stringify(s)}]`
-  }
-  return path
+  return joinPath(root, segments)
 }
 
 /** What a value that is not JSON data is, for the error: `Map`, `Date`, `class Foo`, `bigint`. */
@@ -467,16 +472,7 @@ const measuredPath = (root: string, at: Measured): string => {
   for (let f: Measured | undefined = at; f !== undefined; f = f.parent) {
     if (f.segment !== undefined) segments.push(f.segment)
   }
-  let path = root
-  for (let i = segments.length - 1; i >= 0; i--) {
-    const s = segments[i]!
-    path += typeof s === "number"
-      ? `[${s}]`
-      : identifier.test(s)
-      ? (path === "" ? s : `.${s}`)
-      : `[${JSON.stringify(s)}]`
-  }
-  return path
+  return joinPath(root, segments)
 }
 
 /**

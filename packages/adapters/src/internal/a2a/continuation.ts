@@ -7,16 +7,14 @@
 import { TaskState } from "@a2a-js/sdk"
 import {
   type AgentExecutionEvent,
-  type EventListener,
   type ExecutionEventBus,
-  type ExecutionEventName,
-  type FinishedListener,
   type RequestContext,
   type TaskStore,
   AgentEvent,
   ResultManager
 } from "@a2a-js/sdk/server"
 import * as Effect from "effect/Effect"
+import { ForwardingBus } from "./bus.js"
 import { iso } from "./events.js"
 
 /**
@@ -29,17 +27,18 @@ import { iso } from "./events.js"
  *
  * @internal
  */
-export class ContinuationBus implements ExecutionEventBus {
+export class ContinuationBus extends ForwardingBus {
   private chain: Promise<void> = Promise.resolve()
   private failures = 0
   private readonly results: ResultManager
 
   constructor(
-    private readonly target: ExecutionEventBus,
+    target: ExecutionEventBus,
     private readonly context: RequestContext,
     taskStore: TaskStore,
     private readonly now: () => number
   ) {
+    super(target)
     this.results = new ResultManager(taskStore, context.context)
   }
 
@@ -75,22 +74,6 @@ export class ContinuationBus implements ExecutionEventBus {
     )
   )
 
-  // Listeners are the task's real bus's: whoever listens to the task hears the continuation.
-  readonly on = this.forward("on")
-  readonly off = this.forward("off")
-  readonly once = this.forward("once")
-
-  private forward(method: "on" | "off" | "once") {
-    return (eventName: ExecutionEventName, listener: EventListener | FinishedListener): this => {
-      if (eventName === "event") this.target[method](eventName, listener as EventListener)
-      else this.target[method](eventName, listener as FinishedListener)
-      return this
-    }
-  }
-
-  removeAllListeners(eventName?: ExecutionEventName): this {
-    this.target.removeAllListeners(eventName)
-    return this
-  }
-  finished(): void {}
+  // Listeners are the task's real bus's (ForwardingBus): whoever listens to the task hears the continuation.
+  override finished(): void {}
 }

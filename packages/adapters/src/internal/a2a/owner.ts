@@ -8,13 +8,11 @@
 import type { Task } from "@a2a-js/sdk"
 import {
   type AgentExecutionEvent,
-  type EventListener,
   type ExecutionEventBus,
-  type ExecutionEventName,
-  type FinishedListener,
   AgentEvent
 } from "@a2a-js/sdk/server"
 import type { Action } from "@gavel/core"
+import { ForwardingBus } from "./bus.js"
 
 /**
  * The task metadata key of the owner: `{ id, tenant }` (`tenant` is `""`
@@ -96,31 +94,12 @@ export const owned = (event: AgentExecutionEvent, owner: Owner | undefined): Age
  *
  * @internal
  */
-export class OwnedBus implements ExecutionEventBus {
-  constructor(private readonly target: ExecutionEventBus, private readonly owner: Owner | undefined) {}
+export class OwnedBus extends ForwardingBus {
+  constructor(target: ExecutionEventBus, private readonly owner: Owner | undefined) {
+    super(target)
+  }
 
   publish(event: AgentExecutionEvent): void {
     this.target.publish(owned(event, this.owner))
-  }
-
-  readonly on = this.forward("on")
-  readonly off = this.forward("off")
-  readonly once = this.forward("once")
-
-  private forward(method: "on" | "off" | "once") {
-    return (eventName: ExecutionEventName, listener: EventListener | FinishedListener): this => {
-      if (eventName === "event") this.target[method](eventName, listener as EventListener)
-      else this.target[method](eventName, listener as FinishedListener)
-      return this
-    }
-  }
-
-  removeAllListeners(eventName?: ExecutionEventName): this {
-    this.target.removeAllListeners(eventName)
-    return this
-  }
-
-  finished(): void {
-    this.target.finished()
   }
 }
