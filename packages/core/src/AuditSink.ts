@@ -10,7 +10,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Audit from "./Audit.js"
-import { StoreError } from "./Approval.js"
+import type { StoreError } from "./Approval.js"
+import { withFields } from "./internal/storeError.js"
 
 /**
  * @since 0.1.0
@@ -41,12 +42,7 @@ export class AuditSink extends Context.Tag("@gavel/core/AuditSink")<AuditSink, S
  * @category errors
  */
 export const trailError = (error: StoreError): StoreError =>
-  error.component === "audit trail" ? error : new StoreError({
-    operation: error.operation,
-    detail: error.detail,
-    ...(error.cause === undefined ? {} : { cause: error.cause }),
-    component: "audit trail"
-  })
+  error.component === "audit trail" ? error : withFields(error, { component: "audit trail" })
 
 /**
  * The sink with every failure named as the audit trail's ({@link trailError}).

@@ -31,6 +31,7 @@ import type { Identity } from "./Identity.js"
 import * as context from "./internal/governance/context.js"
 import * as eligibility from "./internal/governance/eligibility.js"
 import * as overrides from "./internal/governance/overrides.js"
+import { withFields } from "./internal/storeError.js"
 import * as transitions from "./internal/governance/transitions.js"
 import * as waiters from "./internal/governance/waiters.js"
 import * as wakeup from "./internal/governance/wakeup.js"
@@ -512,13 +513,7 @@ const isBlocked = (decision: Decision.Decision): boolean =>
  */
 const namingDecision = (record: DecisionRecord.DecisionRecord) => <E>(error: E): E =>
   error instanceof Approval.StoreError && error.decisionId === undefined
-    ? new Approval.StoreError({
-      operation: error.operation,
-      detail: error.detail,
-      cause: error.cause,
-      component: error.component,
-      decisionId: record.decisionId
-    }) as E
+    ? withFields(error, { decisionId: record.decisionId }) as E
     : error
 
 /**
