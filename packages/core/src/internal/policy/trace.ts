@@ -104,10 +104,20 @@ export const tracePolicy = (
 ): void => {
   const span = startPolicySpan(trace, policyId, startNanos)
   annotateResult(span, result)
-  if (defects !== undefined) {
-    for (let i = mark; i < defects.length; i++) traceDefect(trace, span, defects[i]!, endNanos)
-  }
+  traceDefects(trace, span, defects, mark, endNanos)
   span.end(spanTime(trace, endNanos), Exit.void)
+}
+
+/** The defects recorded since `mark`, each as an event on `span` ({@link traceDefect}). */
+const traceDefects = (
+  trace: Trace,
+  span: Tracer.Span,
+  defects: ReadonlyArray<Defect> | undefined,
+  mark: number,
+  nanos: bigint
+): void => {
+  if (defects === undefined) return
+  for (let i = mark; i < defects.length; i++) traceDefect(trace, span, defects[i]!, nanos)
 }
 
 /**
@@ -220,9 +230,7 @@ export const settle = (
   span ??= startPolicySpan(trace, policyId, startNanos)
   span.attribute("gavel.policy.failure", kind)
   annotateResult(span, result)
-  if (defects !== undefined) {
-    for (let i = mark; i < defects.length; i++) traceDefect(trace, span, defects[i]!, endNanos)
-  }
+  traceDefects(trace, span, defects, mark, endNanos)
   span.end(endTime, failedExit(policyId, kind))
 }
 
