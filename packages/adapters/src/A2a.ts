@@ -760,6 +760,15 @@ export const guard = (handler: A2ARequestHandler, options: GuardOptions): A2AReq
     await owned(await principalOf(context, taskId), context, tenant, taskId)
   }
 
+  /** A request about one task's push-notification configs, served once the caller is shown to own the task. */
+  const byTask = <P extends { readonly tenant: string; readonly taskId: string }, A>(
+    serve: (params: P, context: ServerCallContext) => Promise<A>
+  ) =>
+  async (params: P, context: ServerCallContext): Promise<A> => {
+    await check(context, params.tenant, params.taskId)
+    return serve(params, context)
+  }
+
   /** A message continuing or referencing tasks: the caller must own each of them. */
   const checkMessage = async (params: SendMessageRequest, context: ServerCallContext): Promise<void> => {
     const message = params.message
@@ -825,21 +834,15 @@ export const guard = (handler: A2ARequestHandler, options: GuardOptions): A2AReq
       await check(context, params.tenant, params.id)
       yield* handler.resubscribe(params, context)
     },
-    createTaskPushNotificationConfig: async (params, context) => {
-      await check(context, params.tenant, params.taskId)
-      return handler.createTaskPushNotificationConfig(params, context)
-    },
-    getTaskPushNotificationConfig: async (params, context) => {
-      await check(context, params.tenant, params.taskId)
-      return handler.getTaskPushNotificationConfig(params, context)
-    },
-    listTaskPushNotificationConfigs: async (params, context) => {
-      await check(context, params.tenant, params.taskId)
-      return handler.listTaskPushNotificationConfigs(params, context)
-    },
-    deleteTaskPushNotificationConfig: async (params, context) => {
-      await check(context, params.tenant, params.taskId)
-      return handler.deleteTaskPushNotificationConfig(params, context)
-    }
+    createTaskPushNotificationConfig: byTask((params, context) =>
+      handler.createTaskPushNotificationConfig(params, context)
+    ),
+    getTaskPushNotificationConfig: byTask((params, context) => handler.getTaskPushNotificationConfig(params, context)),
+    listTaskPushNotificationConfigs: byTask((params, context) =>
+      handler.listTaskPushNotificationConfigs(params, context)
+    ),
+    deleteTaskPushNotificationConfig: byTask((params, context) =>
+      handler.deleteTaskPushNotificationConfig(params, context)
+    )
   }
 }
