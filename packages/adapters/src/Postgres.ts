@@ -35,6 +35,7 @@
  * @since 0.1.0
  */
 import * as ApprovalStore from "@gavel/core/ApprovalStore"
+import * as AuditOutbox from "@gavel/core/AuditOutbox"
 import * as AuditSink from "@gavel/core/AuditSink"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -286,7 +287,7 @@ export const makeAuditSink = (
 export const layer = (
   options: Options
 ): Layer.Layer<
-  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditSink.AuditSink | SqlClient.SqlClient | PgClient.PgClient,
+  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditOutbox.AuditOutbox | AuditSink.AuditSink | SqlClient.SqlClient | PgClient.PgClient,
   PostgresOpenError
 > =>
   Layer.scopedContext(Effect.gen(function*() {
@@ -331,7 +332,8 @@ export const layer = (
     return context.pipe(
       Context.add(ApprovalStore.ApprovalStore, store),
       Context.add(AuditSink.AuditSink, sink),
-      Context.add(ApprovalStore.Atomic, internal.atomicSteps(pg, r, store, sink))
+      Context.add(ApprovalStore.Atomic, internal.atomicSteps(pg, r, store, sink)),
+      Context.add(AuditOutbox.AuditOutbox, internal.makeOutbox(pg, r, store))
     )
   }))
 
@@ -388,6 +390,6 @@ export const config: Config.Config<Options> = Config.all({
  * @category layers
  */
 export const layerConfig: Layer.Layer<
-  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditSink.AuditSink | SqlClient.SqlClient | PgClient.PgClient,
+  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditOutbox.AuditOutbox | AuditSink.AuditSink | SqlClient.SqlClient | PgClient.PgClient,
   PostgresOpenError | ConfigError.ConfigError
 > = Layer.unwrapEffect(Effect.map(config, layer))

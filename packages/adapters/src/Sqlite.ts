@@ -36,6 +36,7 @@
  * @since 0.1.0
  */
 import * as ApprovalStore from "@gavel/core/ApprovalStore"
+import * as AuditOutbox from "@gavel/core/AuditOutbox"
 import * as AuditSink from "@gavel/core/AuditSink"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -298,7 +299,7 @@ const open = (options: Options): Effect.Effect<
  */
 export const layer = (
   options: Options
-): Layer.Layer<ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditSink.AuditSink | SqlClient.SqlClient | SqliteClient.SqliteClient, SqliteOpenError> =>
+): Layer.Layer<ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditOutbox.AuditOutbox | AuditSink.AuditSink | SqlClient.SqlClient | SqliteClient.SqliteClient, SqliteOpenError> =>
   Layer.scopedContext(
     Effect.map(open(options), (context) => {
       const sql = Context.get(context, SqlClient.SqlClient)
@@ -308,7 +309,8 @@ export const layer = (
       return context.pipe(
         Context.add(ApprovalStore.ApprovalStore, store),
         Context.add(AuditSink.AuditSink, sink),
-        Context.add(ApprovalStore.Atomic, internal.atomicSteps(sql, store, sink))
+        Context.add(ApprovalStore.Atomic, internal.atomicSteps(sql, store, sink)),
+        Context.add(AuditOutbox.AuditOutbox, internal.makeOutbox(sql, store))
       )
     })
   )
@@ -326,7 +328,7 @@ export const layer = (
  * @category layers
  */
 export const layerConfig: Layer.Layer<
-  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditSink.AuditSink | SqlClient.SqlClient | SqliteClient.SqliteClient,
+  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditOutbox.AuditOutbox | AuditSink.AuditSink | SqlClient.SqlClient | SqliteClient.SqliteClient,
   SqliteOpenError | ConfigError.ConfigError
 > = Layer.unwrapEffect(
   Effect.map(

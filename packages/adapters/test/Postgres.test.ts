@@ -96,8 +96,19 @@ describe.skipIf(databaseUrl === undefined)("Postgres.layer", () => {
         })
       )
       expect(found).toEqual({
-        migrations: [{ migration_id: 1, name: "gavel_tables" }, { migration_id: 2, name: "gavel_pending_caps" }],
-        tables: ["gavel_approvals", "gavel_audit_events", "gavel_decisions", "gavel_migrations", "gavel_overrides"],
+        migrations: [
+          { migration_id: 1, name: "gavel_tables" },
+          { migration_id: 2, name: "gavel_pending_caps" },
+          { migration_id: 3, name: "gavel_audit_outbox" }
+        ],
+        tables: [
+          "gavel_approvals",
+          "gavel_audit_events",
+          "gavel_audit_outbox",
+          "gavel_decisions",
+          "gavel_migrations",
+          "gavel_overrides"
+        ],
         shared: true
       })
       expect(Postgres.schemaVersion).toBe(2)
@@ -128,7 +139,7 @@ describe.skipIf(databaseUrl === undefined)("Postgres.layer", () => {
       }))
       expect(stored).toEqual(created)
       expect(Audit.verify(events)._tag).toBe("Intact")
-      expect(migrations).toEqual([{ migration_id: 1 }, { migration_id: 2 }])
+      expect(migrations).toEqual([{ migration_id: 1 }, { migration_id: 2 }, { migration_id: 3 }])
     }))
 
   it.scoped("refuses another application's schema and a newer gavel's, writing nothing", () =>

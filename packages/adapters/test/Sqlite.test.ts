@@ -106,11 +106,12 @@ describe("Sqlite.layer", () => {
         migrations: [
           { migration_id: 1, name: "gavel_tables" },
           { migration_id: 2, name: "gavel_pending_caps" },
-          { migration_id: 3, name: "gavel_approvals_created" }
+          { migration_id: 3, name: "gavel_approvals_created" },
+          { migration_id: 4, name: "gavel_audit_outbox" }
         ],
         shared: true
       })
-      expect(Sqlite.schemaVersion).toBe(3)
+      expect(Sqlite.schemaVersion).toBe(4)
     }))
 
   it.scoped("takes synchronous NORMAL and another busy timeout", () =>
@@ -181,7 +182,8 @@ describe("Sqlite.layer", () => {
       // What gavel with only migration 1 left behind.
       yield* raw(filename, (db) => {
         db.exec(`DROP INDEX gavel_approvals_pending_requester; DROP INDEX gavel_approvals_pending_tenant;
-          DROP INDEX gavel_approvals_created; DELETE FROM gavel_migrations WHERE migration_id >= 2`)
+          DROP INDEX gavel_approvals_created; DROP TABLE gavel_audit_outbox;
+          ALTER TABLE gavel_audit_events DROP COLUMN event_id; DELETE FROM gavel_migrations WHERE migration_id >= 2`)
       })
       const [indexes, error] = yield* withDatabase(
         filename,
@@ -549,10 +551,10 @@ describe("Sqlite.layer refuses a damaged file, leaving it as it was,", () => {
 
   it.effect("a gavel database cut short, named as truncated", () =>
     Effect.gen(function*() {
-      expect(gavelBytes.length).toBe(17 * 4096)
+      expect(gavelBytes.length).toBe(20 * 4096)
       const error = yield* refused(gavelBytes.subarray(0, 8192))
       expect(error).toMatchObject({ reason: "NotADatabase" })
-      expect(error.detail).toBe("it is truncated: its header counts 17 pages of 4096 bytes, the file has 8192 bytes")
+      expect(error.detail).toBe("it is truncated: its header counts 20 pages of 4096 bytes, the file has 8192 bytes")
     }))
 
   it.effect.prop(

@@ -72,6 +72,10 @@ export const Data: Schema.Schema<Readonly<Record<string, unknown>>> = Schema.dec
  * - `actor`: who caused the step (the requester, the voter, the principal
  *   granting an override), when one did.
  * - `data`: the step's details as JSON, already redacted.
+ * - `eventId`: names the event in every trail it reaches, so that an event
+ *   delivered twice (from the audit outbox, after a crash) is recognised.
+ *   The runtime gives one to every event but `evaluation.cancelled`; events
+ *   written before 0.2.0 have none. Part of the hash when present.
  *
  * @since 0.1.0
  * @category models
@@ -87,6 +91,7 @@ export const AuditEvent = Schema.Struct({
   actor: Schema.NullOr(Schema.String),
   trace: Schema.NullOr(Action.TraceContext),
   data: Data,
+  eventId: Schema.optionalWith(Schema.String, { exact: true }),
   previousHash: Schema.String,
   hash: Schema.String
 }).annotations({ identifier: "AuditEvent", title: "gavel audit event" })
@@ -159,17 +164,20 @@ export const decodeUnknown = Schema.decodeUnknown(AuditEvent)
  * @since 0.2.0
  * @category getters
  */
-export const toEntry = (event: Entry): Entry => ({
-  type: event.type,
+export const toEntry = (event: Entry): Entry => {
+  const entry: Entry = {
+    type: event.type,
   at: event.at,
   decisionId: event.decisionId,
   approvalId: event.approvalId,
   requestId: event.requestId,
   correlationId: event.correlationId,
   actor: event.actor,
-  trace: event.trace,
-  data: event.data
-})
+    trace: event.trace,
+    data: event.data
+  }
+  return event.eventId === undefined ? entry : { ...entry, eventId: event.eventId }
+}
 
 /**
  * The hash an event should carry: SHA-256 over the canonical JSON of all its

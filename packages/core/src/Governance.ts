@@ -466,6 +466,13 @@ export interface Options<R> {
    * config, else 1 second. Unused with a store that is not shared.
    */
   readonly pollInterval?: Duration.DurationInput | undefined
+  /**
+   * How often events waiting in the audit outbox (for a sink outside the
+   * store, see `AuditOutbox`) are delivered again. Default: the
+   * `runtime.audit_retry_interval_seconds` config, else 5 seconds. Unused
+   * when the store and the sink share a transaction.
+   */
+  readonly auditRetryInterval?: Duration.DurationInput | undefined
   /** How many times a `Transform` may be followed. Default 3. */
   readonly maxTransforms?: number | undefined
   /**

@@ -172,3 +172,45 @@ export const adjustApprovalsPending = (delta: number): Effect.Effect<void> => Me
  * @category approvals
  */
 export const setApprovalsPending = (count: number): Effect.Effect<void> => Metric.set(approvalsPending, count)
+
+/**
+ * `gavel_audit_undelivered`: events of approval steps that wait in the audit
+ * outbox for a sink outside the store (see `AuditOutbox`), as counted after
+ * the last delivery that failed or emptied it. Above zero for long: the
+ * sink has been refusing events.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const auditUndelivered: Metric.Metric.Gauge<number> = Metric.gauge("gavel_audit_undelivered", {
+  description: "Audit events waiting in the audit outbox for the audit sink"
+})
+
+/**
+ * `gavel_audit_delivery_failures_total`: deliveries from the audit outbox
+ * the sink refused.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const auditDeliveryFailuresTotal: Metric.Metric.Counter<number> = Metric.counter(
+  "gavel_audit_delivery_failures_total",
+  { description: "Deliveries from the audit outbox that the audit sink refused", incremental: true }
+)
+
+/**
+ * Sets {@link auditUndelivered}.
+ *
+ * @since 0.2.0
+ * @category audit
+ */
+export const setAuditUndelivered = (count: number): Effect.Effect<void> => Metric.set(auditUndelivered, count)
+
+/**
+ * Adds `n` to {@link auditDeliveryFailuresTotal}.
+ *
+ * @since 0.2.0
+ * @category audit
+ */
+export const auditDeliveryFailures = (n: number): Effect.Effect<void> =>
+  Metric.incrementBy(auditDeliveryFailuresTotal, n)

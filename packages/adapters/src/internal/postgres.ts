@@ -13,6 +13,7 @@
 import * as Approval from "@gavel/core/Approval"
 import type * as ApprovalStore from "@gavel/core/ApprovalStore"
 import * as Audit from "@gavel/core/Audit"
+import type * as AuditOutbox from "@gavel/core/AuditOutbox"
 import type * as AuditSink from "@gavel/core/AuditSink"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
@@ -108,6 +109,7 @@ const dialect = (sql: SqlClient.SqlClient, options: Pick<StoreOptions, "schema" 
   tables: SqlStore.tables(`"${options.schema}".`),
   insertionOrder: "seq",
   placeholder: (n) => `$${n}`,
+  claimLock: "FOR UPDATE SKIP LOCKED",
   isDuplicateKey: (error) => SqlStore.driverCode(error) === "23505",
   guard: (operation) => bounded(operation, options.timeout)
 })
@@ -429,3 +431,14 @@ export const atomicSteps = (
   store: ApprovalStore.Service,
   sink: AuditSink.Service
 ): ApprovalStore.AtomicSteps => SqlStore.atomicSteps(dialect(pg.withoutTransforms(), options), "BEGIN", store, sink)
+
+/**
+ * The audit outbox of `store`, in its schema: for a sink elsewhere.
+ *
+ * @internal
+ */
+export const makeOutbox = (
+  pg: PgClient.PgClient,
+  options: Pick<StoreOptions, "schema" | "timeout">,
+  store: ApprovalStore.Service
+): AuditOutbox.Service => SqlStore.makeOutbox(dialect(pg.withoutTransforms(), options), "BEGIN", store)

@@ -198,6 +198,23 @@ BEGIN
   RETURN NULL;
 END
 $$`
+      ], (statement) => sql.unsafe(statement), { discard: true })),
+    // Events carry an id (found again after a redelivery), and the events of
+    // steps wait in the outbox for a sink outside this database, oldest first.
+    "3_gavel_audit_outbox": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      Effect.forEach([
+        `ALTER TABLE ${s}.gavel_audit_events ADD COLUMN event_id text`,
+        `CREATE TABLE ${s}.gavel_audit_outbox (
+  position bigserial PRIMARY KEY,
+  event_id text NOT NULL UNIQUE,
+  entry text NOT NULL,
+  anchor bigint NOT NULL,
+  created_at bigint NOT NULL,
+  claimed_until bigint NOT NULL,
+  attempts integer NOT NULL,
+  last_error text
+)`,
+        `CREATE INDEX gavel_audit_outbox_claim ON ${s}.gavel_audit_outbox (claimed_until, position)`
       ], (statement) => sql.unsafe(statement), { discard: true }))
   }
 }

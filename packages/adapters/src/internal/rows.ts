@@ -22,6 +22,7 @@ export interface AuditRow {
   readonly actor: unknown
   readonly trace: unknown
   readonly data: unknown
+  readonly event_id: unknown
   readonly previous_hash: unknown
   readonly hash: unknown
 }
@@ -60,7 +61,8 @@ export const normalize = (entry: Audit.Entry): Either.Either<Audit.Entry, string
       correlationId: valid.correlationId,
       actor: valid.actor,
       trace: valid.trace === null ? null : encodeTrace(valid.trace),
-      data
+      data,
+      ...(valid.eventId === undefined ? {} : { eventId: valid.eventId })
     }
   })
 
@@ -101,6 +103,7 @@ export const readEvent = (row: AuditRow): Audit.AuditEvent => {
     const parsed = parseJson(u)
     return Either.isRight(parsed) && isData(parsed.right) && !Array.isArray(parsed.right) ? parsed.right : undefined
   }, {})
+  const eventId = field("event_id", optionalText, null)
   const event: Audit.AuditEvent = {
     sequence: Number(row.sequence),
     type,
@@ -112,8 +115,35 @@ export const readEvent = (row: AuditRow): Audit.AuditEvent => {
     actor: field("actor", optionalText, null),
     trace,
     data,
+    ...(eventId === null ? {} : { eventId }),
     previousHash: field("previous_hash", (u) => text(u) ?? undefined, ""),
     hash: field("hash", (u) => text(u) ?? undefined, "")
   }
   return Object.keys(bad).length === 0 ? event : { ...event, data: { $unreadable: bad } }
 }
+
+const OutboxEntry = Schema.parseJson(Entry)
+const encodeEntryJson = Schema.encodeSync(OutboxEntry)
+const decodeEntryJson = Schema.decodeUnknownEither(OutboxEntry)
+
+/**
+ * An entry of the audit outbox as the JSON text its row holds.
+ *
+ * @internal
+ */
+export const encodeOutboxEntry = (entry: Audit.Entry): string => encodeEntryJson(entry)
+
+/**
+ * The entry an audit outbox row holds, or why it cannot be read (it has no
+ * `eventId`, or is not an entry).
+ *
+ * @internal
+ */
+export const decodeOutboxEntry = (text: unknown): Either.Either<Audit.Entry & { readonly eventId: string }, string> =>
+  Either.flatMap(
+    Either.mapLeft(decodeEntryJson(text), (error) => error.message),
+    (entry) =>
+      entry.eventId === undefined
+        ? Either.left("the entry has no eventId")
+        : Either.right({ ...entry, eventId: entry.eventId })
+  )

@@ -16,6 +16,7 @@
 import * as Approval from "@gavel/core/Approval"
 import * as ApprovalStore from "@gavel/core/ApprovalStore"
 import type * as Audit from "@gavel/core/Audit"
+import type * as AuditOutbox from "@gavel/core/AuditOutbox"
 import * as AuditSink from "@gavel/core/AuditSink"
 import * as DecisionRecord from "@gavel/core/DecisionRecord"
 import * as Override from "@gavel/core/Override"
@@ -30,7 +31,7 @@ import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
-import { type AuditRow, normalize, readEvent } from "./rows.js"
+import { type AuditRow, decodeOutboxEntry, encodeOutboxEntry, normalize, readEvent } from "./rows.js"
 
 // -----------------------------------------------------------------------------
 // errors
@@ -173,6 +174,7 @@ export interface Tables {
   readonly decisions: string
   readonly overrides: string
   readonly auditEvents: string
+  readonly auditOutbox: string
 }
 
 /**
@@ -185,7 +187,8 @@ export const tables = (qualifier: string): Tables => ({
   approvals: `${qualifier}gavel_approvals`,
   decisions: `${qualifier}gavel_decisions`,
   overrides: `${qualifier}gavel_overrides`,
-  auditEvents: `${qualifier}gavel_audit_events`
+  auditEvents: `${qualifier}gavel_audit_events`,
+  auditOutbox: `${qualifier}gavel_audit_outbox`
 })
 
 /**
@@ -203,6 +206,8 @@ export interface Dialect {
   readonly placeholder: (n: number) => string
   /** Whether a failed insert hit an existing primary key. */
   readonly isDuplicateKey: (error: SqlError) => boolean
+  /** What a claim of the audit outbox adds to its select: Postgres' `FOR UPDATE SKIP LOCKED`. */
+  readonly claimLock: string
   /** What bounds every operation of the stores (Postgres' deadline); the identity where nothing does. */
   readonly guard: (
     operation: string
@@ -511,9 +516,9 @@ export const insertEvent = (
   const sql = dialect.sql
   const trace = event.trace === null ? null : JSON.stringify(event.trace)
   return sql`INSERT INTO ${sql.literal(dialect.tables.auditEvents)} (sequence, type, at, decision_id, approval_id,
-    request_id, correlation_id, actor, trace, data, previous_hash, hash) VALUES (${event.sequence}, ${event.type},
-    ${event.at.toISOString()}, ${event.decisionId}, ${event.approvalId}, ${event.requestId},
-    ${event.correlationId}, ${event.actor}, ${trace}, ${JSON.stringify(event.data)},
+    request_id, correlation_id, actor, trace, data, event_id, previous_hash, hash) VALUES (${event.sequence},
+    ${event.type}, ${event.at.toISOString()}, ${event.decisionId}, ${event.approvalId}, ${event.requestId},
+    ${event.correlationId}, ${event.actor}, ${trace}, ${JSON.stringify(event.data)}, ${event.eventId ?? null},
     ${event.previousHash}, ${event.hash})`
 }
 
@@ -545,7 +550,7 @@ export const makeAuditSink = (
       return guard("read")(Effect.map(
         Effect.mapError(
           sql<AuditRow>`SELECT sequence, type, at, decision_id, approval_id, request_id, correlation_id, actor, trace,
-            data, previous_hash, hash FROM ${table} WHERE sequence >= ${first} ORDER BY sequence`,
+            data, event_id, previous_hash, hash FROM ${table} WHERE sequence >= ${first} ORDER BY sequence`,
           storeError("read")
         ),
         (rows) => rows.map(readEvent)
@@ -604,14 +609,37 @@ export const inTransaction = <A, E, R, E2 = never>(
 const isSqlError = (u: unknown): u is SqlError => Predicate.isTagged(u, "SqlError")
 
 /**
- * The {@link ApprovalStore.AtomicSteps} of a store and a sink over `sql`:
- * `atomically` opens a transaction with `begin` and runs the step in it as
- * the transaction of the client (`SqlClient.TransactionConnection`), which
- * every operation of the store and of the sink joins; inside a transaction
- * the caller opened already, the step joins that one. A failed `BEGIN` or
- * `COMMIT` is a `StoreError` (after a failed `COMMIT`, nothing of the step
- * was written: the transaction is rolled back). Taking the connection is
- * bounded by the dialect's guard; the step's operations are, each.
+ * Runs a step in one transaction over `sql`, opened with `begin`, as the
+ * transaction of the client (`SqlClient.TransactionConnection`), which every
+ * operation of the store, of the sink and of the outbox joins; inside a
+ * transaction the caller opened already, the step joins that one. A failed
+ * `BEGIN` or `COMMIT` is a `StoreError` (after a failed `COMMIT`, nothing of
+ * the step was written: the transaction is rolled back). Taking the
+ * connection is bounded by the dialect's guard; the step's operations are,
+ * each.
+ *
+ * @internal
+ */
+export const transactional = (dialect: Pick<Dialect, "sql" | "guard">, begin: string) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | Approval.StoreError, R> =>
+  Effect.flatMap(
+    Effect.serviceOption(SqlClient.TransactionConnection),
+    (enclosing): Effect.Effect<A, E | Approval.StoreError, R> =>
+      Option.isSome(enclosing) ? effect : Effect.mapError(
+        inTransaction<A, E, R, Approval.StoreError>(
+          dialect.sql,
+          begin,
+          true,
+          (conn) => Effect.provideService(effect, SqlClient.TransactionConnection, [conn, 0] as const),
+          dialect.guard("transaction")
+        ),
+        (error) => (isSqlError(error) ? storeError("transaction")(error) : error as E)
+      )
+  )
+
+/**
+ * The {@link ApprovalStore.AtomicSteps} of a store and a sink over one
+ * client: each step {@link transactional}.
  *
  * @internal
  */
@@ -620,22 +648,103 @@ export const atomicSteps = (
   begin: string,
   store: ApprovalStore.Service,
   sink: AuditSink.Service
-): ApprovalStore.AtomicSteps => ({
-  store,
-  sink,
-  atomically: <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | Approval.StoreError, R> =>
-    Effect.flatMap(
-      Effect.serviceOption(SqlClient.TransactionConnection),
-      (enclosing): Effect.Effect<A, E | Approval.StoreError, R> =>
-        Option.isSome(enclosing) ? effect : Effect.mapError(
-          inTransaction<A, E, R, Approval.StoreError>(
-            dialect.sql,
-            begin,
-            true,
-            (conn) => Effect.provideService(effect, SqlClient.TransactionConnection, [conn, 0] as const),
-            dialect.guard("transaction")
-          ),
-          (error) => (isSqlError(error) ? storeError("transaction")(error) : error as E)
+): ApprovalStore.AtomicSteps => ({ store, sink, atomically: transactional(dialect, begin) })
+
+// -----------------------------------------------------------------------------
+// audit outbox
+// -----------------------------------------------------------------------------
+
+interface OutboxRow {
+  readonly entry: unknown
+  readonly anchor: number | string
+  readonly created_at: number | string
+  readonly attempts: number | string
+  readonly last_error: unknown
+  readonly position: number | string
+}
+
+const itemOf = (row: OutboxRow): Either.Either<AuditOutbox.Item, string> =>
+  Either.map(decodeOutboxEntry(row.entry), (entry) => ({
+    entry,
+    anchor: Number(row.anchor),
+    createdAt: new Date(Number(row.created_at)),
+    attempts: Number(row.attempts),
+    lastError: typeof row.last_error === "string" ? row.last_error : null
+  }))
+
+const itemsOf = (operation: string) => (rows: ReadonlyArray<OutboxRow>) => {
+  const sorted = [...rows].sort((a, b) => Number(a.position) - Number(b.position))
+  const items: Array<AuditOutbox.Item> = []
+  for (const row of sorted) {
+    const item = itemOf(row)
+    if (Either.isLeft(item)) {
+      return Effect.fail(new Approval.StoreError({ operation, detail: `unreadable audit outbox row: ${item.left}` }))
+    }
+    items.push(item.right)
+  }
+  return Effect.succeed(items)
+}
+
+/**
+ * The audit outbox of a store over `dialect`: a table in the same database,
+ * its `put` joining the step's transaction ({@link transactional}).
+ *
+ * @internal
+ */
+export const makeOutbox = (dialect: Dialect, begin: string, store: ApprovalStore.Service): AuditOutbox.Service => {
+  const { guard, sql } = dialect
+  const table = sql.literal(dialect.tables.auditOutbox)
+  const columns = sql.literal("position, entry, anchor, created_at, attempts, last_error")
+  const run = <A>(operation: string, effect: Effect.Effect<A, SqlError>) =>
+    guard(operation)(Effect.mapError(effect, storeError(operation)))
+  return {
+    store,
+    atomically: transactional(dialect, begin),
+    put: (entries, options) =>
+      run(
+        "put audit event",
+        Effect.forEach(entries, (entry) =>
+          sql`INSERT INTO ${table} (event_id, entry, anchor, created_at, claimed_until, attempts, last_error)
+            VALUES (${entry.eventId}, ${encodeOutboxEntry(entry)}, ${options.anchor}, ${options.at.getTime()},
+            ${options.claimedUntil.getTime()}, 0, NULL) ON CONFLICT (event_id) DO NOTHING`, { discard: true })
+      ),
+    claim: (options) =>
+      Effect.flatMap(
+        run(
+          "claim audit events",
+          sql<OutboxRow>`UPDATE ${table} SET claimed_until = ${options.until.getTime()} WHERE position IN
+            (SELECT position FROM ${table} WHERE claimed_until <= ${options.now.getTime()} ORDER BY position
+            LIMIT ${options.limit} ${sql.literal(dialect.claimLock)}) RETURNING ${columns}`
+        ),
+        itemsOf("claim audit events")
+      ),
+    delivered: (eventIds) =>
+      eventIds.length === 0
+        ? Effect.void
+        : run("remove delivered audit events", Effect.asVoid(sql`DELETE FROM ${table} WHERE ${sql.in("event_id", eventIds)}`)),
+    release: (eventIds, error) =>
+      eventIds.length === 0 ? Effect.void : run(
+        "release audit events",
+        Effect.asVoid(
+          sql`UPDATE ${table} SET claimed_until = 0, attempts = attempts + 1, last_error = ${error.slice(0, 1000)}
+            WHERE ${sql.in("event_id", eventIds)}`
         )
+      ),
+    list: (limit) =>
+      Effect.flatMap(
+        run("list audit outbox", sql<OutboxRow>`SELECT ${columns} FROM ${table} ORDER BY position LIMIT ${limit}`),
+        itemsOf("list audit outbox")
+      ),
+    backlog: Effect.map(
+      run(
+        "count audit outbox",
+        sql<{ readonly n: number | string; readonly oldest: number | string | null }>`SELECT count(*) AS n,
+          min(created_at) AS oldest FROM ${table}`
+      ),
+      (rows) => ({
+        count: Number(rows[0]?.n ?? 0),
+        oldest: rows[0]?.oldest === null || rows[0]?.oldest === undefined ? null : new Date(Number(rows[0].oldest))
+      })
     )
-})
+  }
+}

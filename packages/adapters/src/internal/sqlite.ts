@@ -13,6 +13,7 @@
 import * as Approval from "@gavel/core/Approval"
 import * as ApprovalStore from "@gavel/core/ApprovalStore"
 import * as Audit from "@gavel/core/Audit"
+import type * as AuditOutbox from "@gavel/core/AuditOutbox"
 import type * as AuditSink from "@gavel/core/AuditSink"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
@@ -144,6 +145,7 @@ const dialect = (sql: SqlClient.SqlClient): SqlStore.Dialect => ({
   tables: SqlStore.tables(""),
   insertionOrder: "rowid",
   placeholder: () => "?",
+  claimLock: "",
   isDuplicateKey: (error) => SqlStore.driverCode(error) === "SQLITE_CONSTRAINT_PRIMARYKEY",
   guard: SqlStore.unguarded
 })
@@ -306,3 +308,11 @@ export const atomicSteps = (
   store: ApprovalStore.Service,
   sink: AuditSink.Service
 ): ApprovalStore.AtomicSteps => SqlStore.atomicSteps(dialect(client.withoutTransforms()), "BEGIN IMMEDIATE", store, sink)
+
+/**
+ * The audit outbox of `store`, in its database: for a sink elsewhere.
+ *
+ * @internal
+ */
+export const makeOutbox = (client: SqlClient.SqlClient, store: ApprovalStore.Service): AuditOutbox.Service =>
+  SqlStore.makeOutbox(dialect(client.withoutTransforms()), "BEGIN IMMEDIATE", store)

@@ -125,6 +125,22 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
   // approvals of the same millisecond as Postgres' (created_at, seq) does.
   "3_gavel_approvals_created": statements(
     `CREATE INDEX gavel_approvals_created ON gavel_approvals (created_at)`
+  ),
+  // Events carry an id (found again after a redelivery), and the events of
+  // steps wait in the outbox for a sink outside this database, oldest first.
+  "4_gavel_audit_outbox": statements(
+    `ALTER TABLE gavel_audit_events ADD COLUMN event_id TEXT`,
+    `CREATE TABLE gavel_audit_outbox (
+  position INTEGER PRIMARY KEY,
+  event_id TEXT NOT NULL UNIQUE,
+  entry TEXT NOT NULL,
+  anchor INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  claimed_until INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  last_error TEXT
+) STRICT`,
+    `CREATE INDEX gavel_audit_outbox_claim ON gavel_audit_outbox (claimed_until, position)`
   )
 }
 

@@ -197,6 +197,9 @@ export const encodeRecord = encoder(DecisionRecord.DecisionRecord)
 export const encodeApproval = encoder(Approval.ApprovalRequest)
 const encodeOverride = encoder(Override.Override)
 
+/** An entry with its `eventId`: one a step writes, which the audit outbox can hold. */
+export type Identified = Audit.Entry & { readonly eventId: string }
+
 /** What an event about a decision (and no approval) says of it: its ids, actor and trace. */
 const aboutDecision = (record: DecisionRecord.DecisionRecord) => ({
   decisionId: record.decisionId,
@@ -215,6 +218,7 @@ export const evaluated = (
   type: "decision.evaluated",
   at: record.evaluatedAt,
   ...aboutDecision(record),
+  eventId: `decision.evaluated:${record.decisionId}`,
   data: payload === undefined ? { record: encodeRecord(record) } : { record: encodeRecord(record), payload }
 })
 
@@ -244,7 +248,7 @@ export const approval = (
   at: Date,
   actor: string | null,
   data: Audit.Entry["data"] = approvalData(request)
-): Audit.Entry => ({
+): Identified => ({
   type,
   at,
   decisionId: request.decisionId,
@@ -253,7 +257,9 @@ export const approval = (
   correlationId: request.correlationId,
   actor,
   trace: request.trace,
-  data
+  data,
+  // An approval has each of these steps once; votes, one per voter, by their count.
+  eventId: type === "approval.voted" ? `${type}:${request.id}:${request.votes.length}` : `${type}:${request.id}`
 })
 
 /** The `data` of an approval's events: the approval, encoded. */
@@ -273,6 +279,7 @@ export const refused = (
   type: "approval.refused",
   at,
   ...aboutDecision(record),
+  eventId: `approval.refused:${record.decisionId}`,
   data: { reason: "too_many_pending", scope: error.scope, key: error.key, limit: error.limit }
 })
 
@@ -280,7 +287,7 @@ export const refused = (
 export const overrideGranted = (
   override: Override.Override,
   record: DecisionRecord.DecisionRecord
-): Audit.Entry => ({
+): Identified => ({
   type: "override.granted",
   at: override.grantedAt,
   decisionId: override.overrides,
@@ -289,14 +296,29 @@ export const overrideGranted = (
   correlationId: record.correlationId,
   actor: override.grantedBy,
   trace: record.trace,
-  data: { override: encodeOverride(override) }
+  data: { override: encodeOverride(override) },
+  eventId: `override.granted:${override.id}`
 })
 
-/** What an execution step refers to: the decision that let it run, and the approval if one did. */
+/**
+ * What an execution step refers to: the decision that let it run, the
+ * approval if one did, and for a run without one, a random id (a decision
+ * that proceeds may run more than once; an approval, once).
+ */
 export interface Execution {
   readonly record: DecisionRecord.DecisionRecord
   readonly approvalId: string | null
   readonly overrideId: string | null
+  readonly runId: string | null
+}
+
+/** A fresh random id for a run without an approval. */
+export const runId = (): string => {
+  const bytes = new Uint8Array(8)
+  globalThis.crypto.getRandomValues(bytes)
+  let out = ""
+  for (const b of bytes) out += b.toString(16).padStart(2, "0")
+  return out
 }
 
 const execution = (
@@ -304,7 +326,7 @@ const execution = (
   of: Execution,
   at: Date,
   data: Audit.Entry["data"]
-): Audit.Entry => ({
+): Identified => ({
   type,
   at,
   decisionId: of.record.decisionId,
@@ -313,18 +335,19 @@ const execution = (
   correlationId: of.record.correlationId,
   actor: of.record.inputs.actor.id,
   trace: of.record.trace,
-  data
+  data,
+  eventId: of.approvalId !== null ? `${type}:${of.approvalId}` : `${type}:${of.record.decisionId}:${of.runId}`
 })
 
 /** The protected work is about to run. */
-export const started = (of: Execution, at: Date): Audit.Entry =>
+export const started = (of: Execution, at: Date): Identified =>
   execution("execution.started", of, at, of.overrideId === null ? {} : { overrideId: of.overrideId })
 
 /**
  * The work ended. A failure is described by its kind and, for a typed error,
  * its `_tag` — never its message, which may quote inputs.
  */
-export const ended = (of: Execution, at: Date, exit: Exit.Exit<unknown, unknown>): Audit.Entry => {
+export const ended = (of: Execution, at: Date, exit: Exit.Exit<unknown, unknown>): Identified => {
   if (Exit.isSuccess(exit)) return execution("execution.succeeded", of, at, {})
   const cause = exit.cause
   const failure = Cause.failureOption(cause)

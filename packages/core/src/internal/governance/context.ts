@@ -20,6 +20,7 @@ import * as Action from "../../Action.js"
 import type * as Approval from "../../Approval.js"
 import { ApprovalStore, Atomic, type PendingLimits } from "../../ApprovalStore.js"
 import type * as Audit from "../../Audit.js"
+import * as AuditOutbox from "../../AuditOutbox.js"
 import { AuditSink } from "../../AuditSink.js"
 import { InvalidOption, type Options } from "../../Governance.js"
 import { IdGenerator } from "../../IdGenerator.js"
@@ -29,6 +30,7 @@ import * as Redaction from "../../Redaction.js"
 import { isLimit, maxDepthCeiling } from "../actionValue.js"
 import * as entries from "../auditEntries.js"
 import { numberSetting } from "../config.js"
+import * as delivery from "./delivery.js"
 
 // -----------------------------------------------------------------------------
 // settings
@@ -114,8 +116,15 @@ const actionLimitsOf = (
   return Effect.succeed({ ...Action.defaultLimits, ...given } as Action.Limits)
 }
 
-/** No unit: the writes of a step, one after the other. */
-const separately = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => effect
+/** The store's audit outbox when it provides one, else one in memory. */
+const outboxOf = (store: ApprovalStore["Type"]): Effect.Effect<AuditOutbox.Service> =>
+  Effect.flatMap(
+    Effect.serviceOption(AuditOutbox.AuditOutbox),
+    (provided) =>
+      Option.isSome(provided) && provided.value.store === store
+        ? Effect.succeed(provided.value)
+        : AuditOutbox.makeMemory(store)
+  )
 
 // -----------------------------------------------------------------------------
 // context
@@ -139,14 +148,14 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   const store = yield* ApprovalStore
   const sink = yield* AuditSink
   const identity = yield* Identity
-  // One unit for a step's transition and its audit events, when the store and
-  // the sink in context share a transaction; else the two writes in turn.
+  // A step's transition and its audit events are one unit: written in one
+  // transaction when the store and the sink in context share one; else the
+  // events are put in the store's audit outbox with the transition, and
+  // delivered to the sink from there.
   const atomic = yield* Effect.serviceOption(Atomic)
-  const atomically: <A, E, R2>(effect: Effect.Effect<A, E, R2>) => Effect.Effect<A, E | Approval.StoreError, R2> =
-    Option.isSome(atomic) && atomic.value.store === store && atomic.value.sink === sink
-      ? atomic.value.atomically
-      : separately
-  const isAtomic = atomically !== separately
+  const shared = Option.isSome(atomic) && atomic.value.store === store && atomic.value.sink === sink
+    ? atomic.value
+    : undefined
   const redaction = options.redaction === undefined ? Redaction.defaults : yield* Redaction.make(options.redaction)
   const context = yield* Effect.context<R>()
   const ids = Context.get(context, IdGenerator)
@@ -160,6 +169,16 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     options.pollInterval,
     seconds("approval_poll_interval_seconds", "runtime", 1)
   )
+  const outbox = shared === undefined ? yield* outboxOf(store) : undefined
+  const deliveries = outbox === undefined ? undefined : yield* delivery.make(sink, outbox, {
+    retryInterval: yield* durationOf(
+      "auditRetryInterval",
+      options.auditRetryInterval,
+      seconds("audit_retry_interval_seconds", "runtime", 5)
+    ),
+    lease: Duration.minutes(1),
+    batch: 100
+  })
   const maxTransforms = options.maxTransforms ?? 3
   if (!Number.isSafeInteger(maxTransforms) || maxTransforms < 0) {
     return yield* new InvalidOption({
@@ -198,27 +217,48 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
 
   const write = (entry: Audit.Entry): Effect.Effect<void, Approval.StoreError> => Effect.asVoid(sink.append(entry))
 
-  /** For steps that already happened (the work ran): a failed write is reported, not thrown at the caller. */
-  const writeAfter = (entry: Effect.Effect<Audit.Entry>): Effect.Effect<void> =>
-    Effect.flatMap(entry, write).pipe(
-      Effect.catchAll((error) => Effect.logError("gavel: writing an audit event failed", error))
-    )
+  /** Writes events: in the outbox's unit, and delivered from it, when there is one. */
+  const writeAll = (written: ReadonlyArray<Audit.Entry>): Effect.Effect<void, Approval.StoreError> =>
+    Effect.forEach(written, write, { discard: true })
 
   /**
-   * A step of an approval's life: `transition` written to the store, `audit`
-   * its events, `after` what follows from the written state (waking the
-   * waiters, the metrics). In one unit, `after` runs once it committed, and
-   * a failed `audit` undoes the transition; without one, `after` runs as
-   * soon as the store wrote it, whatever becomes of the events.
+   * For steps that already happened (the work ran): the event is put in the
+   * outbox when there is one, and a failed write is reported, not thrown at
+   * the caller.
    */
-  const step = <A, E, E2>(
+  const writeAfter = (entry: Effect.Effect<Audit.Entry>): Effect.Effect<void> =>
+    Effect.flatMap(entry, (e) =>
+      outbox === undefined || deliveries === undefined || !delivery.isIdentified(e)
+        ? write(e)
+        : Effect.zipRight(outbox.atomically(deliveries.stage([e])), deliveries.deliver([e]))).pipe(
+        Effect.catchAll((error) => Effect.logError("gavel: writing an audit event failed", error))
+      )
+
+  /**
+   * A step of an approval's life: `transition` written to the store with
+   * `audit`, its events, as one unit; then `after`, what follows from the
+   * committed state (waking the waiters, the metrics). With a sink outside
+   * the store, the events are put in the outbox with the transition and
+   * delivered once it committed: a sink that refuses them delays them, and
+   * neither undoes the step nor fails it.
+   */
+  const step = <A, E>(
     transition: Effect.Effect<A, E>,
-    audit: (a: A) => Effect.Effect<void, E2>,
+    audit: (a: A) => ReadonlyArray<delivery.Identified>,
     after: (a: A) => Effect.Effect<void>
-  ): Effect.Effect<A, E | E2 | Approval.StoreError> =>
-    isAtomic
-      ? Effect.tap(atomically(Effect.tap(transition, audit)), after)
-      : Effect.tap(Effect.tap(transition, after), audit)
+  ): Effect.Effect<A, E | Approval.StoreError> => {
+    if (shared !== undefined) {
+      return Effect.tap(shared.atomically(Effect.tap(transition, (a) => writeAll(audit(a)))), after)
+    }
+    let staged: ReadonlyArray<delivery.Identified> = []
+    return outbox!.atomically(Effect.tap(transition, (a) => {
+      staged = audit(a)
+      return deliveries!.stage(staged)
+    })).pipe(
+      Effect.tap(after),
+      Effect.tap(() => deliveries!.deliver(staged))
+    )
+  }
 
   /**
    * Evaluates and writes `decision.evaluated`: the written (redacted) record,
@@ -246,30 +286,40 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     )
 
   /**
-   * Runs the work between `execution.started` and `execution.succeeded` /
-   * `failed`. Call it uninterruptibly, with `restore` for the work alone: the
-   * start is written if and only if the work begins.
+   * Runs the work whose `execution.started` is written, then writes
+   * `execution.succeeded` / `failed`. Call it uninterruptibly, with
+   * `restore` for the work alone.
    */
-  const runWork = <A, E, R2>(
+  const runStarted = <A, E, R2>(
     of: entries.Execution,
     action: Action.Action,
     work: (action: Action.Action) => Effect.Effect<A, E, R2>,
     restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
-  ): Effect.Effect<A, E | Approval.StoreError, R2> =>
-    Effect.zipRight(
-      Effect.flatMap(now, (at) => write(entries.started(of, at))),
-      Effect.onExit(
-        restore(work(action)),
-        (exit) => writeAfter(Effect.map(now, (at) => entries.ended(of, at, exit)))
-      )
+  ): Effect.Effect<A, E, R2> =>
+    Effect.onExit(
+      restore(work(action)),
+      (exit) => writeAfter(Effect.map(now, (at) => entries.ended(of, at, exit)))
     )
 
-  /** {@link runWork}, uninterruptibly but for the work. */
+  /**
+   * Runs the work a decision (or an override) lets through, between
+   * `execution.started` and `execution.succeeded` / `failed`,
+   * uninterruptibly but for the work: the start is written if and only if
+   * the work begins.
+   */
   const execute = <A, E, R2>(
-    of: entries.Execution,
+    execution: Omit<entries.Execution, "runId">,
     action: Action.Action,
     work: (action: Action.Action) => Effect.Effect<A, E, R2>
-  ) => Effect.uninterruptibleMask((restore) => runWork(of, action, work, restore))
+  ): Effect.Effect<A, E | Approval.StoreError, R2> => {
+    const of: entries.Execution = { ...execution, runId: entries.runId() }
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.zipRight(
+        Effect.flatMap(now, (at) => write(entries.started(of, at))),
+        runStarted(of, action, work, restore)
+      )
+    )
+  }
 
   return {
     store,
@@ -283,11 +333,10 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     hashOf,
     now,
     write,
-    atomically,
     step,
     writeAfter,
     evaluateWritten,
-    runWork,
+    runStarted,
     execute
   }
 })

@@ -27,7 +27,7 @@ export type Overrides = ReturnType<typeof make>
  * @internal
  */
 export const make = (ctx: GovernanceContext, eligible: Eligibility) => {
-  const { atomically, now, store, write } = ctx
+  const { now, step, store } = ctx
   const { resolveCanonical } = eligible
 
   /** Grants an override of the decision, or refuses it. */
@@ -66,7 +66,7 @@ export const make = (ctx: GovernanceContext, eligible: Eligibility) => {
         expiresAt: new Date(grantedAt.getTime() + Duration.toMillis(duration.value))
       }
       yield* Effect.uninterruptible(
-        atomically(Effect.zipRight(store.saveOverride(granted), write(entries.overrideGranted(granted, record))))
+        step(store.saveOverride(granted), () => [entries.overrideGranted(granted, record)], () => Effect.void)
       )
       return granted
     })

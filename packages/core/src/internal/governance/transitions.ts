@@ -69,7 +69,7 @@ export type Transitions = ReturnType<typeof make>
  * @internal
  */
 export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibility) => {
-  const { evaluateWritten, hashOf, now, runWork, step, store, write } = ctx
+  const { evaluateWritten, hashOf, now, runStarted, step, store, write } = ctx
   const { notify } = waiters
   const { eligibility, resolveCanonical } = eligible
 
@@ -117,7 +117,7 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
           // Opened and audited as one unit: an approval nothing could run is never left pending.
           step(
             store.create(request, ctx.limits),
-            () => write(entries.approval("approval.requested", request, createdAt, request.requester)),
+            () => [entries.approval("approval.requested", request, createdAt, request.requester)],
             () => Metrics.adjustApprovalsPending(1)
           ).pipe(
             // Refused: nothing was opened, the refusal is audited after the decision.
@@ -133,7 +133,7 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
     Effect.uninterruptible(Effect.flatMap(now, (at) =>
       step(
         store.cancel(approvalId, at),
-        (cancelled) => write(entries.approval("approval.cancelled", cancelled, at, by?.id ?? null)),
+        (cancelled) => [entries.approval("approval.cancelled", cancelled, at, by?.id ?? null)],
         (cancelled) => {
           notify(cancelled)
           return Metrics.adjustApprovalsPending(-1)
@@ -156,17 +156,18 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
       if (!stillSatisfied(request, decision)) {
         return yield* new RevalidationFailed({ approvalId: request.id, record })
       }
-      const of: entries.Execution = { record, approvalId: request.id, overrideId: null }
-      // Once consumed, the work starts: an interruption cannot fall between the two.
+      const of: entries.Execution = { record, approvalId: request.id, overrideId: null, runId: null }
+      // Once consumed, the work starts: an interruption cannot fall between
+      // the two, and the consume and the start are written as one step.
       return yield* Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(now, (at) =>
           // The store refuses another action (ActionMismatch) atomically with the consume.
           Effect.flatMap(hashOf(action), (actionHash) =>
             step(
               store.consume(request.id, actionHash, at),
-              (consumed) => write(entries.approval("approval.consumed", consumed, at, null)),
+              (consumed) => [entries.approval("approval.consumed", consumed, at, null), entries.started(of, at)],
               () => Effect.void
-            )).pipe(Effect.zipRight(runWork(of, action, work, restore))))
+            )).pipe(Effect.zipRight(runStarted(of, action, work, restore))))
       ).pipe(
         // The span records the outcome, never the work's error (its message may quote inputs).
         Effect.exit,
@@ -237,10 +238,10 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
           (next) => {
             // Both events carry the approval as it stands after the vote: encoded once.
             const data = entries.approvalData(next)
-            const voted = write(entries.approval("approval.voted", next, at, voter.id, data))
+            const voted = entries.approval("approval.voted", next, at, voter.id, data)
             return next.status === "pending"
-              ? voted
-              : Effect.zipRight(voted, write(entries.approval("approval.resolved", next, at, voter.id, data)))
+              ? [voted]
+              : [voted, entries.approval("approval.resolved", next, at, voter.id, data)]
           },
           (next) => {
             notify(next)
@@ -254,10 +255,7 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
   const expireDue = Effect.flatMap(now, (at) =>
     Effect.uninterruptible(step(
       store.expireDue(at),
-      (expired) =>
-        Effect.forEach(expired, (request) => write(entries.approval("approval.expired", request, at, null)), {
-          discard: true
-        }),
+      (expired) => expired.map((request) => entries.approval("approval.expired", request, at, null)),
       (expired) => {
         for (const request of expired) notify(request)
         return Metrics.adjustApprovalsPending(-expired.length)
