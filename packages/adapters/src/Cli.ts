@@ -84,6 +84,8 @@ import { rules } from "./internal/cli/rules.js"
  *   missing or not a valid action (`rules explain`).
  * - `6` the rules document is invalid (`rules check`, `rules explain`):
  *   every problem is printed, one per line.
+ * - `7` `audit verify`: the trail is intact, but events of steps wait in
+ *   the database's audit outbox for a trail outside it (each is printed).
  * - `70` internal error (a bug in gavel).
  * - `130` interrupted (Ctrl-C).
  *

@@ -8,6 +8,7 @@
  * tests that spawn have a longer limit than the default 30 s: on a loaded
  * machine the limit must still only catch hangs.
  */
+import * as AuditFile from "@gavel/adapters/AuditFile"
 import * as Cli from "@gavel/adapters/Cli"
 import * as Sqlite from "@gavel/adapters/Sqlite"
 import {
@@ -626,6 +627,59 @@ describe("gavel audit verify", () => {
       problem: "edited",
       message: `event ${voted.sequence} does not match its hash`
     })
+  }, TIMEOUT)
+})
+
+describe("gavel audit verify --trail", () => {
+  it("names the events that wait in the database's audit outbox for a trail file, with exit code 7", async () => {
+    const { db, dir } = setup()
+    const trailFile = path.join(dir, "audit.jsonl")
+    // AuditFile beside the SQLite store, refusing the approval's event: it waits in the outbox.
+    const refusing = Layer.effect(
+      AuditSink.AuditSink,
+      Effect.map(AuditFile.make({ path: trailFile }), (file) => ({
+        ...file,
+        append: (entry: Audit.Entry) =>
+          entry.type === "approval.requested"
+            ? Effect.fail(new Approval.StoreError({ operation: "append", detail: "the disk is full" }))
+            : file.append(entry)
+      }))
+    ).pipe(Layer.provide(NodeContext.layer))
+    const id = await Effect.runPromise(Effect.scoped(Effect.provide(
+      Effect.flatMap(Governance.Governance, (governance) => governance.submit(payment())).pipe(
+        Effect.map((submission) => (submission._tag === "Pending" ? submission.approvalId : "none"))
+      ),
+      Governance.layer({ policySet, sweepInterval: "1 hour", pollInterval: "1 hour" }).pipe(
+        Layer.provideMerge(Layer.merge(Sqlite.layer({ filename: db }), refusing)),
+        Layer.provide(IdentityLive)
+      )
+    )))
+
+    const [text, asJson] = await Promise.all([
+      inProcess(["audit", "verify", "--db", db, "--trail", trailFile]),
+      inProcess(["audit", "verify", "--db", db, "--trail", trailFile, "--json"])
+    ])
+    expect(text.code, text.stderr).toBe(Cli.ExitCode.AuditUndelivered)
+    const lines = text.stdout.split("\n")
+    expect(lines[0]).toMatch(/^intact: 1 events, head 1:[0-9a-f]{64}$/)
+    expect(lines[1]).toBe("undelivered: 1 event waits in the audit outbox")
+    expect(lines[2]).toMatch(
+      new RegExp(`^  approval\\.requested:${id} since \\S+Z \\(approval ${id}\\), 1 attempt: .*the disk is full$`)
+    )
+    expect(text.stderr).toBe("")
+    expect(asJson.code).toBe(Cli.ExitCode.AuditUndelivered)
+    expect(JSON.parse(asJson.stdout)).toMatchObject({
+      _tag: "Intact",
+      count: 1,
+      undelivered: {
+        count: 1,
+        events: [{ eventId: `approval.requested:${id}`, type: "approval.requested", approvalId: id, attempts: 1 }]
+      }
+    })
+    // The database's own trail, verified: intact and empty, the event still named.
+    const own = await inProcess(["audit", "verify", "--db", db])
+    expect(own.code).toBe(Cli.ExitCode.AuditUndelivered)
+    expect(own.stdout.split("\n")[0]).toBe("intact: the trail is empty")
   }, TIMEOUT)
 })
 

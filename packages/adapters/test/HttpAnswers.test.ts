@@ -220,14 +220,21 @@ describe("Gavel-Decision-Id on every answer after a decision", () => {
       expect(runs).toEqual([])
     }))
 
-  it.scopedLive("503 when the approval cannot be opened: the decision it followed is named", () =>
+  it.scopedLive("202 when the approval is opened but its event cannot be written yet: the step happened", () =>
     Effect.gen(function*() {
       const { alice, call, events, runs } = yield* startWith(new Set(["approval.requested"]))
       const reply = yield* call("POST", "/tools", { as: alice, raw: json({ tool: "payments.send", amount: 5 }) })
-      expect([reply.status, reply.body, reply.headers.get("retry-after")]).toEqual([503, { _tag: "Unavailable" }, "5"])
-      const evaluated = (yield* events).filter((e) => e.type === "decision.evaluated")
+      // The answer says what happened: the approval is open (its event waits
+      // in the audit outbox for the sink), and an approver can find it.
+      expect(reply.status).toBe(202)
+      expect(reply.body).toMatchObject({ _tag: "Pending", approvalId: expect.any(String) })
+      const trail = yield* events
+      const evaluated = trail.filter((e) => e.type === "decision.evaluated")
       expect(evaluated).toHaveLength(1)
       expect(reply.headers.get("gavel-decision-id")).toBe(evaluated[0]!.decisionId)
+      expect(trail.filter((e) => e.type === "approval.requested")).toEqual([])
+      const shown = yield* call("GET", `/approvals/${(reply.body as { approvalId: string }).approvalId}`, { as: alice })
+      expect(shown.status).toBe(200)
       expect(runs).toEqual([])
     }))
 

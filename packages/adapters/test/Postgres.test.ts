@@ -111,7 +111,7 @@ describe.skipIf(databaseUrl === undefined)("Postgres.layer", () => {
         ],
         shared: true
       })
-      expect(Postgres.schemaVersion).toBe(2)
+      expect(Postgres.schemaVersion).toBe(3)
       expect(Postgres.channel("gavel")).toBe("gavel_gavel")
       const listening = yield* Effect.provide(ApprovalStore.ApprovalStore, Postgres.layer({ url, schema }))
       expect(listening.resolutions).toBeDefined()

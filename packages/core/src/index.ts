@@ -78,6 +78,11 @@ export * as ApprovalStore from "./ApprovalStore.js"
 export * as Audit from "./Audit.js"
 
 /**
+ * @since 0.2.0
+ */
+export * as AuditOutbox from "./AuditOutbox.js"
+
+/**
  * @since 0.1.0
  */
 export * as AuditSink from "./AuditSink.js"

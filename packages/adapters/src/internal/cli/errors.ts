@@ -24,6 +24,7 @@ export const ExitCode = {
   Refused: 4,
   Unavailable: 5,
   InvalidRules: 6,
+  AuditUndelivered: 7,
   Internal: 70,
   Interrupted: 130
 } as const
@@ -33,7 +34,7 @@ export type ExitCode = typeof ExitCode[keyof typeof ExitCode]
 
 /** See `Cli.CliError`. @internal */
 export class CliError extends Schema.TaggedError<CliError>()("CliError", {
-  reason: Schema.Literal("Unavailable", "Config", "AuditBroken"),
+  reason: Schema.Literal("Unavailable", "Config", "AuditBroken", "AuditUndelivered"),
   detail: Schema.String
 }) {
   /** @since 0.1.0 */
@@ -65,6 +66,8 @@ const classify = (failure: unknown): { readonly code: ExitCode; readonly line: s
   if (failure instanceof CliError) {
     return failure.reason === "AuditBroken"
       ? { code: ExitCode.AuditBroken, line: undefined }
+      : failure.reason === "AuditUndelivered"
+      ? { code: ExitCode.AuditUndelivered, line: undefined }
       : { code: ExitCode.Unavailable, line: failure.detail }
   }
   if (failure instanceof Rules.InvalidRules) return { code: ExitCode.InvalidRules, line: undefined }

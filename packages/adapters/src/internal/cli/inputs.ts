@@ -5,6 +5,7 @@
  */
 import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
+import type * as AuditOutbox from "@gavel/core/AuditOutbox"
 import * as Action from "@gavel/core/Action"
 import type * as ApprovalStore from "@gavel/core/ApprovalStore"
 import type * as AuditSink from "@gavel/core/AuditSink"
@@ -40,7 +41,11 @@ export const asJson = Options.boolean("json").pipe(
  */
 export const database = (
   filename: string
-): Effect.Effect<Context.Context<ApprovalStore.ApprovalStore | AuditSink.AuditSink>, CliError, Scope.Scope> =>
+): Effect.Effect<
+  Context.Context<ApprovalStore.ApprovalStore | AuditOutbox.AuditOutbox | AuditSink.AuditSink>,
+  CliError,
+  Scope.Scope
+> =>
   Layer.build(Sqlite.layer({ filename, create: false })).pipe(Effect.mapError((error) => unavailable(error.message)))
 
 /** The file's JSON, or `null` when it is none (the decode says why). */

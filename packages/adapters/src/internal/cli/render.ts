@@ -5,10 +5,10 @@
  */
 import type * as Action from "@gavel/core/Action"
 import * as Approval from "@gavel/core/Approval"
-import type * as Audit from "@gavel/core/Audit"
 import * as Decision from "@gavel/core/Decision"
 import * as Rules from "@gavel/core/Rules"
 import * as ParseResult from "effect/ParseResult"
+import type { Verification } from "./audit.js"
 
 // -----------------------------------------------------------------------------
 // values
@@ -177,13 +177,34 @@ export const block = (request: Approval.ApprovalRequest, now: number): string =>
 // audit
 // -----------------------------------------------------------------------------
 
-/** `audit verify`: intact (with the head to anchor a later check), or where the trail breaks. @internal */
-export const verificationText = (result: Audit.Verification): string =>
-  result._tag === "Intact"
+/**
+ * `audit verify`: intact (with the head to anchor a later check), or where
+ * the trail breaks; then the events that wait in the audit outbox, if any.
+ *
+ * @internal
+ */
+export const verificationText = (result: typeof Verification.Type): string => {
+  const chain = result._tag === "Intact"
     ? result.head === null
       ? "intact: the trail is empty"
       : `intact: ${result.count} events, head ${result.head.sequence}:${result.head.hash}`
     : `broken at event ${result.sequence} (${result.problem}): ${result.message}`
+  const waiting = result.undelivered
+  if (waiting === undefined) return chain
+  const lines = waiting.events.map((event) => {
+    const approval = event.approvalId === null ? "" : ` (approval ${event.approvalId})`
+    const attempts = `${event.attempts} ${event.attempts === 1 ? "attempt" : "attempts"}`
+    const error = event.lastError === null ? "" : `: ${oneLine(event.lastError)}`
+    return `  ${event.eventId} since ${instant(event.since)}${approval}, ${attempts}${error}`
+  })
+  const more = waiting.count - waiting.events.length
+  return [
+    chain,
+    `undelivered: ${waiting.count} ${waiting.count === 1 ? "event waits" : "events wait"} in the audit outbox`,
+    ...lines,
+    ...(more > 0 ? [`  … and ${more} more`] : [])
+  ].join("\n")
+}
 
 // -----------------------------------------------------------------------------
 // rules
