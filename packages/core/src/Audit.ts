@@ -76,7 +76,7 @@ export const Data: Schema.Schema<Readonly<Record<string, unknown>>> = Schema.dec
  * @since 0.1.0
  * @category models
  */
-export const AuditEvent = Schema.Struct({
+export const AuditEvent = Action.boundedMessages(Schema.Struct({
   sequence: Schema.Int.pipe(Schema.positive()),
   type: EventType,
   at: Schema.Date,
@@ -89,7 +89,7 @@ export const AuditEvent = Schema.Struct({
   data: Data,
   previousHash: Schema.String,
   hash: Schema.String
-}).annotations({ identifier: "AuditEvent", title: "gavel audit event" })
+}).annotations({ identifier: "AuditEvent", title: "gavel audit event" }))
 
 /**
  * @since 0.1.0
