@@ -215,7 +215,9 @@ const Note = Schema.String.pipe(Schema.maxLength(2000))
  * @since 0.1.0
  * @category schemas
  */
-export const VoteBody = Schema.Struct({ note: Schema.optional(Note) }).annotations({ identifier: "VoteBody" })
+export const VoteBody = Action.boundedMessages(
+  Schema.Struct({ note: Schema.optional(Note) }).annotations({ identifier: "VoteBody" })
+)
 
 /**
  * What an override carries. The overrider is the authenticated principal.
@@ -223,14 +225,14 @@ export const VoteBody = Schema.Struct({ note: Schema.optional(Note) }).annotatio
  * @since 0.1.0
  * @category schemas
  */
-export const OverrideBody = Schema.Struct({
+export const OverrideBody = Action.boundedMessages(Schema.Struct({
   reason: Schema.NonEmptyTrimmedString.pipe(Schema.maxLength(2000)),
   durationSeconds: Schema.Int.pipe(Schema.between(1, 31 * 24 * 3600)),
   scope: Schema.optional(Override.Coverage),
   compensatingControls: Schema.optional(Schema.Array(Schema.String.pipe(Schema.maxLength(500)))),
   /** Also let through actions in its scope that require an approval (off unless given). */
   waiveApproval: Schema.optional(Schema.Boolean)
-}).annotations({ identifier: "OverrideBody" })
+}).annotations({ identifier: "OverrideBody" }))
 
 const IdPath = Schema.Struct({ id: Schema.String })
 

@@ -15,7 +15,7 @@
  *
  * @since 0.1.0
  */
-import { type Action, type Decision, Policy, PolicyError } from "@gavel/core"
+import { Action, type Decision, Policy, PolicyError } from "@gavel/core"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -155,9 +155,13 @@ export const make = <A, I>(
       // Not the SyntaxError: its message quotes the body.
       catch: () => failed("the response body is not JSON")
     }).pipe(
-      Effect.flatMap((json) =>
-        Effect.mapError(decode(json), (error) => failed(`the response body does not decode: ${describeIssues(error)}`))
-      )
+      Effect.flatMap((json) => {
+        // Within `Action.defaultLimits` before the decode walks it (recursively,
+        // and again to format its error); the path would quote the body's keys.
+        const measured = Action.validateJson(json)
+        if (Either.isLeft(measured)) return Effect.fail(failed(`the response body exceeds the limits (${measured.left.reason})`))
+        return Effect.mapError(decode(json), (error) => failed(`the response body does not decode: ${describeIssues(error)}`))
+      })
     )
 
   const clientFailed = (error: HttpClientError.HttpClientError): PolicyError.ExternalCheckFailed => {

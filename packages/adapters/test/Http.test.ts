@@ -1,17 +1,21 @@
 import * as Http from "@gavel/adapters/Http"
+import * as HttpApprovals from "@gavel/adapters/HttpApprovals"
 import { type Action, ApprovalStore, AuditSink, Decision, Governance, Policy, PolicySet } from "@gavel/core"
 import * as Fakes from "@gavel/testing/Fakes"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { describe, expect, it } from "@effect/vitest"
+import { assert, describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import * as jose from "jose"
 import { createServer } from "node:http"
 
@@ -655,6 +659,23 @@ describe("Http approvals API", () => {
       expect((yield* store.get(id)).votes).toEqual([])
       expect(yield* auditCount).toBe(before)
     }))
+
+  it("its bodies decoded from code, nested 10,000 deep, fail with a decode error naming the path, not a stack overflow", () => {
+    let deep: unknown = []
+    for (let i = 0; i < 10_000; i++) deep = [deep]
+    const cases: ReadonlyArray<readonly [Schema.Schema.AnyNoContext, unknown, string]> = [
+      [HttpApprovals.VoteBody, { note: deep }, "note"],
+      [HttpApprovals.VoteBody, deep, ""],
+      [HttpApprovals.OverrideBody, { reason: "x", durationSeconds: 60, compensatingControls: [deep] }, "compensatingControls[0]"]
+    ]
+    for (const [schema, input, path] of cases) {
+      const decoded = Schema.decodeUnknownEither(schema)(input)
+      assert(Either.isLeft(decoded))
+      const expected = `${path}${"[0]".repeat(64)}: nested deeper than 64 levels (too_deep)`
+      expect(decoded.left.message).toContain(expected)
+      expect(ParseResult.ArrayFormatter.formatErrorSync(decoded.left).map((issue) => issue.message)).toEqual([expected])
+    }
+  })
 
   it.scopedLive("acknowledgments are acknowledged, not approved", () =>
     Effect.gen(function*() {

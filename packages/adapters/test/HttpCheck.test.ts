@@ -71,6 +71,9 @@ const handle = (req: http.IncomingMessage, res: http.ServerResponse, body: strin
       return
     case "/wrong-shape":
       return sendJson(res, 200, { unexpected: 1 })
+    case "/deep":
+      res.writeHead(200, { "content-type": "application/json" }).end(`{"allowed":${"[".repeat(10_000)}${"]".repeat(10_000)}}`)
+      return
     case "/flaky": {
       const failures = Number(url.searchParams.get("failures") ?? "0")
       if (countHit(key) <= failures) return sendJson(res, 503, { error: "unavailable" })
@@ -228,6 +231,12 @@ describe("HttpCheck", () => {
     Effect.gen(function*() {
       const error = expectExternal(yield* failure(check("/wrong-shape")))
       expect(error.detail).toBe("the response body does not decode: allowed is missing")
+    }))
+
+  it.live("fails with ExternalCheckFailed on JSON nested too deeply to decode, not a stack overflow", () =>
+    Effect.gen(function*() {
+      const error = expectExternal(yield* failure(check("/deep")))
+      expect(error.detail).toBe("the response body exceeds the limits (too_deep)")
     }))
 
   it.live("fails with ExternalCheckFailed when the service is unreachable", () =>

@@ -5,9 +5,12 @@
  * @since 0.1.0
  */
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as AST from "effect/SchemaAST"
 import * as internal from "./internal/actionValue.js"
 import { sha256Hex } from "./internal/canonical.js"
+import { defaultMessage, overLimit } from "./internal/parseIssue.js"
 
 // -----------------------------------------------------------------------------
 // value domain
@@ -140,6 +143,56 @@ const toError = (problem: internal.Problem): InvalidAction =>
   })
 
 /**
+ * Annotates a schema so that the message of its decode error never prints a
+ * refused value beyond the {@link Limits} (missing ones default to
+ * {@link defaultLimits}). Effect's formatters (a `ParseError`'s `message`,
+ * `TreeFormatter`, `ArrayFormatter`) print the value a type check refused,
+ * recursively: given from code, an object nested ten thousand levels deep
+ * where a string belongs overflows the stack while its error is formatted.
+ * With the annotation, such an error's message is that of an
+ * {@link InvalidAction} — the path of the value, the limit — and every
+ * other error reads as it would without it. A refused value is counted
+ * from itself, as {@link validateJson} counts a body: its containers start
+ * at depth 1.
+ *
+ * For a schema without a `message` annotation of its own (a struct, a
+ * record, an array, a union). gavel's schemas that take values from outside
+ * carry it: {@link Action}, {@link Principal}, {@link Resource},
+ * {@link TraceContext}, the approval, decision record, audit event and
+ * override, the approvals API's bodies.
+ *
+ * @example
+ * ```ts
+ * import { Action } from "@gavel/core"
+ * import { Either, Schema } from "effect"
+ *
+ * const Body = Action.boundedMessages(Schema.Struct({ note: Schema.String }))
+ * let note: unknown = {}
+ * for (let i = 0; i < 10_000; i++) note = { a: note }
+ * const decoded = Schema.decodeUnknownEither(Body)({ note })
+ * if (Either.isLeft(decoded)) decoded.left.message // "note.a.a.a…: nested deeper than 64 levels (too_deep)"
+ * ```
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const boundedMessages = <S extends Schema.Annotable.All>(
+  self: S,
+  limits?: Partial<Limits>
+): Schema.Annotable.Self<S> => {
+  const resolved = internal.resolveLimits(limits)
+  // Annotating drops the identifier (what JSON Schema and OpenAPI name the schema by): kept.
+  const identifier = AST.getIdentifierAnnotation(self.ast)
+  return self.annotations({
+    ...(Option.isSome(identifier) ? { identifier: identifier.value } : {}),
+    message: (issue) => {
+      const problem = overLimit(issue, resolved)
+      return problem === undefined ? defaultMessage(issue) : { message: toError(problem).message, override: true }
+    }
+  })
+}
+
+/**
  * A schema filter that refuses what {@link validate} refuses, for one part of
  * an action, with the path in its message.
  */
@@ -185,13 +238,13 @@ export type PrincipalKind = typeof PrincipalKind.Type
  * @since 0.1.0
  * @category models
  */
-export const Principal = Schema.Struct({
+export const Principal = boundedMessages(Schema.Struct({
   id: Schema.NonEmptyTrimmedString,
   kind: PrincipalKind,
   roles: Schema.Array(Schema.String),
   tenant: Schema.optional(Schema.String),
   attributes: StringRecord("actor.attributes")
-}).annotations({ identifier: "Principal" })
+}).annotations({ identifier: "Principal" }))
 
 /**
  * @since 0.1.0
@@ -205,10 +258,10 @@ export interface Principal extends Schema.Schema.Type<typeof Principal> {}
  * @since 0.1.0
  * @category models
  */
-export const Resource = Schema.Struct({
+export const Resource = boundedMessages(Schema.Struct({
   type: Schema.String,
   id: Schema.String
-}).annotations({ identifier: "Resource" })
+}).annotations({ identifier: "Resource" }))
 
 /**
  * @since 0.1.0
@@ -223,10 +276,10 @@ export interface Resource extends Schema.Schema.Type<typeof Resource> {}
  * @since 0.1.0
  * @category models
  */
-export const TraceContext = Schema.Struct({
+export const TraceContext = boundedMessages(Schema.Struct({
   traceId: Schema.String,
   spanId: Schema.String
-}).annotations({ identifier: "TraceContext" })
+}).annotations({ identifier: "TraceContext" }))
 
 /**
  * @since 0.1.0
@@ -234,7 +287,7 @@ export const TraceContext = Schema.Struct({
  */
 export interface TraceContext extends Schema.Schema.Type<typeof TraceContext> {}
 
-const ActionFields = Schema.Struct({
+const ActionFields = boundedMessages(Schema.Struct({
   actor: Principal,
   kind: Schema.NonEmptyTrimmedString,
   name: Schema.NonEmptyTrimmedString,
@@ -246,7 +299,7 @@ const ActionFields = Schema.Struct({
   requestId: Schema.optional(Schema.String),
   correlationId: Schema.optional(Schema.String),
   trace: Schema.optional(TraceContext)
-})
+}))
 
 /**
  * An action to govern.

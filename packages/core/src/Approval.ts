@@ -121,7 +121,7 @@ export interface Requirement extends Schema.Schema.Type<typeof Requirement> {}
  * @since 0.1.0
  * @category models
  */
-export const ApprovalRequest = Schema.Struct({
+export const ApprovalRequest = Action.boundedMessages(Schema.Struct({
   id: Schema.String,
   kind: Kind,
   decisionId: Schema.String,
@@ -143,7 +143,7 @@ export const ApprovalRequest = Schema.Struct({
   identifier: "ApprovalRequest",
   title: "gavel approval request",
   description: "A pending human approval or acknowledgment bound to one action"
-})
+}))
 
 /**
  * @since 0.1.0

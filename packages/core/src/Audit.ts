@@ -80,7 +80,7 @@ export const Data: Schema.Schema<Readonly<Record<string, unknown>>> = Schema.dec
  * @since 0.1.0
  * @category models
  */
-export const AuditEvent = Schema.Struct({
+export const AuditEvent = Action.boundedMessages(Schema.Struct({
   sequence: Schema.Int.pipe(Schema.positive()),
   type: EventType,
   at: Schema.Date,
@@ -94,7 +94,7 @@ export const AuditEvent = Schema.Struct({
   eventId: Schema.optionalWith(Schema.String, { exact: true }),
   previousHash: Schema.String,
   hash: Schema.String
-}).annotations({ identifier: "AuditEvent", title: "gavel audit event" })
+}).annotations({ identifier: "AuditEvent", title: "gavel audit event" }))
 
 /**
  * @since 0.1.0

@@ -109,7 +109,7 @@ export interface OverridePolicy extends Schema.Schema.Type<typeof OverridePolicy
  * @since 0.1.0
  * @category models
  */
-export const DecisionRecord = Schema.Struct({
+export const DecisionRecord = Action.boundedMessages(Schema.Struct({
   decisionId: Schema.String,
   requestId: Schema.String,
   correlationId: Schema.String,
@@ -136,7 +136,7 @@ export const DecisionRecord = Schema.Struct({
   identifier: "DecisionRecord",
   title: "gavel decision record",
   description: "The auditable result of evaluating a gavel policy set against one action"
-})
+}))
 
 /**
  * @since 0.1.0

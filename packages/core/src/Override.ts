@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
-import type * as Action from "./Action.js"
+import * as Action from "./Action.js"
 import type * as Decision from "./Decision.js"
 import * as DecisionRecord from "./DecisionRecord.js"
 
@@ -42,7 +42,7 @@ export type Coverage = typeof Coverage.Type
  * @since 0.1.0
  * @category models
  */
-export const Override = Schema.Struct({
+export const Override = Action.boundedMessages(Schema.Struct({
   id: Schema.String,
   overrides: Schema.String,
   policyId: Schema.String,
@@ -55,7 +55,7 @@ export const Override = Schema.Struct({
   waivesApproval: Schema.optional(Schema.Boolean),
   grantedAt: Schema.Date,
   expiresAt: Schema.Date
-}).annotations({ identifier: "Override", title: "gavel override" })
+}).annotations({ identifier: "Override", title: "gavel override" }))
 
 /**
  * @since 0.1.0

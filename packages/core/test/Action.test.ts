@@ -1,9 +1,10 @@
-import { Action } from "@gavel/core"
+import { Action, Approval, Audit, DecisionRecord, Override } from "@gavel/core"
 import { Arbitraries } from "@gavel/testing"
 import { assert, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as fc from "effect/FastCheck"
+import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { createHash } from "node:crypto"
@@ -375,5 +376,89 @@ describe("decoding an action", () => {
     assert(Either.isLeft(together))
     expect(String(together.left)).toContain("too_many_nodes")
     expect(Either.isLeft(Action.validate({ ...Action.makeUnvalidated(base), payload, metadata }))).toBe(true)
+  })
+})
+
+describe("a decode error of a value given from code", () => {
+  // Built iteratively: 10,000 levels, far past what Effect's formatters can print recursively.
+  let deepObject: unknown = {}
+  for (let i = 0; i < 10_000; i++) deepObject = { a: deepObject }
+  let deepArray: unknown = []
+  for (let i = 0; i < 10_000; i++) deepArray = [deepArray]
+  const actor = { id: "a", kind: "agent", roles: [], attributes: {} }
+  const action = { actor, kind: "tool", name: "t", metadata: {} }
+  const objectPath = (root: string) => root + ".a".repeat(64)
+  const arrayPath = (root: string) => root + "[0]".repeat(64)
+
+  const cases: ReadonlyArray<readonly [string, Schema.Schema.AnyNoContext, unknown, string]> = [
+    ["Action: name", Action.Action, { ...action, name: deepObject }, objectPath("name")],
+    ["Action: name (arrays)", Action.Action, { ...action, name: deepArray }, arrayPath("name")],
+    ["Action: actor.id", Action.Action, { ...action, actor: { ...actor, id: deepObject } }, objectPath("actor.id")],
+    ["Action: resource.type", Action.Action, { ...action, resource: { type: deepObject, id: "r" } }, objectPath("resource.type")],
+    ["Action: a metadata value", Action.Action, { ...action, metadata: { region: deepArray } }, arrayPath("metadata.region")],
+    ["Action: trace.traceId", Action.Action, { ...action, trace: { traceId: deepObject, spanId: "s" } }, objectPath("trace.traceId")],
+    ["Action: the value itself", Action.Action, deepArray, "[0]".repeat(64)],
+    ["Principal", Action.Principal, { ...actor, roles: [deepArray] }, arrayPath("roles[0]")],
+    ["Resource", Action.Resource, { type: "t", id: deepObject }, objectPath("id")],
+    ["TraceContext", Action.TraceContext, { traceId: deepArray, spanId: "s" }, arrayPath("traceId")],
+    ["ApprovalRequest", Approval.ApprovalRequest, { id: deepObject }, objectPath("id")],
+    ["DecisionRecord", DecisionRecord.DecisionRecord, { decisionId: deepObject }, objectPath("decisionId")],
+    ["AuditEvent", Audit.AuditEvent, { sequence: 1, type: deepObject }, objectPath("type")],
+    ["Override", Override.Override, { id: deepArray }, arrayPath("id")]
+  ]
+
+  it("nested 10,000 deep in a typed field fails typed, its message naming the path and the limit", () => {
+    for (const [name, schema, input, path] of cases) {
+      const decoded = Schema.decodeUnknownEither(schema)(input)
+      assert(Either.isLeft(decoded), name)
+      const expected = `${path}: nested deeper than 64 levels (too_deep)`
+      expect([name, decoded.left.message]).toEqual([name, expect.stringContaining(expected)])
+      const issues = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+      expect([name, issues.map((issue) => issue.message)]).toEqual([name, [expected]])
+    }
+  })
+
+  it.effect("through the modules' own decoders too", () =>
+    Effect.gen(function*() {
+      for (
+        const decode of [
+          Approval.decodeUnknown({ id: deepObject }),
+          DecisionRecord.decodeUnknown({ decisionId: deepObject }),
+          Audit.decodeUnknown({ sequence: 1, type: deepObject })
+        ] as ReadonlyArray<Effect.Effect<unknown, ParseResult.ParseError>>
+      ) {
+        const error = yield* Effect.flip(decode)
+        expect(error.message).toContain("nested deeper than 64 levels (too_deep)")
+      }
+    }))
+
+  it("within the limits, reads as without Action.boundedMessages", () => {
+    const Plain = Schema.Struct({ note: Schema.optional(Schema.String.pipe(Schema.maxLength(3))), n: Schema.Number })
+      .annotations({ identifier: "Body" })
+    const Bounded = Action.boundedMessages(Plain)
+    const inputs: ReadonlyArray<unknown> = [
+      5,
+      null,
+      [1, [2]],
+      {},
+      { n: "1" },
+      { n: 1, note: "long" },
+      { n: 1, note: { a: { b: [1, "x"] } } },
+      { n: 1, extra: true, note: 7 }
+    ]
+    for (const input of inputs) {
+      for (const options of [{}, { errors: "all", onExcessProperty: "error" }] as const) {
+        const plain = Schema.decodeUnknownEither(Plain, options)(input)
+        const bounded = Schema.decodeUnknownEither(Bounded, options)(input)
+        assert(Either.isLeft(plain) && Either.isLeft(bounded))
+        expect(bounded.left.message).toBe(plain.left.message)
+        expect(ParseResult.ArrayFormatter.formatErrorSync(bounded.left))
+          .toEqual(ParseResult.ArrayFormatter.formatErrorSync(plain.left))
+      }
+    }
+    // A value within the depth but over the values allowed is not printed either.
+    const wide = Schema.decodeUnknownEither(Action.boundedMessages(Plain, { maxNodes: 10 }))({ n: 1, note: [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] })
+    assert(Either.isLeft(wide))
+    expect(wide.left.message).toBe("note[0][8]: more than 10 values (too_many_nodes)")
   })
 })

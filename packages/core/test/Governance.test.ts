@@ -206,7 +206,10 @@ describe("enforce", () => {
       const bad: ReadonlyArray<readonly [Action.Action, string, Action.InvalidActionReason]> = [
         [{ ...valid, payload: { ...big, to: new Map([["iban", "DE89"]]) } }, "payload.to", "unsupported_type"],
         [{ ...valid, payload: cyclic }, "payload.self", "cycle"],
-        [{ ...valid, payload: deep }, "payload" + ".amount".repeat(64), "too_deep"]
+        [{ ...valid, payload: deep }, "payload" + ".amount".repeat(64), "too_deep"],
+        // Typed fields hold values from code too: checked by the same walk.
+        [{ ...valid, name: deep as string }, "name" + ".amount".repeat(64), "too_deep"],
+        [{ ...valid, actor: { ...valid.actor, id: deep as string } }, "actor.id" + ".amount".repeat(63), "too_deep"]
       ]
       for (const [action, path, reason] of bad) {
         for (

@@ -135,8 +135,12 @@ const frame = (
 
 const identifier = /^[A-Za-z_$][A-Za-z0-9_$]*$/
 
-/** `root` and the segments (collected innermost first) as a path: `payload.items[0]["a b"]`. */
-const joinPath = (root: string, innermostFirst: ReadonlyArray<Segment>): string => {
+/**
+ * `root` and the segments (collected innermost first) as a path: `payload.items[0]["a b"]`.
+ *
+ * @internal
+ */
+export const joinPath = (root: string, innermostFirst: ReadonlyArray<Segment>): string => {
   let path = root
   for (let i = innermostFirst.length - 1; i >= 0; i--) {
     const s = innermostFirst[i]!
