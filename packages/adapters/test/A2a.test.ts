@@ -15,10 +15,13 @@ import {
   type ExecutionEventBus,
   type RequestContext,
   AgentEvent,
+  type A2ARequestHandler,
   DefaultRequestHandler,
-  InMemoryTaskStore
+  InMemoryTaskStore,
+  ServerCallContext
 } from "@a2a-js/sdk/server"
 import { agentCardHandler, jsonRpcHandler, restHandler, UserBuilder } from "@a2a-js/sdk/server/express"
+import { RequestMalformedError } from "@a2a-js/sdk/errors"
 import * as A2a from "@gavel/adapters/A2a"
 import * as Http from "@gavel/adapters/Http"
 import * as Jwt from "@gavel/adapters/Jwt"
@@ -1223,4 +1226,40 @@ describe("raw JSON-RPC and REST, past what the SDK's client sends", () => {
       expect((read.json as { readonly id?: string }).id).toBe(task.id)
       yield* untouched(client, token, task, approvalId, agent)
     }).pipe(Effect.provide(TestLive)))
+
+  it.effect("from code: params 20,000 deep are refused by the guard before it authenticates or the handler sees them", () =>
+    Effect.promise(async () => {
+      let deep: unknown = 1
+      for (let i = 0; i < 20_000; i++) deep = { next: deep }
+      const reached: Array<string> = []
+      const handler = new Proxy({} as A2ARequestHandler, {
+        get: (_, method) => (..._args: ReadonlyArray<unknown>) => {
+          reached.push(String(method))
+          throw new Error("the handler was reached")
+        }
+      })
+      let asked = 0
+      const guarded = A2a.guard(handler, {
+        authenticate: () => Effect.sync(() => asked++).pipe(Effect.zipRight(Effect.fail(new A2a.Unauthenticated({ reason: "missing" }))))
+      })
+      const context = new ServerCallContext()
+      const metadata = { deep } as never
+      const message = { ...request("hello", { taskId: "t-1" }).message, metadata }
+      const calls: ReadonlyArray<() => Promise<unknown>> = [
+        () => guarded.getTask({ tenant: "", id: "t-1", historyLength: undefined, deep } as never, context),
+        () => guarded.cancelTask({ tenant: "", id: "t-1", metadata }, context),
+        () => guarded.listTasks({ tenant: "", contextId: "", status: 0, pageToken: "", statusTimestampAfter: undefined, deep } as never, context),
+        () => guarded.resubscribe({ tenant: "", id: "t-1", deep } as never, context).next(),
+        () => guarded.sendMessage({ ...request("hello"), message }, context),
+        () => guarded.sendMessageStream({ ...request("hello"), message }, context).next(),
+        () => guarded.getTaskPushNotificationConfig({ tenant: "", taskId: "t-1", id: "hook", deep } as never, context)
+      ]
+      for (const call of calls) {
+        const error = await call().then(() => undefined, (error: unknown) => error)
+        expect(error).toBeInstanceOf(RequestMalformedError)
+        expect(String((error as Error).message)).toMatch(/^params\.(deep|metadata\.deep|message\.metadata\.deep)\.next\.next.*\(too_deep\)$/)
+      }
+      expect(asked).toBe(0)
+      expect(reached).toEqual([])
+    }))
 })
