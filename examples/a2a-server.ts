@@ -9,7 +9,7 @@
  *    tokens, the agent's executor wrapped with `A2a.wrap`, its request
  *    handler guarded with `A2a.guard` (tasks for their owner only), and an
  *    express server on 127.0.0.1 (a free port) serving the agent card and
- *    JSON-RPC.
+ *    JSON-RPC, each body bounded by `A2a.limitBody`.
  * 2. Allowed: agent-7 asks to pay 120 EUR; the task completes with the
  *    agent's answer.
  * 3. Denied: agent-7 asks to delete the payment log; the task is rejected
@@ -224,7 +224,14 @@ const serve = (agent: PaymentsAgent) =>
     // the transport built: no caller sees or cancels another's task.
     const requestHandler = A2a.guard(new DefaultRequestHandler(card, taskStore, executor), options)
     app.use("/.well-known/agent-card.json", agentCardHandler({ agentCardProvider: requestHandler }))
-    app.use("/a2a/jsonrpc", jsonRpcHandler({ requestHandler, userBuilder: UserBuilder.noAuthentication }))
+    // `limitBody` reads each body before the SDK does, and refuses one too
+    // large or nested too deep (which the SDK's converters would walk into a
+    // stack overflow) with a JSON-RPC error.
+    app.use(
+      "/a2a/jsonrpc",
+      A2a.limitBody({ transport: "jsonrpc" }),
+      jsonRpcHandler({ requestHandler, userBuilder: UserBuilder.noAuthentication })
+    )
     return url
   })
 

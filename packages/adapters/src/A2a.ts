@@ -26,7 +26,15 @@
  * @since 0.1.0
  */
 import { type ListTasksRequest, type ListTasksResponse, type SendMessageRequest, type Task, Role, TaskState } from "@a2a-js/sdk"
-import { A2AError, RequestMalformedError, TaskNotFoundError } from "@a2a-js/sdk/errors"
+import {
+  A2AError,
+  JsonRpcRequestMalformedError,
+  RequestMalformedError,
+  RestRequestMalformedError,
+  TaskNotFoundError,
+  toJsonRpcError,
+  toRestErrorBody
+} from "@a2a-js/sdk/errors"
 import {
   type A2ARequestHandler,
   type AgentExecutor,
@@ -48,6 +56,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import type * as http from "node:http"
 import { ContinuationBus } from "./internal/a2a/continuation.js"
 import {
   byRecord,
@@ -632,15 +641,47 @@ export const wrap = (
  */
 export const UNAUTHENTICATED_CODE = -32099
 
-/** The refusal of an anonymous task request, as the SDK's transports answer it. */
+/**
+ * The transport a guarded handler is served on, which decides the shape of
+ * its refusals: `"jsonrpc"` (the SDK's `jsonRpcHandler`) or `"rest"` (its
+ * HTTP+JSON `restHandler`).
+ *
+ * @since 0.2.0
+ * @category guard
+ */
+export type Transport = "jsonrpc" | "rest"
+
+/**
+ * The refusal of an anonymous task request, as the SDK's transports answer
+ * it: JSON-RPC reads `envelopeCode`, REST reads `statusCode` (each only from
+ * an error of its own `transport`).
+ */
 class CallerUnauthenticated extends A2AError {
   override readonly reason = "UNAUTHENTICATED"
-  readonly transport = "jsonrpc"
   readonly envelopeCode = UNAUTHENTICATED_CODE
-  constructor(reason: Unauthenticated["reason"]) {
+  readonly statusCode = 401
+  constructor(reason: Unauthenticated["reason"], readonly transport: Transport) {
     super({ message: `The caller could not be authenticated (${reason})` })
     this.name = "Unauthenticated"
   }
+}
+
+/**
+ * How deep the JSON of a request may nest before the SDK's converters walk
+ * it (they recurse, and overflow the stack a few thousand levels down): the
+ * most `actionLimits.maxDepth` allows, so that this bound keeps the stack
+ * safe and the runtime's own limits still decide what is an action.
+ */
+const MAX_DEPTH = 1_000
+
+/**
+ * Refuses parsed input nested deeper than {@link MAX_DEPTH} (or over other
+ * `limits`), before anything recursive walks it, with the path and the
+ * reason: JSON-RPC `-32602`, REST 400.
+ */
+const checkLimits = (value: unknown, path: string, limits: Partial<Action.Limits> = { maxDepth: MAX_DEPTH }): void => {
+  const checked = Action.validateJson(value, { path, limits })
+  if (Either.isLeft(checked)) throw new RequestMalformedError(checked.left.message)
 }
 
 /** The same answer as for a task that does not exist: ids cannot be probed. */
@@ -653,6 +694,15 @@ const notFound = (taskId: string): A2AError => new TaskNotFoundError(`Task not f
 export interface GuardOptions {
   /** Who is calling: the same function given to {@link wrap} (the guard accepts `wrap`'s options as they are). */
   readonly authenticate: Authenticate
+  /**
+   * The transport the guarded handler is served on (`jsonRpcHandler` or
+   * `restHandler`): an unauthenticated caller is refused with JSON-RPC code
+   * {@link UNAUTHENTICATED_CODE}, or with HTTP 401 on REST. Default
+   * `"jsonrpc"`; a host serving both guards one handler for each.
+   *
+   * @since 0.2.0
+   */
+  readonly transport?: Transport | undefined
 }
 
 /** The request context `authenticate` gets for a task request: the call's context, and a message without parts. */
@@ -698,10 +748,15 @@ const offsetOf = (token: string): number | undefined => {
  * message created it.
  *
  * - No or an invalid credential: a JSON-RPC error with code
- *   {@link UNAUTHENTICATED_CODE}; nothing is read or changed.
- * - Another caller's task: the SDK's task-not-found error (-32001), the
- *   same as for an id that does not exist; nothing is read or changed (a
- *   cancel withdraws no approval).
+ *   {@link UNAUTHENTICATED_CODE} (REST, with `transport: "rest"`: HTTP
+ *   401); nothing is read or changed.
+ * - Another caller's task: the SDK's task-not-found error (-32001; REST
+ *   404), the same as for an id that does not exist; nothing is read or
+ *   changed (a cancel withdraws no approval).
+ * - Parameters nested deeper than 1,000 levels: `-32602` (REST 400) with
+ *   the path, before anything else. The SDK's converters overflow on
+ *   deeper bodies before the guard sees them: mount {@link limitBody} in
+ *   front of the transport.
  * - `tasks/list` answers only the caller's tasks (`totalSize` counts
  *   them; its page tokens are the guard's own).
  *
@@ -735,6 +790,7 @@ const offsetOf = (token: string): number | undefined => {
  * @category guard
  */
 export const guard = (handler: A2ARequestHandler, options: GuardOptions): A2ARequestHandler => {
+  const transport = options.transport ?? "jsonrpc"
   /** The caller, or the refusal (thrown, as the SDK's transports expect). */
   const principalOf = async (context: ServerCallContext, taskId: string): Promise<Action.Principal> => {
     const exit = await Effect.runPromiseExit(
@@ -742,7 +798,7 @@ export const guard = (handler: A2ARequestHandler, options: GuardOptions): A2AReq
     )
     if (Exit.isSuccess(exit)) return exit.value
     const failure = Cause.failureOption(exit.cause)
-    throw new CallerUnauthenticated(Option.isSome(failure) ? failure.value.reason : "invalid")
+    throw new CallerUnauthenticated(Option.isSome(failure) ? failure.value.reason : "invalid", transport)
   }
 
   /** The task, when `principal` owns it; not found otherwise. */
@@ -765,12 +821,14 @@ export const guard = (handler: A2ARequestHandler, options: GuardOptions): A2AReq
     serve: (params: P, context: ServerCallContext) => Promise<A>
   ) =>
   async (params: P, context: ServerCallContext): Promise<A> => {
+    checkLimits(params, "params")
     await check(context, params.tenant, params.taskId)
     return serve(params, context)
   }
 
   /** A message continuing or referencing tasks: the caller must own each of them. */
   const checkMessage = async (params: SendMessageRequest, context: ServerCallContext): Promise<void> => {
+    checkLimits(params, "params")
     const message = params.message
     const ids = [message?.taskId ?? "", ...(message?.referenceTaskIds ?? [])].filter((id) => id !== "")
     if (ids.length === 0) return
@@ -779,6 +837,7 @@ export const guard = (handler: A2ARequestHandler, options: GuardOptions): A2AReq
   }
 
   const listTasks = async (params: ListTasksRequest, context: ServerCallContext): Promise<ListTasksResponse> => {
+    checkLimits(params, "params")
     const principal = await principalOf(context, "")
     const pageSize = params.pageSize ?? PAGE_SIZE_DEFAULT
     if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > PAGE_SIZE_MAX) {
@@ -820,6 +879,7 @@ export const guard = (handler: A2ARequestHandler, options: GuardOptions): A2AReq
       yield* handler.sendMessageStream(params, context)
     },
     getTask: async (params, context) => {
+      checkLimits(params, "params")
       const principal = await principalOf(context, params.id)
       // Read through the handler (its history-length rules), then checked.
       await owned(principal, context, params.tenant, params.id)
@@ -827,10 +887,12 @@ export const guard = (handler: A2ARequestHandler, options: GuardOptions): A2AReq
     },
     listTasks,
     cancelTask: async (params, context) => {
+      checkLimits(params, "params")
       await check(context, params.tenant, params.id)
       return handler.cancelTask(params, context)
     },
     resubscribe: async function*(params, context) {
+      checkLimits(params, "params")
       await check(context, params.tenant, params.id)
       yield* handler.resubscribe(params, context)
     },
@@ -845,4 +907,140 @@ export const guard = (handler: A2ARequestHandler, options: GuardOptions): A2AReq
       handler.deleteTaskPushNotificationConfig(params, context)
     )
   }
+}
+
+// -----------------------------------------------------------------------------
+// the body: bounded before the SDK reads it
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.2.0
+ * @category limits
+ */
+export interface BodyLimitOptions {
+  /** The transport mounted behind: refusals take its shape. */
+  readonly transport: Transport
+  /** The largest body accepted, in bytes. Default 102,400 (100 KiB, the SDK's own `express.json()` limit). */
+  readonly maxBytes?: number | undefined
+  /**
+   * Depth, values and text of the parsed body (`Action.Limits`). Default:
+   * depth 1,000 (the most `actionLimits.maxDepth` allows, and within what
+   * the SDK walks safely), `Action.defaultLimits` for the others.
+   */
+  readonly limits?: Partial<Action.Limits> | undefined
+}
+
+/**
+ * A Node (connect, Express) middleware: `(request, response, next)`. A
+ * request it passes on carries its parsed JSON as `request.body`.
+ *
+ * @since 0.2.0
+ * @category limits
+ */
+export type Middleware = (
+  request: http.IncomingMessage & { body?: unknown },
+  response: http.ServerResponse,
+  next: (error?: unknown) => void
+) => void
+
+const JSON_TYPES: ReadonlySet<string> = new Set(["application/json", "application/a2a+json"])
+const PAYLOAD_TOO_LARGE = 413
+const BAD_REQUEST = 400
+const PARSE_ERROR = -32700
+const INVALID_PARAMS = -32602
+
+/**
+ * Reads and checks a JSON body before the SDK's `jsonRpcHandler` or
+ * `restHandler` does: the SDK's converters walk a message recursively, so a
+ * body nested a few thousand levels deep overflows the stack in them (a
+ * JSON-RPC internal error, before the guard or the wrapper see it), and a
+ * body over its size limit answers Express's HTML error page. Mounted in front,
+ * the body is refused first, in the transport's own error shape and with no
+ * effect:
+ *
+ * - larger than `maxBytes`: JSON-RPC `-32602` / REST 413;
+ * - not JSON: JSON-RPC `-32700` / REST 400;
+ * - over `limits` (`Action.validateJson`: too deep, too many values, too
+ *   much text): JSON-RPC `-32602` / REST 400, naming the path and the reason.
+ *
+ * JSON-RPC errors are answered with HTTP 200, as the SDK answers its own.
+ * A body that passes becomes `request.body`, which the SDK's parser then
+ * leaves as it is. Requests without a JSON content type pass untouched; a
+ * body is read as UTF-8, without a content encoding (a compressed body is
+ * refused as not JSON).
+ *
+ * @example
+ * ```ts
+ * import * as A2a from "@gavel/adapters/A2a"
+ * import { type A2ARequestHandler } from "@a2a-js/sdk/server"
+ * import { jsonRpcHandler, restHandler, UserBuilder } from "@a2a-js/sdk/server/express"
+ * import express from "express"
+ *
+ * const mount = (app: express.Express, jsonRpc: A2ARequestHandler, rest: A2ARequestHandler) => {
+ *   const userBuilder = UserBuilder.noAuthentication
+ *   app.use("/a2a/jsonrpc", A2a.limitBody({ transport: "jsonrpc" }), jsonRpcHandler({ requestHandler: jsonRpc, userBuilder }))
+ *   app.use("/a2a/rest", A2a.limitBody({ transport: "rest" }), restHandler({ requestHandler: rest, userBuilder }))
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category limits
+ */
+export const limitBody = (options: BodyLimitOptions): Middleware => {
+  const maxBytes = options.maxBytes ?? 100 * 1024
+  const limits = { maxDepth: MAX_DEPTH, ...options.limits }
+  return (request, response, next) => {
+    const type = (request.headers["content-type"] ?? "").split(";", 1)[0]!.trim().toLowerCase()
+    if (!JSON_TYPES.has(type)) return next()
+    let settled = false
+    const refuse = (status: number, message: string, code = INVALID_PARAMS, id: string | number | null = null) => {
+      settled = true
+      // What is still coming is read and dropped, so that the answer reaches the client.
+      request.resume()
+      const rest = options.transport === "rest"
+      response.statusCode = rest ? status : 200
+      response.setHeader("content-type", rest ? "application/a2a+json" : "application/json")
+      response.end(JSON.stringify(
+        rest
+          ? toRestErrorBody(new RestRequestMalformedError({ message, statusCode: status }), status)
+          : { jsonrpc: "2.0", id, error: toJsonRpcError(new JsonRpcRequestMalformedError({ message, envelopeCode: code })) }
+      ))
+    }
+    const tooLarge = () => refuse(PAYLOAD_TOO_LARGE, `The request body is larger than ${maxBytes} bytes`)
+    if (Number(request.headers["content-length"] ?? 0) > maxBytes) return tooLarge()
+    const chunks: Array<Buffer> = []
+    let size = 0
+    request.on("data", (chunk: Buffer) => {
+      if (settled) return
+      size += chunk.length
+      if (size > maxBytes) return tooLarge()
+      chunks.push(chunk)
+    })
+    request.on("error", (error) => {
+      if (settled) return
+      settled = true
+      next(error)
+    })
+    request.on("end", () => {
+      if (settled) return
+      settled = true
+      if (size === 0) return next()
+      let body: unknown
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString("utf8"))
+      } catch {
+        return refuse(BAD_REQUEST, "Invalid JSON payload.", PARSE_ERROR)
+      }
+      const checked = Action.validateJson(body, { path: "body", limits })
+      if (Either.isLeft(checked)) return refuse(BAD_REQUEST, checked.left.message, INVALID_PARAMS, rpcId(body))
+      request.body = body
+      next()
+    })
+  }
+}
+
+/** The id of a JSON-RPC request, when it has a valid one. */
+const rpcId = (body: unknown): string | number | null => {
+  const id: unknown = typeof body === "object" && body !== null ? (body as { readonly id?: unknown }).id : null
+  return typeof id === "string" || Number.isSafeInteger(id) ? id as string | number : null
 }

@@ -15,10 +15,13 @@ import {
   type ExecutionEventBus,
   type RequestContext,
   AgentEvent,
+  type A2ARequestHandler,
   DefaultRequestHandler,
-  InMemoryTaskStore
+  InMemoryTaskStore,
+  ServerCallContext
 } from "@a2a-js/sdk/server"
-import { agentCardHandler, jsonRpcHandler, UserBuilder } from "@a2a-js/sdk/server/express"
+import { agentCardHandler, jsonRpcHandler, restHandler, UserBuilder } from "@a2a-js/sdk/server/express"
+import { RequestMalformedError } from "@a2a-js/sdk/errors"
 import * as A2a from "@gavel/adapters/A2a"
 import * as Http from "@gavel/adapters/Http"
 import * as Jwt from "@gavel/adapters/Jwt"
@@ -342,7 +345,11 @@ const harness = <A extends AgentExecutor>(agent: A) =>
     const card: AgentCard = {
       name: "Payments agent",
       description: "Moves money, under governance",
-      supportedInterfaces: [endpoint("1.0"), endpoint("0.3")],
+      supportedInterfaces: [
+        endpoint("1.0"),
+        endpoint("0.3"),
+        { url: `${base}/a2a/rest`, protocolBinding: "HTTP+JSON", tenant: "", protocolVersion: "1.0" }
+      ],
       provider: undefined,
       version: "1.0.0",
       capabilities: { streaming: true, pushNotifications: false, extensions: [] },
@@ -353,12 +360,21 @@ const harness = <A extends AgentExecutor>(agent: A) =>
       skills: [],
       signatures: []
     }
-    // The documented wiring: every caller is the SDK's same anonymous user; the guard keeps tasks apart.
-    const requestHandler = A2a.guard(new DefaultRequestHandler(card, taskStore, executor), options)
+    // The documented wiring: every caller is the SDK's same anonymous user; the guard keeps tasks apart,
+    // and each body is bounded before the SDK reads it.
+    const handler = new DefaultRequestHandler(card, taskStore, executor)
+    const requestHandler = A2a.guard(handler, options)
+    const userBuilder = UserBuilder.noAuthentication
     app.use("/.well-known/agent-card.json", agentCardHandler({ agentCardProvider: requestHandler }))
     app.use(
       "/a2a/jsonrpc",
-      jsonRpcHandler({ requestHandler, userBuilder: UserBuilder.noAuthentication, legacyCompat: { enabled: true } })
+      A2a.limitBody({ transport: "jsonrpc" }),
+      jsonRpcHandler({ requestHandler, userBuilder, legacyCompat: { enabled: true } })
+    )
+    app.use(
+      "/a2a/rest",
+      A2a.limitBody({ transport: "rest" }),
+      restHandler({ requestHandler: A2a.guard(handler, { ...options, transport: "rest" }), userBuilder })
     )
 
     const client = yield* Effect.promise(() => new ClientFactory().createFromUrl(base))
@@ -940,4 +956,310 @@ describe("A2a.guard: tasks for their owner only", () => {
       expect((yield* refusal(() => client.getTask({ tenant: "", id: task.id, historyLength: undefined }, bearer(mallory)))).code)
         .toBe(TASK_NOT_FOUND)
     }).pipe(Effect.provide(TestLive)))
+})
+
+
+describe("raw JSON-RPC and REST, past what the SDK's client sends", () => {
+  const TASK_NOT_FOUND = -32001
+  const INVALID_PARAMS = -32602
+
+  interface Answer {
+    readonly status: number
+    readonly type: string
+    readonly text: string
+    readonly json: {
+      readonly id?: unknown
+      readonly result?: unknown
+      readonly error?: { readonly code: number; readonly message: string; readonly status?: string }
+    }
+  }
+
+  /** A request with a raw body, answered within seconds (a hang fails the test). */
+  const raw = (base: string, path: string, init: { readonly method?: string; readonly body?: string; readonly token?: string | undefined; readonly version?: string }) =>
+    Effect.promise(async (): Promise<Answer> => {
+      const response = await fetch(`${base}${path}`, {
+        method: init.method ?? "POST",
+        headers: {
+          ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+          "a2a-version": init.version ?? "1.0",
+          ...(init.token === undefined ? {} : { authorization: `Bearer ${init.token}` })
+        },
+        ...(init.body === undefined ? {} : { body: init.body }),
+        signal: AbortSignal.timeout(10_000)
+      })
+      const text = await response.text()
+      // A v0.3 resubscription always answers a stream: its one event carries the error.
+      const data = /^data: (.*)$/m.exec(text)?.[1] ?? text
+      return { status: response.status, type: response.headers.get("content-type") ?? "", text, json: JSON.parse(data) }
+    })
+
+  const rpcRaw = (base: string, body: string, token?: string, version = "1.0") =>
+    raw(base, "/a2a/jsonrpc", { body, token, version })
+
+  /** A JSON-RPC error answer: HTTP 200, JSON, the code, no stack trace. */
+  const expectRpcError = (answer: Answer, code: number) => {
+    expect(answer.status).toBe(200)
+    expect(answer.type).toContain("application/json")
+    expect(answer.json.result).toBeUndefined()
+    expect(answer.json.error?.code).toBe(code)
+    expect(answer.text).not.toMatch(/\bat .*\.(js|ts):\d+/)
+    expect(answer.text).not.toContain("Maximum call stack")
+  }
+
+  /** A REST error answer: the status, a JSON error body with that code, no stack trace. */
+  const expectRestError = (answer: Answer, status: number) => {
+    expect(answer.status).toBe(status)
+    expect(answer.type).toContain("json")
+    expect(answer.json.error?.code).toBe(status)
+    expect(answer.text).not.toMatch(/\bat .*\.(js|ts):\d+/)
+  }
+
+  /** JSON text nested `depth` arrays deep around `leaf` (2 bytes a level: 20,000 deep is 40 KB). */
+  const nested = (depth: number, leaf = "1") => "[".repeat(depth) + leaf + "]".repeat(depth)
+
+  const message = (fields: string) =>
+    `{"messageId":"${crypto.randomUUID()}","role":"ROLE_USER",${fields}}`
+
+  const trail = AuditSink.AuditSink.pipe(Effect.flatMap((sink) => sink.read()))
+
+  /** agent-7 parks a transfer; returns the task and its approval id. */
+  const parked = (client: Client, token: string) =>
+    Effect.gen(function*() {
+      const task = yield* send(client, "transfer 90000 EUR", token)
+      expect(stateOf(task)).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
+      return { task, approvalId: String(task.metadata?.["approval_id"]) }
+    })
+
+  /** Nothing happened to the parked task, and nothing else ran: its approval pending, one decision in the trail. */
+  const untouched = (client: Client, token: string, task: Task, approvalId: string, agent: EchoAgent) =>
+    Effect.gen(function*() {
+      const store = yield* ApprovalStore.ApprovalStore
+      expect((yield* store.get(approvalId)).status).toBe("pending")
+      expect(stateOf(yield* getTask(client, task.id, token))).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
+      expect(agent.runs).toEqual([])
+      expect((yield* trail).map((event) => event.type)).toEqual(["decision.evaluated", "approval.requested"])
+    })
+
+  it.scopedLive("a message nested 3,000 or 20,000 deep (parts, metadata, v0.3): -32602 with the path, and nothing runs", () =>
+    Effect.gen(function*() {
+      const { agent, base, client, token } = yield* harness(new EchoAgent())
+      const { approvalId, task } = yield* parked(client, token)
+      for (const depth of [3_000, 20_000]) {
+        const bodies = [
+          `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":${message(`"parts":[{"data":${nested(depth)}}]`)}}}`,
+          `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":${message(`"parts":[{"text":"hello"}],"metadata":{"deep":${nested(depth)}}`)}}}`,
+          `{"jsonrpc":"2.0","id":7,"method":"SendStreamingMessage","params":{"message":${message(`"parts":[{"text":"hello"}]`)},"metadata":{"deep":${nested(depth)}}}}`,
+          // continuing the parked task
+          `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":${message(`"taskId":"${task.id}","parts":[{"data":${nested(depth)}}]`)}}}`
+        ]
+        for (const body of bodies) {
+          const answer = yield* rpcRaw(base, body, token)
+          expectRpcError(answer, INVALID_PARAMS)
+          expect(answer.json.id).toBe(7)
+          expect(answer.json.error?.message).toContain("(too_deep)")
+          expect(answer.json.error?.message).toMatch(/^body\.params\.(message\.(parts\[0\]\.data|metadata\.deep)|metadata\.deep)\[0\]/)
+        }
+        // v0.3 `message/send`, through the SDK's compat layer
+        const legacy = yield* rpcRaw(
+          base,
+          `{"jsonrpc":"2.0","id":7,"method":"message/send","params":{"message":{"kind":"message","messageId":"m","role":"user","parts":[{"kind":"data","data":{"deep":${nested(depth)}}}]}}}`,
+          token,
+          "0.3"
+        )
+        expectRpcError(legacy, INVALID_PARAMS)
+        expect(legacy.json.error?.message).toContain("(too_deep)")
+      }
+      yield* untouched(client, token, task, approvalId, agent)
+      // Within the bound (1,000 deep), the same shapes still reach the wrapper, and the agent.
+      const shallow = yield* rpcRaw(
+        base,
+        `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":${message(`"parts":[{"text":"hi"}],"metadata":{"deep":${nested(990)}}`)}}}`,
+        token
+      )
+      expect(shallow.json.error).toBeUndefined()
+      expect(agent.runs).toHaveLength(1)
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("a body over the size limit: a JSON-RPC error (REST: 413), never Express's HTML page", () =>
+    Effect.gen(function*() {
+      const { agent, base, client, token } = yield* harness(new EchoAgent())
+      const { approvalId, task } = yield* parked(client, token)
+      const big = `{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":${message(`"parts":[{"text":"${"x".repeat(200_000)}"}]`)}}}`
+      const answer = yield* rpcRaw(base, big, token)
+      expectRpcError(answer, INVALID_PARAMS)
+      expect(answer.json.error?.message).toContain("larger than 102400 bytes")
+      const rest = yield* raw(base, "/a2a/rest/message:send", { body: `{"message":${message(`"parts":[{"text":"${"x".repeat(200_000)}"}]`)}}`, token })
+      expectRestError(rest, 413)
+      // Streamed, without a length: cut off once it passes the limit.
+      const chunk = new TextEncoder().encode(" ".repeat(16 * 1024))
+      let sent = 0
+      const streamed = yield* Effect.promise(async () => {
+        const response = await fetch(`${base}/a2a/jsonrpc`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "a2a-version": "1.0", authorization: `Bearer ${token}` },
+          body: new ReadableStream<Uint8Array>({
+            pull: (controller) => {
+              sent += chunk.length
+              if (sent > 1024 * 1024) controller.close()
+              else controller.enqueue(chunk)
+            }
+          }),
+          duplex: "half",
+          signal: AbortSignal.timeout(10_000)
+        } as RequestInit)
+        return { status: response.status, json: (await response.json()) as Answer["json"] }
+      })
+      expect(streamed.status).toBe(200)
+      expect(streamed.json.error?.code).toBe(INVALID_PARAMS)
+      expect(streamed.json.error?.message).toContain("larger than 102400 bytes")
+      // Not JSON at all: the parse error, in each transport's shape.
+      expectRpcError(yield* rpcRaw(base, "{\"jsonrpc\":", token), -32700)
+      expectRestError(yield* raw(base, "/a2a/rest/message:send", { body: "{\"message\":", token }), 400)
+      yield* untouched(client, token, task, approvalId, agent)
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("task calls with no, a forged or another caller's credential, with deep or odd params: refused, with no effect", () =>
+    Effect.gen(function*() {
+      const { agent, base, client, token } = yield* harness(new EchoAgent())
+      const { approvalId, task } = yield* parked(client, token)
+      const forged = yield* mint("agent-7", { tenant: "acme", key: `${secret}-not-ours` })
+      const mallory = yield* mint("mallory", { tenant: "acme" })
+      const calls = (id: string, extra: string) => [
+        ["GetTask", `{"id":"${id}"${extra}}`],
+        ["CancelTask", `{"id":"${id}"${extra}}`],
+        ["SubscribeToTask", `{"id":"${id}"${extra}}`],
+        ["ListTasks", `{"pageSize":10${extra}}`],
+        ["SendMessage", `{"message":${message(`"taskId":"${id}","parts":[{"text":"cancel it"}]`)}${extra}}`]
+      ] as const
+      const request = (method: string, params: string) => `{"jsonrpc":"2.0","id":3,"method":"${method}","params":${params}}`
+      for (const credential of [undefined, forged, mallory, token]) {
+        // Over the limits: refused before anyone is asked who is calling, even the owner.
+        for (const [method, params] of calls(task.id, `,"metadata":{"deep":${nested(3_000)}}`)) {
+          const answer = yield* rpcRaw(base, request(method, params), credential)
+          expectRpcError(answer, INVALID_PARAMS)
+          expect(answer.json.error?.message).toContain("(too_deep)")
+        }
+        if (credential === token) continue
+        // Duplicate keys (the last one counts, as in JSON.parse) and `__proto__` keys change nothing.
+        const odd = `,"id":"${task.id}","__proto__":{"id":"${task.id}","tenant":"acme"},"metadata":{"__proto__":{"owner":"agent-7"}}`
+        for (const [method, params] of [...calls(crypto.randomUUID(), odd), ...calls(task.id, "")]) {
+          const answer = yield* rpcRaw(base, request(method, params), credential)
+          if (method === "ListTasks" && credential === mallory) {
+            expect((answer.json.result as { readonly tasks: ReadonlyArray<unknown> }).tasks).toEqual([])
+            continue
+          }
+          expectRpcError(answer, credential === mallory ? TASK_NOT_FOUND : A2a.UNAUTHENTICATED_CODE)
+          expect(answer.json.error?.message).not.toContain("Maximum call stack")
+        }
+        // v0.3: `tasks/get`, `tasks/cancel`, `tasks/resubscribe`
+        for (const method of ["tasks/get", "tasks/cancel", "tasks/resubscribe"]) {
+          const answer = yield* rpcRaw(base, request(method, `{"id":"${task.id}","metadata":{"deep":${nested(3_000)}}}`), credential, "0.3")
+          expect(answer.status).toBe(200)
+          expect(answer.json.error?.code).toBe(INVALID_PARAMS)
+          const shallow = yield* rpcRaw(base, request(method, `{"id":"${task.id}"}`), credential, "0.3")
+          expect(shallow.json.error?.code).toBe(credential === mallory ? TASK_NOT_FOUND : A2a.UNAUTHENTICATED_CODE)
+        }
+      }
+      yield* untouched(client, token, task, approvalId, agent)
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("a message's `__proto__` keys claim no skill and no tenant", () =>
+    Effect.gen(function*() {
+      const { agent, base, token } = yield* harness(new EchoAgent())
+      const answer = yield* rpcRaw(
+        base,
+        `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"__proto__":{"tenant":"globex"},"message":${
+          message(`"parts":[{"text":"hello"}],"metadata":{"__proto__":{"skill":"admin"}}`)
+        }}}`,
+        token
+      )
+      expect(answer.json.error).toBeUndefined()
+      expect(agent.runs).toHaveLength(1)
+      const evaluated = (yield* trail).find((event) => event.type === "decision.evaluated")
+      const text = JSON.stringify(evaluated)
+      expect(text).toContain("a2a.agent_id")
+      expect(text).not.toContain("a2a.skill")
+      expect(text).not.toContain("globex")
+    }).pipe(Effect.provide(TestLive)))
+
+  it.scopedLive("REST: anonymous callers get 401, other callers 404, each with a JSON error body and no effect", () =>
+    Effect.gen(function*() {
+      const { agent, base, client, token } = yield* harness(new EchoAgent())
+      const { approvalId, task } = yield* parked(client, token)
+      const forged = yield* mint("agent-7", { tenant: "acme", key: `${secret}-not-ours` })
+      const mallory = yield* mint("mallory", { tenant: "acme" })
+      const calls = (id: string) => [
+        { method: "GET", path: `/a2a/rest/tasks/${id}` },
+        { method: "POST", path: `/a2a/rest/tasks/${id}:cancel` },
+        { method: "GET", path: `/a2a/rest/tasks/${id}:subscribe` },
+        { method: "GET", path: `/a2a/rest/tasks/${id}/pushNotificationConfigs/hook` },
+        { method: "POST", path: "/a2a/rest/message:send", body: `{"message":${message(`"taskId":"${id}","parts":[{"text":"cancel it"}]`)}}` }
+      ]
+      for (const credential of [undefined, forged]) {
+        for (const call of [...calls(task.id), { method: "GET", path: "/a2a/rest/tasks" }]) {
+          const answer = yield* raw(base, call.path, { ...call, token: credential })
+          expectRestError(answer, 401)
+          expect(answer.json.error?.message).toContain(credential === undefined ? "(missing)" : "(invalid)")
+          expect(answer.text).toContain("UNAUTHENTICATED")
+        }
+      }
+      for (const id of [task.id, crypto.randomUUID()]) {
+        for (const call of calls(id)) {
+          const answer = yield* raw(base, call.path, { ...call, token: mallory })
+          expectRestError(answer, 404)
+          expect(answer.json.error?.status).toBe("NOT_FOUND")
+        }
+      }
+      const listed = yield* raw(base, "/a2a/rest/tasks", { method: "GET", token: mallory })
+      expect(listed.status).toBe(200)
+      expect(listed.text).not.toContain(task.id)
+      // Deep, on REST: 400 with the path.
+      const deep = yield* raw(base, "/a2a/rest/message:send", {
+        body: `{"message":${message(`"taskId":"${task.id}","parts":[{"data":${nested(3_000)}}]`)}}`,
+        token: mallory
+      })
+      expectRestError(deep, 400)
+      expect(deep.json.error?.message).toContain("(too_deep)")
+      // The owner reads its task over REST.
+      const read = yield* raw(base, `/a2a/rest/tasks/${task.id}`, { method: "GET", token })
+      expect(read.status).toBe(200)
+      expect((read.json as { readonly id?: string }).id).toBe(task.id)
+      yield* untouched(client, token, task, approvalId, agent)
+    }).pipe(Effect.provide(TestLive)))
+
+  it.effect("from code: params 20,000 deep are refused by the guard before it authenticates or the handler sees them", () =>
+    Effect.promise(async () => {
+      let deep: unknown = 1
+      for (let i = 0; i < 20_000; i++) deep = { next: deep }
+      const reached: Array<string> = []
+      const handler = new Proxy({} as A2ARequestHandler, {
+        get: (_, method) => (..._args: ReadonlyArray<unknown>) => {
+          reached.push(String(method))
+          throw new Error("the handler was reached")
+        }
+      })
+      let asked = 0
+      const guarded = A2a.guard(handler, {
+        authenticate: () => Effect.sync(() => asked++).pipe(Effect.zipRight(Effect.fail(new A2a.Unauthenticated({ reason: "missing" }))))
+      })
+      const context = new ServerCallContext()
+      const metadata = { deep } as never
+      const message = { ...request("hello", { taskId: "t-1" }).message, metadata }
+      const calls: ReadonlyArray<() => Promise<unknown>> = [
+        () => guarded.getTask({ tenant: "", id: "t-1", historyLength: undefined, deep } as never, context),
+        () => guarded.cancelTask({ tenant: "", id: "t-1", metadata }, context),
+        () => guarded.listTasks({ tenant: "", contextId: "", status: 0, pageToken: "", statusTimestampAfter: undefined, deep } as never, context),
+        () => guarded.resubscribe({ tenant: "", id: "t-1", deep } as never, context).next(),
+        () => guarded.sendMessage({ ...request("hello"), message }, context),
+        () => guarded.sendMessageStream({ ...request("hello"), message }, context).next(),
+        () => guarded.getTaskPushNotificationConfig({ tenant: "", taskId: "t-1", id: "hook", deep } as never, context)
+      ]
+      for (const call of calls) {
+        const error = await call().then(() => undefined, (error: unknown) => error)
+        expect(error).toBeInstanceOf(RequestMalformedError)
+        expect(String((error as Error).message)).toMatch(/^params\.(deep|metadata\.deep|message\.metadata\.deep)\.next\.next.*\(too_deep\)$/)
+      }
+      expect(asked).toBe(0)
+      expect(reached).toEqual([])
+    }))
 })
