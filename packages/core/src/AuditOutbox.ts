@@ -83,8 +83,12 @@ export interface Service {
   ) => Effect.Effect<ReadonlyArray<Item>, Approval.StoreError>
   /** Removes events the sink took. */
   readonly delivered: (eventIds: ReadonlyArray<string>) => Effect.Effect<void, Approval.StoreError>
-  /** Releases events the sink did not take: counted as an attempt, with its error, claimable again. */
-  readonly release: (eventIds: ReadonlyArray<string>, error: string) => Effect.Effect<void, Approval.StoreError>
+  /**
+   * Releases claimed events, claimable again: with the `error` of a
+   * delivery the sink refused (counted as an attempt), or `null` for events
+   * given back untried.
+   */
+  readonly release: (eventIds: ReadonlyArray<string>, error: string | null) => Effect.Effect<void, Approval.StoreError>
   /** Up to `limit` waiting events, oldest first, claimed or not. */
   readonly list: (limit: number) => Effect.Effect<ReadonlyArray<Item>, Approval.StoreError>
   readonly backlog: Effect.Effect<Backlog, Approval.StoreError>
@@ -152,7 +156,7 @@ export const makeMemory = (store: ApprovalStore.Service): Effect.Effect<Service>
             const row = rows.get(id)
             if (row === undefined) continue
             row.claimedUntil = 0
-            row.item = { ...row.item, attempts: row.item.attempts + 1, lastError: error }
+            if (error !== null) row.item = { ...row.item, attempts: row.item.attempts + 1, lastError: error }
           }
         }),
       list: (limit) => Effect.sync(() => items(() => true, limit).map((row) => row.item)),

@@ -726,8 +726,10 @@ export const makeOutbox = (dialect: Dialect, begin: string, store: ApprovalStore
       eventIds.length === 0 ? Effect.void : run(
         "release audit events",
         Effect.asVoid(
-          sql`UPDATE ${table} SET claimed_until = 0, attempts = attempts + 1, last_error = ${error.slice(0, 1000)}
-            WHERE ${sql.in("event_id", eventIds)}`
+          error === null
+            ? sql`UPDATE ${table} SET claimed_until = 0 WHERE ${sql.in("event_id", eventIds)}`
+            : sql`UPDATE ${table} SET claimed_until = 0, attempts = attempts + 1, last_error = ${error.slice(0, 1000)}
+              WHERE ${sql.in("event_id", eventIds)}`
         )
       ),
     list: (limit) =>

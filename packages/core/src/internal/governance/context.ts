@@ -169,16 +169,18 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     options.pollInterval,
     seconds("approval_poll_interval_seconds", "runtime", 1)
   )
-  const outbox = shared === undefined ? yield* outboxOf(store) : undefined
-  const deliveries = outbox === undefined ? undefined : yield* delivery.make(sink, outbox, {
-    retryInterval: yield* durationOf(
-      "auditRetryInterval",
-      options.auditRetryInterval,
-      seconds("audit_retry_interval_seconds", "runtime", 5)
-    ),
-    lease: Duration.minutes(1),
-    batch: 100
-  })
+  const auditRetryInterval = yield* durationOf(
+    "auditRetryInterval",
+    options.auditRetryInterval,
+    seconds("audit_retry_interval_seconds", "runtime", 5)
+  )
+  const unit = shared !== undefined ? { shared } : {
+    outboxed: yield* delivery.make(sink, yield* outboxOf(store), {
+      retryInterval: auditRetryInterval,
+      lease: Duration.minutes(1),
+      batch: 100
+    })
+  }
   const maxTransforms = options.maxTransforms ?? 3
   if (!Number.isSafeInteger(maxTransforms) || maxTransforms < 0) {
     return yield* new InvalidOption({
@@ -217,22 +219,14 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
 
   const write = (entry: Audit.Entry): Effect.Effect<void, Approval.StoreError> => Effect.asVoid(sink.append(entry))
 
-  /** Writes events: in the outbox's unit, and delivered from it, when there is one. */
-  const writeAll = (written: ReadonlyArray<Audit.Entry>): Effect.Effect<void, Approval.StoreError> =>
-    Effect.forEach(written, write, { discard: true })
-
   /**
    * For steps that already happened (the work ran): the event is put in the
    * outbox when there is one, and a failed write is reported, not thrown at
    * the caller.
    */
   const writeAfter = (entry: Effect.Effect<Audit.Entry>): Effect.Effect<void> =>
-    Effect.flatMap(entry, (e) =>
-      outbox === undefined || deliveries === undefined || !delivery.isIdentified(e)
-        ? write(e)
-        : Effect.zipRight(outbox.atomically(deliveries.stage([e])), deliveries.deliver([e]))).pipe(
-        Effect.catchAll((error) => Effect.logError("gavel: writing an audit event failed", error))
-      )
+    Effect.flatMap(entry, (e) => "outboxed" in unit && delivery.isIdentified(e) ? unit.outboxed.write(e) : write(e))
+      .pipe(Effect.catchAll((error) => Effect.logError("gavel: writing an audit event failed", error)))
 
   /**
    * A step of an approval's life: `transition` written to the store with
@@ -246,19 +240,13 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
     transition: Effect.Effect<A, E>,
     audit: (a: A) => ReadonlyArray<delivery.Identified>,
     after: (a: A) => Effect.Effect<void>
-  ): Effect.Effect<A, E | Approval.StoreError> => {
-    if (shared !== undefined) {
-      return Effect.tap(shared.atomically(Effect.tap(transition, (a) => writeAll(audit(a)))), after)
-    }
-    let staged: ReadonlyArray<delivery.Identified> = []
-    return outbox!.atomically(Effect.tap(transition, (a) => {
-      staged = audit(a)
-      return deliveries!.stage(staged)
-    })).pipe(
-      Effect.tap(after),
-      Effect.tap(() => deliveries!.deliver(staged))
-    )
-  }
+  ): Effect.Effect<A, E | Approval.StoreError> =>
+    "outboxed" in unit
+      ? unit.outboxed.step(transition, audit, after)
+      : Effect.tap(
+        unit.shared.atomically(Effect.tap(transition, (a) => Effect.forEach(audit(a), write, { discard: true }))),
+        after
+      )
 
   /**
    * Evaluates and writes `decision.evaluated`: the written (redacted) record,

@@ -36,8 +36,8 @@ export interface Settings {
 }
 
 /**
- * What the steps use: `stage` puts a step's events in the outbox (inside
- * the step's unit), `deliver` hands them to the sink once it committed.
+ * What the runtime uses: `step`, a step of an approval's life with its
+ * events put in the outbox, and `write`, an event put there after a step.
  *
  * @internal
  */
@@ -127,15 +127,18 @@ export const make = Effect.fnUntraced(function*(
 
   /**
    * Puts a step's events in the outbox (call it inside the step's unit):
-   * claimed by this writer for one lease, unless older events wait.
+   * claimed by this writer for one lease, to hand to the sink itself at
+   * once, unless older events wait (then the deliverer takes them in turn).
+   * Answers whether they are claimed.
    */
-  const stage = (entries: ReadonlyArray<Identified>) =>
-    Effect.flatMap(now, (at) =>
-      outbox.put(entries, {
-        anchor: head,
-        at: new Date(at),
-        claimedUntil: new Date(waiting ? at : at + lease)
-      }))
+  const stage = (entries: ReadonlyArray<Identified>): Effect.Effect<boolean, Approval.StoreError> =>
+    Effect.flatMap(now, (at) => {
+      const claimed = !waiting
+      return Effect.as(
+        outbox.put(entries, { anchor: head, at: new Date(at), claimedUntil: new Date(claimed ? at + lease : at) }),
+        claimed
+      )
+    })
 
   /**
    * Takes one batch of what waits, oldest first: answers `"more"` when a
@@ -170,18 +173,20 @@ export const make = Effect.fnUntraced(function*(
   }))
 
   /**
-   * Hands events staged by a committed step to the sink; when older ones
-   * wait, takes a batch of those first, in order (the deliverer takes the
-   * rest).
+   * Hands events staged by a committed step to the sink. Unclaimed, they
+   * wait behind older ones: a batch is taken, in order. Claimed, they go at
+   * once — after the older ones, if any wait and the sink now takes them;
+   * else released to wait their turn.
    */
-  const deliver = (entries: ReadonlyArray<Identified>): Effect.Effect<void> =>
-    lock.withPermits(1)(
-      waiting
-        ? Effect.ignore(takeBatch)
-        : entries.length === 0
-        ? Effect.void
-        : Effect.asVoid(appendInOrder(entries, emptySet))
-    )
+  const deliver = (entries: ReadonlyArray<Identified>, claimed: boolean): Effect.Effect<void> =>
+    lock.withPermits(1)(Effect.suspend(() => {
+      if (!claimed) return Effect.ignore(takeBatch)
+      if (!waiting) return Effect.asVoid(appendInOrder(entries, emptySet))
+      return Effect.ignore(Effect.flatMap(takeBatch, (result) =>
+        result === "empty"
+          ? appendInOrder(entries, emptySet)
+          : outbox.release(entries.map((entry) => entry.eventId), null)))
+    }))
 
   // What an earlier run left, before the first step.
   yield* Effect.catchAll(drain, (error) => Effect.logWarning("gavel: delivering the audit outbox failed", error))
@@ -200,7 +205,33 @@ export const make = Effect.fnUntraced(function*(
     )
   )
 
-  return { stage, deliver, drain }
+  /**
+   * A step of an approval's life: `transition` and its events put in the
+   * outbox as one unit, then `after`, then the events handed to the sink.
+   */
+  const step = <A, E>(
+    transition: Effect.Effect<A, E>,
+    audit: (a: A) => ReadonlyArray<Identified>,
+    after: (a: A) => Effect.Effect<void>
+  ): Effect.Effect<A, E | Approval.StoreError> => {
+    let staged: ReadonlyArray<Identified> = []
+    let claimed = false
+    return outbox.atomically(Effect.tap(transition, (a) => {
+      staged = audit(a)
+      return Effect.map(stage(staged), (c) => {
+        claimed = c
+      })
+    })).pipe(
+      Effect.tap(after),
+      Effect.tap(() => deliver(staged, claimed))
+    )
+  }
+
+  /** An event written after a step (the work ran): put in the outbox, then handed to the sink. */
+  const write = (entry: Identified): Effect.Effect<void, Approval.StoreError> =>
+    Effect.flatMap(outbox.atomically(stage([entry])), (claimed) => deliver([entry], claimed))
+
+  return { step, write }
 })
 
 const emptySet: ReadonlySet<string> = new Set()
