@@ -188,15 +188,19 @@ const scenario = (faults: Faulty, flush: "clock" | "step") =>
     expect((yield* store.get(id)).consumedAt).not.toBeNull()
     expect(yield* has("approval.voted")).toBe(2)
 
-    // consume: the work runs (its start is one step with the consume)
+    // consume: the work runs (its start is one step with the consume), and
+    // its re-evaluation waits in the outbox too: approved work is not
+    // stranded by a sink that is down
     const second = yield* governance.submit(transfer("t2"))
     if (second._tag !== "Pending") return expect.fail(`expected Pending, got ${second._tag}`)
     yield* governance.approve(second.approvalId, principal("approver-1"))
     let runs = 0
+    faults.refused.add("decision.evaluated")
     yield* refusing(
       "approval.consumed",
       governance.resume(second.approvalId, transfer("t2"), () => Effect.sync(() => void runs++))
     )
+    faults.refused.delete("decision.evaluated")
     expect(runs).toBe(1)
 
     // cancel

@@ -214,7 +214,7 @@ const aboutDecision = (record: DecisionRecord.DecisionRecord) => ({
 export const evaluated = (
   record: DecisionRecord.DecisionRecord,
   payload: unknown
-): Audit.Entry => ({
+): Identified => ({
   type: "decision.evaluated",
   at: record.evaluatedAt,
   ...aboutDecision(record),

@@ -220,6 +220,14 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   const write = (entry: Audit.Entry): Effect.Effect<void, Approval.StoreError> => Effect.asVoid(sink.append(entry))
 
   /**
+   * Writes an event; one of work an approval released (`resuming`) is put
+   * in the outbox when there is one: a sink that is down does not strand an
+   * approved call, as it would if its re-evaluation could not be recorded.
+   */
+  const record = (entry: entries.Identified, resuming: boolean): Effect.Effect<void, Approval.StoreError> =>
+    resuming && "outboxed" in unit ? unit.outboxed.write(entry) : write(entry)
+
+  /**
    * For steps that already happened (the work ran): the event is put in the
    * outbox when there is one, and a failed write is reported, not thrown at
    * the caller.
@@ -253,7 +261,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
    * and the raw decision (a transform's replacement action unmasked). A caller
    * that gives up during the evaluation leaves `evaluation.cancelled`.
    */
-  const evaluateWritten = (action: Action.Action) =>
+  const evaluateWritten = (action: Action.Action, options?: { readonly resuming?: boolean }) =>
     Effect.provide(PolicySet.evaluate(set, action), context).pipe(
       Effect.onInterrupt(() => writeAfter(Effect.map(now, (at) => entries.cancelled(action, at)))),
       Effect.flatMap((raw) =>
@@ -265,7 +273,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
             error instanceof Action.InvalidAction ? error : new Action.InvalidAction({ path: "", reason: "unreadable" })
         })
           .pipe(Effect.flatMap((written) =>
-            Effect.as(write(entries.evaluated(written.record, written.payload)), {
+            Effect.as(record(entries.evaluated(written.record, written.payload), options?.resuming === true), {
               decision: raw.decision,
               record: written.record
             })

@@ -152,7 +152,7 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
     Effect.gen(function*() {
       const failure = Approval.failure(request)
       if (Option.isSome(failure)) return yield* failure.value
-      const { decision, record } = yield* evaluateWritten(action)
+      const { decision, record } = yield* evaluateWritten(action, { resuming: true })
       if (!stillSatisfied(request, decision)) {
         return yield* new RevalidationFailed({ approvalId: request.id, record })
       }
