@@ -12,21 +12,15 @@
 import * as Postgres from "@gavel/adapters/Postgres"
 import * as Sqlite from "@gavel/adapters/Sqlite"
 import {
-  Action,
   ApprovalStore,
   Audit,
   AuditSink,
-  Decision,
-  Governance,
-  Identity,
-  Policy,
-  PolicySet
+  Governance
 } from "@gavel/core"
 import { Approvals } from "@gavel/testing"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -35,56 +29,8 @@ import * as TestClock from "effect/TestClock"
 import * as path from "node:path"
 import { databaseUrl, dropSchemaNow, freshSchema } from "./fixtures/postgres.js"
 import { tempDir } from "./fixtures/sqlite.js"
+import { IdentityLive, policySet, principal, shell, transfer } from "./fixtures/steps.js"
 
-const directory = new Map<string, Identity.ResolvedPrincipal>([
-  ["agent-1", { id: "agent-1", roles: [], tenant: "acme", status: "active" }],
-  ["approver-1", { id: "approver-1", roles: ["finance"], tenant: "acme", status: "active" }],
-  ["approver-2", { id: "approver-2", roles: ["finance"], tenant: "acme", status: "active" }],
-  ["cfo-1", { id: "cfo-1", roles: ["cfo"], tenant: "acme", status: "active" }]
-])
-
-const IdentityLive = Layer.succeed(
-  Identity.Identity,
-  Identity.Identity.of({
-    resolve: (principalId) => Effect.succeed(Option.fromNullable(directory.get(principalId))),
-    canApprove: () => Effect.succeed(true)
-  })
-)
-
-const principal = (id: string): Action.Principal => ({
-  id,
-  kind: id === "agent-1" ? "agent" : "human",
-  roles: [],
-  tenant: "acme",
-  attributes: {}
-})
-
-/** Shell commands are denied (a CFO may override); a transfer needs `payload.quorum` finance approvers. */
-const policySet = PolicySet.unsafeMake({
-  id: "atomic",
-  version: "1",
-  policy: Policy.make("atomic", (action) => {
-    if (action.name === "shell.exec") return Decision.deny({ code: "shell", message: "no shell" })
-    const payload = action.payload as { readonly quorum?: number; readonly ttlMs?: number }
-    return Decision.requireApproval({ code: "transfer", message: "finance approval" }, {
-      quorum: payload.quorum ?? 1,
-      roles: ["finance"],
-      timeout: Duration.millis(payload.ttlMs ?? 600_000)
-    })
-  }),
-  overridePolicy: { authority: { roles: ["cfo"], principals: [] } }
-})
-
-const transfer = (key: string, payload: { readonly quorum?: number; readonly ttlMs?: number } = {}) =>
-  Action.make({
-    actor: principal("agent-1"),
-    kind: "tool",
-    name: "payments.transfer",
-    payload: { key, ...payload },
-    requestId: key
-  })
-
-const shell = Action.make({ actor: principal("agent-1"), kind: "tool", name: "shell.exec", requestId: "shell" })
 
 /** How a test makes the audit append of one type of event fail inside the step, and stop failing. */
 interface Faults {

@@ -16,24 +16,18 @@ import * as AuditFile from "@gavel/adapters/AuditFile"
 import * as Postgres from "@gavel/adapters/Postgres"
 import * as Sqlite from "@gavel/adapters/Sqlite"
 import {
-  Action,
   Approval,
   ApprovalStore,
   Audit,
   AuditOutbox,
   AuditSink,
-  Decision,
   Governance,
-  Identity,
-  Metrics,
-  Policy,
-  PolicySet
+  Metrics
 } from "@gavel/core"
 import { Approvals } from "@gavel/testing"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { describe, expect, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -44,48 +38,8 @@ import * as TestClock from "effect/TestClock"
 import * as path from "node:path"
 import { databaseUrl, dropSchemaNow, freshSchema } from "./fixtures/postgres.js"
 import { tempDir } from "./fixtures/sqlite.js"
+import { IdentityLive, policySet, principal, shell, transfer } from "./fixtures/steps.js"
 
-const IdentityLive = Identity.layerDirectory([
-  { id: "agent-1", roles: [], tenant: "acme", status: "active" },
-  { id: "approver-1", roles: ["finance"], tenant: "acme", status: "active" },
-  { id: "approver-2", roles: ["finance"], tenant: "acme", status: "active" },
-  { id: "cfo-1", roles: ["cfo"], tenant: "acme", status: "active" }
-])
-
-const principal = (id: string): Action.Principal => ({
-  id,
-  kind: id === "agent-1" ? "agent" : "human",
-  roles: [],
-  tenant: "acme",
-  attributes: {}
-})
-
-/** Shell commands are denied (a CFO may override); a transfer needs `payload.quorum` finance approvers. */
-const policySet = PolicySet.unsafeMake({
-  id: "outbox",
-  version: "1",
-  policy: Policy.make("outbox", (action) => {
-    if (action.name === "shell.exec") return Decision.deny({ code: "shell", message: "no shell" })
-    const payload = action.payload as { readonly quorum?: number; readonly ttlMs?: number }
-    return Decision.requireApproval({ code: "transfer", message: "finance approval" }, {
-      quorum: payload.quorum ?? 1,
-      roles: ["finance"],
-      timeout: Duration.millis(payload.ttlMs ?? 600_000)
-    })
-  }),
-  overridePolicy: { authority: { roles: ["cfo"], principals: [] } }
-})
-
-const transfer = (key: string, payload: { readonly quorum?: number; readonly ttlMs?: number } = {}) =>
-  Action.make({
-    actor: principal("agent-1"),
-    kind: "tool",
-    name: "payments.transfer",
-    payload: { key, ...payload },
-    requestId: key
-  })
-
-const shell = Action.make({ actor: principal("agent-1"), kind: "tool", name: "shell.exec", requestId: "shell" })
 
 /**
  * A sink in front of `inner` that refuses the events of the types in
