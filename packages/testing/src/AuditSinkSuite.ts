@@ -136,10 +136,11 @@ export const run = <E>(name: string, layer: Layer.Layer<AuditSink.AuditSink, E>,
         expect(Audit.verify(events, { anchor: head })).toEqual({ _tag: "Intact", count: 51, head })
       }))
 
-    test("reads back every field as appended: dates, nulls, trace and nested data", (sink) =>
+    test("reads back every field as appended: dates, nulls, trace, nested data and the event id", (sink) =>
       Effect.gen(function*() {
         const full = entry(1, {
           type: "execution.failed",
+          eventId: "execution.failed:apr_1",
           at: new Date(Date.UTC(2026, 1, 28, 23, 59, 59, 999)),
           data: {
             failure: "failure",

@@ -35,14 +35,6 @@ export interface Settings {
   readonly batch: number
 }
 
-/**
- * What the runtime uses: `step`, a step of an approval's life with its
- * events put in the outbox, and `write`, an event put there after a step.
- *
- * @internal
- */
-export type Delivery = Effect.Effect.Success<ReturnType<typeof make>>
-
 const message = (error: unknown): string =>
   error instanceof Error ? error.message : typeof error === "object" && error !== null && "message" in error
     ? String(error.message)
@@ -50,7 +42,9 @@ const message = (error: unknown): string =>
 
 /**
  * The delivery of `outbox` to `sink`, its deliverer running for as long as
- * the scope lasts (the first pass at once: what a crash left behind).
+ * the scope lasts (the first pass at once: what a crash left behind). The
+ * runtime uses `step`, a step of an approval's life with its events put in
+ * the outbox, and `write`, an event put there after a step.
  *
  * @internal
  */
