@@ -172,15 +172,30 @@ export const make = Effect.fnUntraced(function*(
    * once — after the older ones, if any wait and the sink now takes them;
    * else released to wait their turn.
    */
-  const deliver = (entries: ReadonlyArray<Identified>, claimed: boolean): Effect.Effect<void> =>
-    lock.withPermits(1)(Effect.suspend(() => {
-      if (!claimed) return Effect.ignore(takeBatch)
-      if (!waiting) return Effect.asVoid(appendInOrder(entries, emptySet))
-      return Effect.ignore(Effect.flatMap(takeBatch, (result) =>
+  const deliver = (entries: ReadonlyArray<Identified>, claimed: boolean): Effect.Effect<void> => {
+    if (!claimed) return lock.withPermits(1)(Effect.ignore(takeBatch))
+    if (!waiting) return appendClaimed(entries)
+    return lock.withPermits(1)(Effect.suspend(() =>
+      Effect.ignore(Effect.flatMap(takeBatch, (result) =>
         result === "empty"
-          ? appendInOrder(entries, emptySet)
+          ? appendClaimed(entries)
           : outbox.release(entries.map((entry) => entry.eventId), null)))
-    }))
+    ))
+  }
+
+  /**
+   * Appends a step's own claimed events (nothing else takes them while the
+   * claim lasts); when the sink refuses one, all are released: one already
+   * written is then found in the trail, not written again.
+   */
+  const appendClaimed = (entries: ReadonlyArray<Identified>): Effect.Effect<void> =>
+    Effect.matchEffect(Effect.forEach(entries, append, { discard: true }), {
+      onFailure: (error) => refused(entries.map((entry) => entry.eventId), error),
+      onSuccess: () =>
+        outbox.delivered(entries.map((entry) => entry.eventId)).pipe(
+          Effect.catchAll((error) => Effect.logWarning("gavel: removing delivered audit events failed", error))
+        )
+    })
 
   // What an earlier run left, before the first step.
   yield* Effect.catchAll(drain, (error) => Effect.logWarning("gavel: delivering the audit outbox failed", error))
@@ -227,5 +242,3 @@ export const make = Effect.fnUntraced(function*(
 
   return { step, write }
 })
-
-const emptySet: ReadonlySet<string> = new Set()
