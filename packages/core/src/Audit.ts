@@ -40,7 +40,9 @@ export const EventType = Schema.Literal(
   "override.granted",
   "execution.started",
   "execution.succeeded",
-  "execution.failed"
+  "execution.failed",
+  "execution.in_doubt",
+  "execution.resolved"
 )
 
 /**

@@ -363,3 +363,41 @@ export const ended = (of: Execution, at: Date, exit: Exit.Exit<unknown, unknown>
     tag: null
   })
 }
+
+/** What an event about durable work says of it: its approval's ids and trace. */
+const aboutApproval = (request: Approval.ApprovalRequest) => ({
+  decisionId: request.decisionId,
+  approvalId: request.id,
+  requestId: request.requestId,
+  correlationId: request.correlationId,
+  trace: request.trace
+})
+
+/** Durable work may have run and gavel cannot tell: it is never run again. */
+export const inDoubt = (
+  request: Approval.ApprovalRequest,
+  at: Date,
+  data: { readonly handler: string; readonly attempts: number; readonly reason: string }
+): Identified => ({
+  type: "execution.in_doubt",
+  at,
+  ...aboutApproval(request),
+  actor: null,
+  data,
+  eventId: `execution.in_doubt:${request.id}`
+})
+
+/** An operator resolved in-doubt work. */
+export const resolvedInDoubt = (
+  request: Approval.ApprovalRequest,
+  at: Date,
+  by: string,
+  data: { readonly state: "succeeded" | "failed"; readonly note: string | null }
+): Identified => ({
+  type: "execution.resolved",
+  at,
+  ...aboutApproval(request),
+  actor: by,
+  data,
+  eventId: `execution.resolved:${request.id}`
+})

@@ -21,6 +21,7 @@ import type * as Approval from "../../Approval.js"
 import { ApprovalStore, Atomic, type PendingLimits } from "../../ApprovalStore.js"
 import type * as Audit from "../../Audit.js"
 import * as AuditOutbox from "../../AuditOutbox.js"
+import * as ContinuationStore from "../../ContinuationStore.js"
 import { AuditSink } from "../../AuditSink.js"
 import { InvalidOption, type Options } from "../../Governance.js"
 import { IdGenerator } from "../../IdGenerator.js"
@@ -156,6 +157,11 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
   const shared = Option.isSome(atomic) && atomic.value.store === store && atomic.value.sink === sink
     ? atomic.value
     : undefined
+  // Durable work kept beside the approvals, when the store provides it: an
+  // approval's steps end its continuation in the same unit.
+  const continuations = Option.getOrUndefined(
+    Option.filter(yield* Effect.serviceOption(ContinuationStore.ContinuationStore), (c) => c.store === store)
+  )
   const redaction = options.redaction === undefined ? Redaction.defaults : yield* Redaction.make(options.redaction)
   const context = yield* Effect.context<R>()
   const ids = Context.get(context, IdGenerator)
@@ -319,6 +325,7 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
 
   return {
     store,
+    continuations,
     identity,
     ids,
     approvalTimeout,

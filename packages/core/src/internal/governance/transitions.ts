@@ -69,7 +69,19 @@ export type Transitions = ReturnType<typeof make>
  * @internal
  */
 export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibility) => {
-  const { evaluateWritten, hashOf, now, runStarted, step, store, write } = ctx
+  const { continuations, evaluateWritten, hashOf, now, runStarted, step, store, write } = ctx
+
+  /** A transition that ended approvals, and the continuations waiting on them with it. */
+  const closing = <A, E>(
+    transition: Effect.Effect<A, E>,
+    ended: (a: A) => ReadonlyArray<Approval.ApprovalRequest>,
+    at: Date
+  ): Effect.Effect<A, E | Approval.StoreError> =>
+    continuations === undefined ? transition : Effect.tap(transition, (a) =>
+      Effect.forEach(ended(a), (request) =>
+        request.status === "rejected" || request.status === "expired" || request.status === "cancelled"
+          ? continuations.close(request.id, request.status, at)
+          : Effect.void, { discard: true }))
   const { notify } = waiters
   const { eligibility, resolveCanonical } = eligible
 
@@ -77,7 +89,11 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
    * Opens an approval for the action its record requires one for (refused
    * with `TooManyPending` over the pending limits, the refusal audited).
    */
-  const open = (action: Action.Action, record: DecisionRecord.DecisionRecord) =>
+  const open = <E = never>(
+    action: Action.Action,
+    record: DecisionRecord.DecisionRecord,
+    attach?: (request: Approval.ApprovalRequest) => Effect.Effect<void, E>
+  ) =>
     Effect.flatMap(hashOf(action), (actionHash) => {
       const decision = record.decision
       const createdAt = record.evaluatedAt
@@ -116,12 +132,17 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
         Effect.uninterruptible(
           // Opened and audited as one unit: an approval nothing could run is never left pending.
           step(
-            store.create(request, ctx.limits),
+            attach === undefined || continuations === undefined
+              ? store.create(request, ctx.limits)
+              // The continuation first: the memory store's unit undoes it when the approval is refused.
+              : continuations.atomically(Effect.zipRight(attach(request), store.create(request, ctx.limits))),
             () => [entries.approval("approval.requested", request, createdAt, request.requester)],
             () => Metrics.adjustApprovalsPending(1)
           ).pipe(
             // Refused: nothing was opened, the refusal is audited after the decision.
-            Effect.tapErrorTag("TooManyPending", (error) => write(entries.refused(record, error, createdAt)))
+            Effect.tapError((error) =>
+              error instanceof Approval.TooManyPending ? write(entries.refused(record, error, createdAt)) : Effect.void
+            )
           )
         ),
         request
@@ -132,7 +153,7 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
   const cancel = (approvalId: string, by?: Action.Principal) =>
     Effect.uninterruptible(Effect.flatMap(now, (at) =>
       step(
-        store.cancel(approvalId, at),
+        closing(store.cancel(approvalId, at), (cancelled) => [cancelled], at),
         (cancelled) => [entries.approval("approval.cancelled", cancelled, at, by?.id ?? null)],
         (cancelled) => {
           notify(cancelled)
@@ -234,7 +255,11 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
       return yield* Effect.uninterruptible(
         // The vote and its events (the resolution's too) as one unit.
         step(
-          store.vote(approvalId, { approver: voter.id, verdict, note: note ?? null, at }, { revoked }),
+          closing(
+            store.vote(approvalId, { approver: voter.id, verdict, note: note ?? null, at }, { revoked }),
+            (next) => [next],
+            at
+          ),
           (next) => {
             // Both events carry the approval as it stands after the vote: encoded once.
             const data = entries.approvalData(next)
@@ -254,7 +279,7 @@ export const make = (ctx: GovernanceContext, waiters: Waiters, eligible: Eligibi
   /** Expires every approval that is due now and wakes its waiters. */
   const expireDue = Effect.flatMap(now, (at) =>
     Effect.uninterruptible(step(
-      store.expireDue(at),
+      closing(store.expireDue(at), (expired) => expired, at),
       (expired) => expired.map((request) => entries.approval("approval.expired", request, at, null)),
       (expired) => {
         for (const request of expired) notify(request)
