@@ -88,6 +88,11 @@ export * as AuditOutbox from "./AuditOutbox.js"
 export * as AuditSink from "./AuditSink.js"
 
 /**
+ * @since 0.2.0
+ */
+export * as Encryption from "./Encryption.js"
+
+/**
  * @since 0.1.0
  */
 export * as Override from "./Override.js"
