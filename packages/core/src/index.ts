@@ -93,6 +93,11 @@ export * as AuditSink from "./AuditSink.js"
 export * as ContinuationStore from "./ContinuationStore.js"
 
 /**
+ * @since 0.2.0
+ */
+export * as Encryption from "./Encryption.js"
+
+/**
  * @since 0.1.0
  */
 export * as Override from "./Override.js"

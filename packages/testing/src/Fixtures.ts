@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import type { Approval } from "@gavel/core"
+import type { Approval, Encryption } from "@gavel/core"
+import * as Redacted from "effect/Redacted"
 
 /**
  * The instant fixtures are created at (2026-01-01T09:00:00Z), in
@@ -105,3 +106,21 @@ export const request = (options: RequestOptions = {}): Approval.ApprovalRequest 
     trace: { traceId: "t".repeat(32), spanId: "s".repeat(16) }
   }
 }
+
+/**
+ * A fixed AES-256 key (32 bytes, unpadded base64url) for tests of code that
+ * seals data. Public: never use it outside tests.
+ *
+ * @since 0.2.0
+ * @category fixtures
+ */
+export const encryptionKey: Redacted.Redacted<string> = Redacted.make("fdUhUi-8QLffNXcixfkIoLJM5EzTCBruoskMHz_BFwU")
+
+/**
+ * A one-key ring over {@link encryptionKey} under the id `test`:
+ * `Encryption.layer(Fixtures.encryption)` for tests.
+ *
+ * @since 0.2.0
+ * @category fixtures
+ */
+export const encryption: Encryption.Options = { keys: [{ id: "test", key: encryptionKey }], active: "test" }
