@@ -14,10 +14,12 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Approval from "./Approval.js"
 import type * as ApprovalStore from "./ApprovalStore.js"
+import { ApprovalStore as ApprovalStoreTag } from "./ApprovalStore.js"
 
 /**
  * Where a continuation stands:
@@ -519,3 +521,15 @@ export const makeMemory = (store: ApprovalStore.Service): Effect.Effect<Service>
         })
     })
   })
+
+/**
+ * {@link makeMemory} beside the `ApprovalStore` in context (provide
+ * `ApprovalStore.layerMemory` to it and merge both).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<ContinuationStore, never, ApprovalStore.ApprovalStore> = Layer.effect(
+  ContinuationStore,
+  Effect.flatMap(ApprovalStoreTag, makeMemory)
+)

@@ -30,6 +30,7 @@ import * as DecisionRecord from "./DecisionRecord.js"
 import type { Identity } from "./Identity.js"
 import * as context from "./internal/governance/context.js"
 import * as eligibility from "./internal/governance/eligibility.js"
+import * as internals from "./internal/governance/internals.js"
 import * as overrides from "./internal/governance/overrides.js"
 import { withFields } from "./internal/storeError.js"
 import * as transitions from "./internal/governance/transitions.js"
@@ -697,19 +698,31 @@ export const make = Effect.fnUntraced(function*<R>(options: Options<R>) {
 
   yield* wakeup.watch(ctx, parked)
 
-  return Governance.of({
-    evaluate,
-    enforce,
-    submit,
-    resume,
-    run,
-    cancel,
-    approve: (approvalId, approver, note) => castVote("approval", "approve", approvalId, approver, note),
-    reject: (approvalId, approver, note) => castVote(undefined, "reject", approvalId, approver, note),
-    acknowledge: (approvalId, actor, note) => castVote("acknowledgment", "approve", approvalId, actor, note),
-    override,
-    expireDue
-  })
+  return internals.attach(
+    Governance.of({
+      evaluate,
+      enforce,
+      submit,
+      resume,
+      run,
+      cancel,
+      approve: (approvalId, approver, note) => castVote("approval", "approve", approvalId, approver, note),
+      reject: (approvalId, approver, note) => castVote(undefined, "reject", approvalId, approver, note),
+      acknowledge: (approvalId, actor, note) => castVote("acknowledgment", "approve", approvalId, actor, note),
+      override,
+      expireDue
+    }),
+    {
+      ctx,
+      decide,
+      overrideFor,
+      isBlocked,
+      keepIfBlocked,
+      open,
+      stillSatisfied: transitions.stillSatisfied,
+      onResolved: parked.onResolved
+    }
+  )
 })
 
 /**

@@ -95,6 +95,11 @@ export * as ContinuationStore from "./ContinuationStore.js"
 /**
  * @since 0.2.0
  */
+export * as Durable from "./Durable.js"
+
+/**
+ * @since 0.2.0
+ */
 export * as Encryption from "./Encryption.js"
 
 /**

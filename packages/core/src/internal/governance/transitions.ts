@@ -32,7 +32,7 @@ const authorityCovered = (granted: Decision.Authority, required: Decision.Author
  * no larger quorum, no approver the grant's authority did not already
  * require, no separation of duties the grant did not have.
  */
-const stillSatisfied = (request: Approval.ApprovalRequest, decision: Decision.Decision): boolean => {
+export const stillSatisfied = (request: Approval.ApprovalRequest, decision: Decision.Decision): boolean => {
   const granted = request.requirement
   switch (decision._tag) {
     case "Allow":

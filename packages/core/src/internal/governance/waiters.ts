@@ -77,8 +77,12 @@ export const make = (store: Context.Tag.Service<ApprovalStore>) => {
   }
 
   /** Wakes the calls parked on `request`, once it is no longer pending. */
+  // Told of every approval this process resolves (the durable worker).
+  const listeners = new Set<(request: Approval.ApprovalRequest) => void>()
+
   const notify = (request: Approval.ApprovalRequest): void => {
     if (request.status === "pending") return
+    for (const listener of listeners) listener(request)
     const current = waiters.get(request.id)
     if (current === undefined) return
     waiters.delete(request.id)
@@ -142,6 +146,11 @@ export const make = (store: Context.Tag.Service<ApprovalStore>) => {
     /** The approvals calls are parked on now. */
     parkedOn: (): ReadonlyArray<string> => Array.from(waiters.keys()),
     /** Whether a call is parked on the approval. */
-    isParkedOn: (approvalId: string): boolean => waiters.has(approvalId)
+    isParkedOn: (approvalId: string): boolean => waiters.has(approvalId),
+    /** Calls `listener` with every approval this process resolves, until the returned function is called. */
+    onResolved: (listener: (request: Approval.ApprovalRequest) => void): () => void => {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    }
   }
 }
