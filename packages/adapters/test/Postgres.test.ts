@@ -267,10 +267,12 @@ describe.skipIf(databaseUrl === undefined)("Postgres ContinuationStore across po
   it.scoped("two pools claiming at once, four workers each, take each of 20 ready continuations exactly once", () =>
     Effect.gen(function*() {
       const schema = yield* scopedSchema
-      const open = Effect.map(
-        Layer.build(Postgres.layer({ url, schema, poolSize: 4, listen: false })),
-        Context.get(ContinuationStore.ContinuationStore)
-      )
+      const open = Effect.map(Layer.build(Postgres.layer({ url, schema, poolSize: 4, listen: false })), (context) => {
+        const store = Context.get(context, ContinuationStore.ContinuationStore)
+        // Beside the very approval store the layer provides: their writes share its units.
+        expect(store.store).toBe(Context.get(context, ApprovalStore.ApprovalStore))
+        return store
+      })
       const [one, two] = [yield* open, yield* open]
       const at = (millis: number) => new Date(epochMillis + millis)
       const ids = Array.from({ length: 20 }, (_, i) => `apr_${String(i).padStart(2, "0")}`)

@@ -371,6 +371,8 @@ describe("Sqlite ContinuationStore", () => {
     const filename = path.join(yield* tempDir, "gavel.db")
     const context = yield* Layer.build(Sqlite.layer({ filename }))
     const store = Context.get(context, ContinuationStore.ContinuationStore)
+    // Beside the very approval store the layer provides: their writes share its units.
+    expect(store.store).toBe(Context.get(context, ApprovalStore.ApprovalStore))
     yield* store.atomically(
       Effect.zipRight(store.create(ContinuationStoreSuite.continuation("apr_1")), store.store.create(request({ id: "apr_1" })))
     )
