@@ -37,6 +37,7 @@
 import * as ApprovalStore from "@gavel/core/ApprovalStore"
 import * as AuditOutbox from "@gavel/core/AuditOutbox"
 import * as AuditSink from "@gavel/core/AuditSink"
+import * as ContinuationStore from "@gavel/core/ContinuationStore"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Cause from "effect/Cause"
@@ -277,7 +278,10 @@ export const makeAuditSink = (
  * together), and provides the {@link ApprovalStore} and the
  * {@link AuditSink} over it, with the `SqlClient` and `PgClient` for the
  * host's own queries, and `ApprovalStore.Atomic`: the runtime writes each
- * step's transition and audit events in one transaction. The pool closes with the layer. Refuses with
+ * step's transition and audit events in one transaction. Also the `AuditOutbox` and the
+ * `ContinuationStore` (the work approvals release, in the same schema: its
+ * `store` is this layer's approval store, its `atomically` one transaction;
+ * several instances' claims never take the same continuation). The pool closes with the layer. Refuses with
  * {@link PostgresOpenError}: invalid options, an unreachable database, a
  * schema of another application or of a newer gavel.
  *
@@ -287,7 +291,7 @@ export const makeAuditSink = (
 export const layer = (
   options: Options
 ): Layer.Layer<
-  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditOutbox.AuditOutbox | AuditSink.AuditSink | SqlClient.SqlClient | PgClient.PgClient,
+  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditOutbox.AuditOutbox | AuditSink.AuditSink | ContinuationStore.ContinuationStore | SqlClient.SqlClient | PgClient.PgClient,
   PostgresOpenError
 > =>
   Layer.scopedContext(Effect.gen(function*() {
@@ -333,7 +337,8 @@ export const layer = (
       Context.add(ApprovalStore.ApprovalStore, store),
       Context.add(AuditSink.AuditSink, sink),
       Context.add(ApprovalStore.Atomic, internal.atomicSteps(pg, r, store, sink)),
-      Context.add(AuditOutbox.AuditOutbox, internal.makeOutbox(pg, r, store))
+      Context.add(AuditOutbox.AuditOutbox, internal.makeOutbox(pg, r, store)),
+      Context.add(ContinuationStore.ContinuationStore, internal.makeContinuationStore(pg, r, store))
     )
   }))
 
@@ -390,6 +395,6 @@ export const config: Config.Config<Options> = Config.all({
  * @category layers
  */
 export const layerConfig: Layer.Layer<
-  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditOutbox.AuditOutbox | AuditSink.AuditSink | SqlClient.SqlClient | PgClient.PgClient,
+  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditOutbox.AuditOutbox | AuditSink.AuditSink | ContinuationStore.ContinuationStore | SqlClient.SqlClient | PgClient.PgClient,
   PostgresOpenError | ConfigError.ConfigError
 > = Layer.unwrapEffect(Effect.map(config, layer))

@@ -38,6 +38,7 @@
 import * as ApprovalStore from "@gavel/core/ApprovalStore"
 import * as AuditOutbox from "@gavel/core/AuditOutbox"
 import * as AuditSink from "@gavel/core/AuditSink"
+import * as ContinuationStore from "@gavel/core/ContinuationStore"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
@@ -289,7 +290,10 @@ const open = (options: Options): Effect.Effect<
  * database at `options.filename`, and provides the {@link ApprovalStore} and
  * the {@link AuditSink} over it, with the `SqlClient` (and `SqliteClient`,
  * for `backup`) for the host's own queries, and `ApprovalStore.Atomic`: the
- * runtime writes each step's transition and audit events in one transaction. The connection closes with the
+ * runtime writes each step's transition and audit events in one transaction. Also the `AuditOutbox` and
+ * the `ContinuationStore` (the work approvals release, in the same database:
+ * its `store` is this layer's approval store, its `atomically` one
+ * `BEGIN IMMEDIATE` transaction). The connection closes with the
  * layer. Refuses, with {@link SqliteOpenError} and leaving the path as it
  * was, a file that is not SQLite or is truncated, another application's
  * database, and a database of a newer gavel.
@@ -299,7 +303,7 @@ const open = (options: Options): Effect.Effect<
  */
 export const layer = (
   options: Options
-): Layer.Layer<ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditOutbox.AuditOutbox | AuditSink.AuditSink | SqlClient.SqlClient | SqliteClient.SqliteClient, SqliteOpenError> =>
+): Layer.Layer<ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditOutbox.AuditOutbox | AuditSink.AuditSink | ContinuationStore.ContinuationStore | SqlClient.SqlClient | SqliteClient.SqliteClient, SqliteOpenError> =>
   Layer.scopedContext(
     Effect.map(open(options), (context) => {
       const sql = Context.get(context, SqlClient.SqlClient)
@@ -310,7 +314,8 @@ export const layer = (
         Context.add(ApprovalStore.ApprovalStore, store),
         Context.add(AuditSink.AuditSink, sink),
         Context.add(ApprovalStore.Atomic, internal.atomicSteps(sql, store, sink)),
-        Context.add(AuditOutbox.AuditOutbox, internal.makeOutbox(sql, store))
+        Context.add(AuditOutbox.AuditOutbox, internal.makeOutbox(sql, store)),
+        Context.add(ContinuationStore.ContinuationStore, internal.makeContinuationStore(sql, store))
       )
     })
   )
@@ -328,7 +333,7 @@ export const layer = (
  * @category layers
  */
 export const layerConfig: Layer.Layer<
-  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditOutbox.AuditOutbox | AuditSink.AuditSink | SqlClient.SqlClient | SqliteClient.SqliteClient,
+  ApprovalStore.ApprovalStore | ApprovalStore.Atomic | AuditOutbox.AuditOutbox | AuditSink.AuditSink | ContinuationStore.ContinuationStore | SqlClient.SqlClient | SqliteClient.SqliteClient,
   SqliteOpenError | ConfigError.ConfigError
 > = Layer.unwrapEffect(
   Effect.map(

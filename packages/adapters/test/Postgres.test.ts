@@ -5,15 +5,17 @@
  * GAVEL_TEST_DATABASE_URL (see fixtures/postgres.ts); skipped without it.
  */
 import * as Postgres from "@gavel/adapters/Postgres"
-import { ApprovalStore, Audit, AuditSink } from "@gavel/core"
+import { ApprovalStore, Audit, AuditSink, ContinuationStore } from "@gavel/core"
 import * as ApprovalStoreSuite from "@gavel/testing/ApprovalStoreSuite"
 import * as AuditSinkSuite from "@gavel/testing/AuditSinkSuite"
+import * as ContinuationStoreSuite from "@gavel/testing/ContinuationStoreSuite"
 import { Governance } from "@gavel/core"
 import { epochMillis, request } from "@gavel/testing/Fixtures"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -53,6 +55,7 @@ if (databaseUrl === undefined) {
   const emptied = emptiedLayer(suiteSchema, { listen: false })
   ApprovalStoreSuite.run("Postgres ApprovalStore", emptied, { timeout: 60_000 })
   AuditSinkSuite.run("Postgres AuditSink", emptied, { timeout: 60_000 })
+  ContinuationStoreSuite.run("Postgres ContinuationStore", emptied, { timeout: 60_000 })
 }
 
 // -----------------------------------------------------------------------------
@@ -99,19 +102,21 @@ describe.skipIf(databaseUrl === undefined)("Postgres.layer", () => {
         migrations: [
           { migration_id: 1, name: "gavel_tables" },
           { migration_id: 2, name: "gavel_pending_caps" },
-          { migration_id: 3, name: "gavel_audit_outbox" }
+          { migration_id: 3, name: "gavel_audit_outbox" },
+          { migration_id: 4, name: "gavel_continuations" }
         ],
         tables: [
           "gavel_approvals",
           "gavel_audit_events",
           "gavel_audit_outbox",
+          "gavel_continuations",
           "gavel_decisions",
           "gavel_migrations",
           "gavel_overrides"
         ],
         shared: true
       })
-      expect(Postgres.schemaVersion).toBe(3)
+      expect(Postgres.schemaVersion).toBe(4)
       expect(Postgres.channel("gavel")).toBe("gavel_gavel")
       const listening = yield* Effect.provide(ApprovalStore.ApprovalStore, Postgres.layer({ url, schema }))
       expect(listening.resolutions).toBeDefined()
@@ -139,7 +144,7 @@ describe.skipIf(databaseUrl === undefined)("Postgres.layer", () => {
       }))
       expect(stored).toEqual(created)
       expect(Audit.verify(events)._tag).toBe("Intact")
-      expect(migrations).toEqual([{ migration_id: 1 }, { migration_id: 2 }, { migration_id: 3 }])
+      expect(migrations).toEqual([{ migration_id: 1 }, { migration_id: 2 }, { migration_id: 3 }, { migration_id: 4 }])
     }))
 
   it.scoped("refuses another application's schema and a newer gavel's, writing nothing", () =>
@@ -252,6 +257,56 @@ describe.skipIf(databaseUrl === undefined)("Postgres.layer", () => {
       const after = yield* withStores(schema, Effect.flatMap(ApprovalStore.ApprovalStore, (s) => s.get("locked")))
       expect(after.status).toBe("pending")
     })), 20_000)
+})
+
+// -----------------------------------------------------------------------------
+// continuations claimed by two pools
+// -----------------------------------------------------------------------------
+
+describe.skipIf(databaseUrl === undefined)("Postgres ContinuationStore across pools", () => {
+  it.scoped("two pools claiming at once, four workers each, take each of 20 ready continuations exactly once", () =>
+    Effect.gen(function*() {
+      const schema = yield* scopedSchema
+      const open = Effect.map(Layer.build(Postgres.layer({ url, schema, poolSize: 4, listen: false })), (context) => {
+        const store = Context.get(context, ContinuationStore.ContinuationStore)
+        // Beside the very approval store the layer provides: their writes share its units.
+        expect(store.store).toBe(Context.get(context, ApprovalStore.ApprovalStore))
+        return store
+      })
+      const [one, two] = [yield* open, yield* open]
+      const at = (millis: number) => new Date(epochMillis + millis)
+      const ids = Array.from({ length: 20 }, (_, i) => `apr_${String(i).padStart(2, "0")}`)
+      yield* Effect.forEach(ids, (id) =>
+        Effect.zipRight(
+          one.atomically(
+            Effect.zipRight(one.create(ContinuationStoreSuite.continuation(id)), one.store.create(request({ id })))
+          ),
+          one.store.vote(id, { approver: "bob", verdict: "approve", note: null, at: at(1_000) })
+        ))
+      /** Claims two at a time until a claim finds nothing (what is left is another claim's). */
+      const drain = (store: ContinuationStore.Service, owner: string) =>
+        Effect.gen(function*() {
+          const taken: Array<ContinuationStore.Continuation> = []
+          for (;;) {
+            const batch = yield* store.claim({ owner, now: at(2_000), limit: 2 })
+            if (batch.length === 0) return taken
+            taken.push(...batch)
+          }
+        })
+      const claimed = (yield* Effect.all(
+        [one, two].flatMap((store, s) => [0, 1, 2, 3].map((w) => drain(store, `pool${s}-worker${w}`))),
+        { concurrency: "unbounded" }
+      )).flat()
+      expect(claimed.map((c) => c.approvalId).sort()).toEqual(ids)
+      expect(claimed.every((c) => c.fence === 1 && c.leaseUntil?.getTime() === at(2_000 + c.leaseMillis).getTime()))
+        .toBe(true)
+      // As stored: each one once, by the worker its claim returned it to.
+      const stored = yield* two.list()
+      expect(stored.map((c) => [c.approvalId, c.fence, c.owner])).toEqual(
+        [...claimed].sort((a, b) => a.approvalId.localeCompare(b.approvalId)).map((c) => [c.approvalId, 1, c.owner])
+      )
+      expect(yield* one.claim({ owner: "late", now: at(2_000), limit: 20 })).toEqual([])
+    }), 60_000)
 })
 
 // -----------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 import * as Sqlite from "@gavel/adapters/Sqlite"
-import { Approval, ApprovalStore, Audit, AuditSink } from "@gavel/core"
+import { Approval, ApprovalStore, Audit, AuditSink, ContinuationStore } from "@gavel/core"
 import * as ApprovalStoreSuite from "@gavel/testing/ApprovalStoreSuite"
 import * as AuditSinkSuite from "@gavel/testing/AuditSinkSuite"
+import * as ContinuationStoreSuite from "@gavel/testing/ContinuationStoreSuite"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as fc from "effect/FastCheck"
@@ -14,7 +16,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { request } from "@gavel/testing/Fixtures"
+import { epochMillis, request } from "@gavel/testing/Fixtures"
 import { listing, tempDir } from "./fixtures/sqlite.js"
 
 /** A store and sink on a new database file in a new temporary directory, per build. */
@@ -23,6 +25,7 @@ const fresh = Layer.unwrapScoped(Effect.map(tempDir, (dir) => Sqlite.layer({ fil
 // Every test of the suites opens a new file: the model-based property opens 100.
 ApprovalStoreSuite.run("Sqlite ApprovalStore", fresh, { timeout: 60_000 })
 AuditSinkSuite.run("Sqlite AuditSink", fresh, { timeout: 60_000 })
+ContinuationStoreSuite.run("Sqlite ContinuationStore", fresh, { timeout: 60_000 })
 
 // -----------------------------------------------------------------------------
 // helpers
@@ -107,11 +110,12 @@ describe("Sqlite.layer", () => {
           { migration_id: 1, name: "gavel_tables" },
           { migration_id: 2, name: "gavel_pending_caps" },
           { migration_id: 3, name: "gavel_approvals_created" },
-          { migration_id: 4, name: "gavel_audit_outbox" }
+          { migration_id: 4, name: "gavel_audit_outbox" },
+          { migration_id: 5, name: "gavel_continuations" }
         ],
         shared: true
       })
-      expect(Sqlite.schemaVersion).toBe(4)
+      expect(Sqlite.schemaVersion).toBe(5)
     }))
 
   it.scoped("takes synchronous NORMAL and another busy timeout", () =>
@@ -182,7 +186,7 @@ describe("Sqlite.layer", () => {
       // What gavel with only migration 1 left behind.
       yield* raw(filename, (db) => {
         db.exec(`DROP INDEX gavel_approvals_pending_requester; DROP INDEX gavel_approvals_pending_tenant;
-          DROP INDEX gavel_approvals_created; DROP TABLE gavel_audit_outbox;
+          DROP INDEX gavel_approvals_created; DROP TABLE gavel_audit_outbox; DROP TABLE gavel_continuations;
           ALTER TABLE gavel_audit_events DROP COLUMN event_id; DELETE FROM gavel_migrations WHERE migration_id >= 2`)
       })
       const [indexes, error] = yield* withDatabase(
@@ -358,6 +362,54 @@ describe("Sqlite ApprovalStore and the caller's transactions", () => {
 // -----------------------------------------------------------------------------
 // refusals
 // -----------------------------------------------------------------------------
+
+describe("Sqlite ContinuationStore", () => {
+  const at = (millis: number) => new Date(epochMillis + millis)
+
+  /** A continuation for `apr_1`, approved and claimed, in a new file: the store and the claim's fence. */
+  const claimedOne = Effect.gen(function*() {
+    const filename = path.join(yield* tempDir, "gavel.db")
+    const context = yield* Layer.build(Sqlite.layer({ filename }))
+    const store = Context.get(context, ContinuationStore.ContinuationStore)
+    // Beside the very approval store the layer provides: their writes share its units.
+    expect(store.store).toBe(Context.get(context, ApprovalStore.ApprovalStore))
+    yield* store.atomically(
+      Effect.zipRight(store.create(ContinuationStoreSuite.continuation("apr_1")), store.store.create(request({ id: "apr_1" })))
+    )
+    yield* store.store.vote("apr_1", { approver: "bob", verdict: "approve", note: null, at: at(1_000) })
+    const [claimed] = yield* store.claim({ owner: "worker-1", now: at(2_000), limit: 1 })
+    return { filename, store, fence: claimed!.fence }
+  })
+
+  it.scoped("refuses a result that is not JSON as it stands with StoreError, writing nothing", () =>
+    Effect.gen(function*() {
+      const { fence, store } = yield* claimedOne
+      // eslint-disable-next-line no-sparse-arrays -- a hole, which JSON turns into `null`
+      const holed = [1, , 3]
+      for (const result of [{ at: new Date(0) }, { n: 1n }, { missing: undefined }, holed, Number.NaN, new Map()]) {
+        const error = yield* Effect.flip(store.complete("apr_1", fence, { state: "succeeded", result }, at(3_000)))
+        expect(error).toMatchObject({ _tag: "StoreError", operation: "complete continuation" })
+        expect(error.message).toContain("is not JSON")
+      }
+      const after = yield* store.get("apr_1")
+      expect([after.state, after.fence, after.sealed === null]).toEqual(["waiting", fence, false])
+      // `undefined` (a `Schema.Void` success, encoded) is no result.
+      const ended = yield* store.complete("apr_1", fence, { state: "succeeded", result: undefined }, at(3_000))
+      expect([ended.state, (yield* store.get("apr_1")).result]).toEqual(["succeeded", null])
+    }))
+
+  it.scoped("a row edited behind gavel's back is a StoreError naming it, not a continuation", () =>
+    Effect.gen(function*() {
+      const { filename, store } = yield* claimedOne
+      yield* raw(filename, (db) => db.exec(`UPDATE gavel_continuations SET delivery = 'sometimes'`))
+      const error = yield* Effect.flip(store.get("apr_1"))
+      expect(error).toMatchObject({ _tag: "StoreError", operation: "get continuation" })
+      expect(error.message).toContain(`stored continuation "apr_1" is unreadable`)
+      expect(yield* Effect.flip(store.claim({ owner: "w", now: at(10 * 60_000), limit: 5 }))).toMatchObject({
+        _tag: "StoreError"
+      })
+    }))
+})
 
 describe("Sqlite.layer refuses, without writing to the file,", () => {
   it.scoped("a file that is not a SQLite database", () =>
@@ -551,10 +603,10 @@ describe("Sqlite.layer refuses a damaged file, leaving it as it was,", () => {
 
   it.effect("a gavel database cut short, named as truncated", () =>
     Effect.gen(function*() {
-      expect(gavelBytes.length).toBe(20 * 4096)
+      expect(gavelBytes.length).toBe(27 * 4096)
       const error = yield* refused(gavelBytes.subarray(0, 8192))
       expect(error).toMatchObject({ reason: "NotADatabase" })
-      expect(error.detail).toBe("it is truncated: its header counts 20 pages of 4096 bytes, the file has 8192 bytes")
+      expect(error.detail).toBe("it is truncated: its header counts 27 pages of 4096 bytes, the file has 8192 bytes")
     }))
 
   it.effect.prop(

@@ -15,6 +15,7 @@ import type * as ApprovalStore from "@gavel/core/ApprovalStore"
 import * as Audit from "@gavel/core/Audit"
 import type * as AuditOutbox from "@gavel/core/AuditOutbox"
 import type * as AuditSink from "@gavel/core/AuditSink"
+import type * as ContinuationStore from "@gavel/core/ContinuationStore"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -110,6 +111,7 @@ const dialect = (sql: SqlClient.SqlClient, options: Pick<StoreOptions, "schema" 
   insertionOrder: "seq",
   placeholder: (n) => `$${n}`,
   claimLock: "FOR UPDATE SKIP LOCKED",
+  claimLockOf: (alias) => `FOR UPDATE OF ${alias} SKIP LOCKED`,
   isDuplicateKey: (error) => SqlStore.driverCode(error) === "23505",
   guard: (operation) => bounded(operation, options.timeout)
 })
@@ -442,3 +444,16 @@ export const makeOutbox = (
   options: Pick<StoreOptions, "schema" | "timeout">,
   store: ApprovalStore.Service
 ): AuditOutbox.Service => SqlStore.makeOutbox(dialect(pg.withoutTransforms(), options), "BEGIN", store)
+
+/**
+ * The continuation store beside `store`, in its schema: every statement
+ * joins the unit's transaction; claims lock the rows they take
+ * (`FOR UPDATE OF c SKIP LOCKED`).
+ *
+ * @internal
+ */
+export const makeContinuationStore = (
+  pg: PgClient.PgClient,
+  options: Pick<StoreOptions, "schema" | "timeout">,
+  store: ApprovalStore.Service
+): ContinuationStore.Service => SqlStore.makeContinuationStore(dialect(pg.withoutTransforms(), options), "BEGIN", store)

@@ -215,6 +215,36 @@ $$`
   last_error text
 )`,
         `CREATE INDEX gavel_audit_outbox_claim ON ${s}.gavel_audit_outbox (claimed_until, position)`
+      ], (statement) => sql.unsafe(statement), { discard: true })),
+    // The work approvals release (issue 18), one row per approval: a claim
+    // takes those waiting or started whose lease is free (joining their
+    // approvals by primary key), oldest first (`seq` orders those of one
+    // millisecond). No foreign key: a unit writes the continuation before
+    // its approval; the claim's join ignores a continuation without one.
+    "4_gavel_continuations": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      Effect.forEach([
+        `CREATE TABLE ${s}.gavel_continuations (
+  approval_id text PRIMARY KEY,
+  seq bigint GENERATED ALWAYS AS IDENTITY,
+  idempotency_key text NOT NULL UNIQUE,
+  handler text NOT NULL,
+  handler_version integer NOT NULL,
+  delivery text NOT NULL,
+  max_attempts integer NOT NULL,
+  lease_millis bigint NOT NULL,
+  sealed text,
+  state text NOT NULL,
+  owner text,
+  lease_until bigint,
+  fence bigint NOT NULL,
+  attempts integer NOT NULL,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  result text,
+  error text
+)`,
+        `CREATE INDEX gavel_continuations_claim ON ${s}.gavel_continuations (state, lease_until)`,
+        `CREATE INDEX gavel_continuations_created ON ${s}.gavel_continuations (created_at, seq)`
       ], (statement) => sql.unsafe(statement), { discard: true }))
   }
 }

@@ -3,8 +3,8 @@
  * parameterised by a {@link Dialect} (the tables, the few words in which the
  * two differ, the deadline a dialect puts on an operation). Here: the
  * description of a failure, the codecs, the statements that read and write
- * an approval, `list` and its filter, the decisions and overrides, and the
- * audit trail's reads. Each dialect's module keeps only what truly differs:
+ * an approval, `list` and its filter, the decisions and overrides, the
+ * audit trail's reads, the audit outbox and the continuation store. Each dialect's module keeps only what truly differs:
  * opening and migrating, how a create under caps and a transition are made
  * atomic (SQLite's write lock, Postgres' compare-and-set and advisory
  * locks), the audit append, LISTEN/NOTIFY.
@@ -18,6 +18,7 @@ import * as ApprovalStore from "@gavel/core/ApprovalStore"
 import type * as Audit from "@gavel/core/Audit"
 import type * as AuditOutbox from "@gavel/core/AuditOutbox"
 import * as AuditSink from "@gavel/core/AuditSink"
+import * as ContinuationStore from "@gavel/core/ContinuationStore"
 import * as DecisionRecord from "@gavel/core/DecisionRecord"
 import * as Override from "@gavel/core/Override"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -175,6 +176,7 @@ export interface Tables {
   readonly overrides: string
   readonly auditEvents: string
   readonly auditOutbox: string
+  readonly continuations: string
 }
 
 /**
@@ -188,7 +190,8 @@ export const tables = (qualifier: string): Tables => ({
   decisions: `${qualifier}gavel_decisions`,
   overrides: `${qualifier}gavel_overrides`,
   auditEvents: `${qualifier}gavel_audit_events`,
-  auditOutbox: `${qualifier}gavel_audit_outbox`
+  auditOutbox: `${qualifier}gavel_audit_outbox`,
+  continuations: `${qualifier}gavel_continuations`
 })
 
 /**
@@ -208,6 +211,12 @@ export interface Dialect {
   readonly isDuplicateKey: (error: SqlError) => boolean
   /** What a claim of the audit outbox adds to its select: Postgres' `FOR UPDATE SKIP LOCKED`. */
   readonly claimLock: string
+  /**
+   * What a claim of continuations adds to its select, which joins their
+   * approvals: Postgres' `FOR UPDATE OF <alias> SKIP LOCKED`, locking the
+   * continuations' rows (`alias`) and never the approvals'.
+   */
+  readonly claimLockOf: (alias: string) => string
   /** What bounds every operation of the stores (Postgres' deadline); the identity where nothing does. */
   readonly guard: (
     operation: string
@@ -749,4 +758,338 @@ export const makeOutbox = (dialect: Dialect, begin: string, store: ApprovalStore
       })
     )
   }
+}
+
+// -----------------------------------------------------------------------------
+// continuations
+// -----------------------------------------------------------------------------
+
+interface ContinuationRow {
+  readonly approval_id: string
+  readonly handler: string
+  readonly handler_version: number | string
+  readonly delivery: string
+  readonly max_attempts: number | string
+  readonly lease_millis: number | string
+  readonly idempotency_key: string
+  readonly sealed: string | null
+  readonly state: string
+  readonly owner: string | null
+  readonly lease_until: number | string | null
+  readonly fence: number | string
+  readonly attempts: number | string
+  readonly created_at: number | string
+  readonly updated_at: number | string
+  readonly result: string | null
+  readonly error: string | null
+}
+
+const continuationColumns = "approval_id, handler, handler_version, delivery, max_attempts, lease_millis, " +
+  "idempotency_key, sealed, state, owner, lease_until, fence, attempts, created_at, updated_at, result, error"
+
+const validateContinuation = Schema.validateEither(ContinuationStore.Continuation)
+
+/** How many times a step re-reads a continuation that changed under it before giving up. */
+const MAX_STEP_ATTEMPTS = 50
+
+/**
+ * Whether `value` is JSON as it stands, so that `JSON.parse(JSON.stringify(value))`
+ * gives it back equal: `null`, strings, booleans, finite numbers, and arrays
+ * (without holes) and plain objects of them — never `undefined` inside, a
+ * `Date`, a class instance, a `bigint`, a function, a cycle.
+ */
+const isJson = (value: unknown, depth = 0): boolean => {
+  if (depth > 256) return false
+  if (value === null || typeof value === "string" || typeof value === "boolean") return true
+  if (typeof value === "number") return Number.isFinite(value)
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      if (!isJson(value[i], depth + 1)) return false
+    }
+    return true
+  }
+  if (typeof value !== "object") return false
+  const prototype: unknown = Object.getPrototypeOf(value)
+  if (prototype !== Object.prototype && prototype !== null) return false
+  for (const key of Object.keys(value)) {
+    if (!isJson((value as Record<string, unknown>)[key], depth + 1)) return false
+  }
+  return true
+}
+
+/**
+ * A continuation's `result` as stored: JSON text, or `NULL` for none (a
+ * `null` or `undefined` result — the encoded success of a `Schema.Void`
+ * handler). A result that is not JSON as it stands is refused rather than
+ * stored lossily.
+ */
+const encodeResult = (
+  operation: string,
+  approvalId: string,
+  result: unknown
+): Either.Either<string | null, Approval.StoreError> =>
+  result === null || result === undefined
+    ? Either.right(null)
+    : isJson(result)
+    ? Either.right(JSON.stringify(result))
+    : Either.left(
+      new Approval.StoreError({
+        operation,
+        detail: `the result of continuation "${approvalId}" is not JSON (a plain object, array, string, finite ` +
+          `number, boolean or null): it cannot be stored as it is`
+      })
+    )
+
+const dateOf = (value: number | string): Date => new Date(Number(value))
+
+/** A stored continuation read back, or why it cannot be. */
+const continuationOf = (operation: string) =>
+(row: ContinuationRow): Either.Either<ContinuationStore.Continuation, Approval.StoreError> => {
+  const what = `stored continuation "${row.approval_id}"`
+  let result: unknown = null
+  if (row.result !== null) {
+    try {
+      result = JSON.parse(row.result)
+    } catch (error) {
+      return Either.left(
+        new Approval.StoreError({ operation, detail: `${what} is unreadable: its result is not JSON`, cause: error })
+      )
+    }
+  }
+  return Either.mapLeft(
+    validateContinuation({
+      approvalId: row.approval_id,
+      handler: row.handler,
+      handlerVersion: Number(row.handler_version),
+      delivery: row.delivery,
+      maxAttempts: Number(row.max_attempts),
+      leaseMillis: Number(row.lease_millis),
+      idempotencyKey: row.idempotency_key,
+      sealed: row.sealed,
+      state: row.state,
+      owner: row.owner,
+      leaseUntil: row.lease_until === null ? null : dateOf(row.lease_until),
+      fence: Number(row.fence),
+      attempts: Number(row.attempts),
+      createdAt: dateOf(row.created_at),
+      updatedAt: dateOf(row.updated_at),
+      result,
+      error: row.error
+    }),
+    unreadable(operation, what)
+  )
+}
+
+/**
+ * The continuation store of a dialect, beside `store` (the approval store
+ * over the same client): a table in the same database, every statement
+ * joining the unit's transaction ({@link transactional}), so that a
+ * continuation is created with its approval and started with its consume,
+ * or neither. The statements are the same for both dialects:
+ *
+ * - `create`: an insert that does nothing on a taken idempotency key (`ON
+ *   CONFLICT … DO NOTHING`, which leaves a Postgres transaction usable),
+ *   then the key's holder is read for {@link ContinuationStore.DuplicateKey}.
+ * - `claim`: one `UPDATE … WHERE approval_id IN (SELECT … JOIN approvals …
+ *   LIMIT n)` raising the fences: SQLite runs a write statement under its
+ *   write lock, Postgres locks the selected rows `FOR UPDATE OF c SKIP
+ *   LOCKED` (and re-checks a row another claim changed meanwhile), so no
+ *   two claims, in any process, take the same continuation.
+ * - `start`, `release`, `complete`, `close`, `resolve`: read the row, apply
+ *   the pure transition of `ContinuationStore` (the memory store's), and
+ *   compare-and-set on the fence, state and owner read; a row that changed
+ *   meanwhile is read again and the transition applied anew (so a lost
+ *   claim fails with `FenceLost` and the state it lost to).
+ *
+ * @internal
+ */
+export const makeContinuationStore = (
+  dialect: Dialect,
+  begin: string,
+  store: ApprovalStore.Service
+): ContinuationStore.Service => {
+  const { guard, sql } = dialect
+  const table = sql.literal(dialect.tables.continuations)
+  const approvals = sql.literal(dialect.tables.approvals)
+  const columns = sql.literal(continuationColumns)
+  const insertionOrder = sql.literal(dialect.insertionOrder)
+  const claimedOrder = sql.literal(`c.${dialect.insertionOrder}`)
+  const claimLock = sql.literal(dialect.claimLockOf("c"))
+  const run = <A>(operation: string, effect: Effect.Effect<A, SqlError>) =>
+    Effect.mapError(effect, storeError(operation))
+
+  const decodeAll = (operation: string, rows: ReadonlyArray<ContinuationRow>) =>
+    Effect.forEach(rows, continuationOf(operation))
+
+  const find = (operation: string, approvalId: string) =>
+    Effect.flatMap(
+      run(operation, sql<ContinuationRow>`SELECT ${columns} FROM ${table} WHERE approval_id = ${approvalId}`),
+      ([row]) => row === undefined ? Effect.succeedNone : Effect.asSome(continuationOf(operation)(row))
+    )
+
+  const load = (operation: string, approvalId: string) =>
+    Effect.flatMap(find(operation, approvalId), (found) =>
+      Option.isSome(found)
+        ? Effect.succeed(found.value)
+        : Effect.fail(new ContinuationStore.ContinuationNotFound({ approvalId })))
+
+  /** Writes `next` over `current` if the row is still as read (fence, state, owner): whether it was. */
+  const compareAndSet = (
+    operation: string,
+    current: ContinuationStore.Continuation,
+    next: ContinuationStore.Continuation
+  ) =>
+    Effect.gen(function*() {
+      const result = yield* encodeResult(operation, next.approvalId, next.result)
+      const rows = yield* run(
+        operation,
+        sql<{ readonly approval_id: string }>`UPDATE ${table} SET state = ${next.state}, sealed = ${next.sealed},
+          owner = ${next.owner}, lease_until = ${next.leaseUntil === null ? null : next.leaseUntil.getTime()},
+          fence = ${next.fence}, attempts = ${next.attempts}, updated_at = ${next.updatedAt.getTime()},
+          result = ${result}, error = ${next.error}
+          WHERE approval_id = ${current.approvalId} AND fence = ${current.fence} AND state = ${current.state}
+          AND owner IS NOT DISTINCT FROM ${current.owner} RETURNING approval_id`
+      )
+      return rows.length === 1
+    })
+
+  /**
+   * Reads the continuation, applies `f` and compare-and-sets the result;
+   * when another writer changed the row in between, reads it again and
+   * re-applies `f`. `f` returning `None` leaves the row as it is.
+   */
+  const step = <E>(
+    operation: string,
+    approvalId: string,
+    f: (
+      continuation: ContinuationStore.Continuation
+    ) => Effect.Effect<Option.Option<ContinuationStore.Continuation>, E>
+  ): Effect.Effect<
+    Option.Option<ContinuationStore.Continuation>,
+    E | ContinuationStore.ContinuationNotFound | Approval.StoreError
+  > =>
+    guard(operation)(Effect.gen(function*() {
+      for (let attempt = 1;; attempt++) {
+        const current = yield* load(operation, approvalId)
+        const next = yield* f(current)
+        if (Option.isNone(next)) return next
+        if (yield* compareAndSet(operation, current, next.value)) return next
+        if (attempt >= MAX_STEP_ATTEMPTS) {
+          return yield* new Approval.StoreError({
+            operation,
+            detail: `continuation "${approvalId}" kept changing while it was being written (${attempt} attempts)`
+          })
+        }
+      }
+    }))
+
+  const transition = <E>(
+    operation: string,
+    approvalId: string,
+    f: (continuation: ContinuationStore.Continuation) => Effect.Effect<ContinuationStore.Continuation, E>
+  ) => Effect.map(step(operation, approvalId, (c) => Effect.map(f(c), Option.some)), Option.getOrThrow)
+
+  return ContinuationStore.ContinuationStore.of({
+    store,
+    atomically: transactional(dialect, begin),
+    create: (continuation) => {
+      const operation = "create continuation"
+      return guard(operation)(Effect.gen(function*() {
+        const c = yield* Either.mapLeft(
+          validateContinuation(continuation),
+          unstorable(operation, `continuation "${continuation.approvalId}"`)
+        )
+        const result = yield* encodeResult(operation, c.approvalId, c.result)
+        const inserted = yield* Effect.mapError(
+          sql<{ readonly approval_id: string }>`INSERT INTO ${table} (${columns}) VALUES (${c.approvalId},
+            ${c.handler}, ${c.handlerVersion}, ${c.delivery}, ${c.maxAttempts}, ${c.leaseMillis},
+            ${c.idempotencyKey}, ${c.sealed}, ${c.state}, ${c.owner},
+            ${c.leaseUntil === null ? null : c.leaseUntil.getTime()}, ${c.fence}, ${c.attempts},
+            ${c.createdAt.getTime()}, ${c.updatedAt.getTime()}, ${result}, ${c.error})
+            ON CONFLICT (idempotency_key) DO NOTHING RETURNING approval_id`,
+          (error) =>
+            dialect.isDuplicateKey(error)
+              ? new Approval.StoreError({
+                operation,
+                detail: `a continuation for approval "${c.approvalId}" exists`,
+                cause: error
+              })
+              : storeError(operation)(error)
+        )
+        if (inserted.length === 1) return
+        const [holder] = yield* run(
+          operation,
+          sql<{ readonly approval_id: string }>`SELECT approval_id FROM ${table}
+            WHERE idempotency_key = ${c.idempotencyKey}`
+        )
+        return yield* holder === undefined
+          ? new Approval.StoreError({
+            operation,
+            detail: `the idempotency key of continuation "${c.approvalId}" is taken, yet no continuation holds it`
+          })
+          : new ContinuationStore.DuplicateKey({ idempotencyKey: c.idempotencyKey, approvalId: holder.approval_id })
+      }))
+    },
+    get: (approvalId) => guard("get continuation")(load("get continuation", approvalId)),
+    findByKey: (idempotencyKey) => {
+      const operation = "find continuation"
+      return guard(operation)(Effect.flatMap(
+        run(operation, sql<ContinuationRow>`SELECT ${columns} FROM ${table} WHERE idempotency_key = ${idempotencyKey}`),
+        ([row]) => row === undefined ? Effect.succeedNone : Effect.asSome(continuationOf(operation)(row))
+      ))
+    },
+    claim: ({ limit, now, owner }) => {
+      const operation = "claim continuations"
+      // As the memory store: a limit of 0 or less claims nothing, a fractional one rounds up.
+      if (!(limit > 0)) return Effect.succeed([])
+      const at = now.getTime()
+      return guard(operation)(Effect.gen(function*() {
+        const rows = yield* run(
+          operation,
+          sql<ContinuationRow & { readonly position: number | string }>`UPDATE ${table} SET owner = ${owner},
+            lease_until = ${at} + lease_millis, fence = fence + 1, updated_at = ${at}
+            WHERE approval_id IN (SELECT c.approval_id FROM ${table} c JOIN ${approvals} a ON a.id = c.approval_id
+            WHERE (c.lease_until IS NULL OR c.lease_until <= ${at}) AND (c.state = 'started'
+            OR (c.state = 'waiting' AND a.status = 'approved' AND a.consumed_at IS NULL))
+            ORDER BY c.created_at, ${claimedOrder} LIMIT ${Math.min(Math.ceil(limit), 2 ** 31 - 1)} ${claimLock})
+            RETURNING ${columns}, ${insertionOrder} AS position`
+        )
+        // RETURNING follows no order: oldest first, as the select took them.
+        const sorted = [...rows].sort((a, b) =>
+          Number(a.created_at) - Number(b.created_at) || Number(a.position) - Number(b.position)
+        )
+        return yield* decodeAll(operation, sorted)
+      }))
+    },
+    start: (approvalId, fence, now) =>
+      transition("start continuation", approvalId, (c) => ContinuationStore.started(c, fence, now)),
+    release: (approvalId, fence, now) =>
+      transition("release continuation", approvalId, (c) => ContinuationStore.released(c, fence, now)),
+    complete: (approvalId, fence, ending, now) =>
+      transition("complete continuation", approvalId, (c) => ContinuationStore.completed(c, fence, ending, now)),
+    close: (approvalId, state, now) =>
+      Effect.asVoid(
+        step("close continuation", approvalId, (c) => Effect.succeed(ContinuationStore.closed(c, state, now))).pipe(
+          Effect.catchTag("ContinuationNotFound", () => Effect.void)
+        )
+      ),
+    resolve: (approvalId, ending, now) =>
+      transition("resolve continuation", approvalId, (c) => ContinuationStore.resolved(c, ending, now)),
+    list: (filter) => {
+      const operation = "list continuations"
+      const limit = filter?.limit
+      // As the memory store: a limit of 0 or less lists nothing, a fractional one rounds up.
+      if (limit !== undefined && limit <= 0) return Effect.succeed([])
+      const bounded = limit !== undefined && Number.isFinite(limit)
+      return guard(operation)(Effect.flatMap(
+        run(
+          operation,
+          sql<ContinuationRow>`SELECT ${columns} FROM ${table}
+            WHERE ${sql.and(filter?.state === undefined ? [] : [sql`state = ${filter.state}`])}
+            ORDER BY created_at, ${insertionOrder} ${bounded ? sql`LIMIT ${Math.ceil(limit)}` : sql``}`
+        ),
+        (rows) => decodeAll(operation, rows)
+      ))
+    }
+  })
 }

@@ -15,6 +15,7 @@ import * as ApprovalStore from "@gavel/core/ApprovalStore"
 import * as Audit from "@gavel/core/Audit"
 import type * as AuditOutbox from "@gavel/core/AuditOutbox"
 import type * as AuditSink from "@gavel/core/AuditSink"
+import type * as ContinuationStore from "@gavel/core/ContinuationStore"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -146,6 +147,7 @@ const dialect = (sql: SqlClient.SqlClient): SqlStore.Dialect => ({
   insertionOrder: "rowid",
   placeholder: () => "?",
   claimLock: "",
+  claimLockOf: () => "",
   isDuplicateKey: (error) => SqlStore.driverCode(error) === "SQLITE_CONSTRAINT_PRIMARYKEY",
   guard: SqlStore.unguarded
 })
@@ -316,3 +318,15 @@ export const atomicSteps = (
  */
 export const makeOutbox = (client: SqlClient.SqlClient, store: ApprovalStore.Service): AuditOutbox.Service =>
   SqlStore.makeOutbox(dialect(client.withoutTransforms()), "BEGIN IMMEDIATE", store)
+
+/**
+ * The continuation store beside `store`, in its database: every statement
+ * joins the unit's `BEGIN IMMEDIATE` transaction.
+ *
+ * @internal
+ */
+export const makeContinuationStore = (
+  client: SqlClient.SqlClient,
+  store: ApprovalStore.Service
+): ContinuationStore.Service =>
+  SqlStore.makeContinuationStore(dialect(client.withoutTransforms()), "BEGIN IMMEDIATE", store)

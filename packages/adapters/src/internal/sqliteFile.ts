@@ -141,6 +141,34 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
   last_error TEXT
 ) STRICT`,
     `CREATE INDEX gavel_audit_outbox_claim ON gavel_audit_outbox (claimed_until, position)`
+  ),
+  // The work approvals release (issue 18), one row per approval: a claim
+  // takes those waiting or started whose lease is free (joining their
+  // approvals by primary key), oldest first. No foreign key: SQLite enforces
+  // none without a pragma, and a unit writes the continuation before its
+  // approval; the claim's join ignores a continuation without one.
+  "5_gavel_continuations": statements(
+    `CREATE TABLE gavel_continuations (
+  approval_id TEXT PRIMARY KEY NOT NULL,
+  idempotency_key TEXT NOT NULL UNIQUE,
+  handler TEXT NOT NULL,
+  handler_version INTEGER NOT NULL,
+  delivery TEXT NOT NULL,
+  max_attempts INTEGER NOT NULL,
+  lease_millis INTEGER NOT NULL,
+  sealed TEXT,
+  state TEXT NOT NULL,
+  owner TEXT,
+  lease_until INTEGER,
+  fence INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  result TEXT,
+  error TEXT
+) STRICT`,
+    `CREATE INDEX gavel_continuations_claim ON gavel_continuations (state, lease_until)`,
+    `CREATE INDEX gavel_continuations_created ON gavel_continuations (created_at)`
   )
 }
 
