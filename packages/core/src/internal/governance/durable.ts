@@ -144,9 +144,11 @@ export const make = Effect.fnUntraced(function*(
   const provided = <A, E>(effect: Effect.Effect<A, E, unknown>): Effect.Effect<A, E> =>
     Effect.provide(effect as Effect.Effect<A, E>, context)
 
-  const registered = (h: Durable.AnyHandler) =>
-    registry.get(keyOf(h.name, h.version)) === h
-      ? Effect.succeed(h)
+  /** The handler registered under `h`'s name and version (the one the worker runs). */
+  const registered = (h: Durable.AnyHandler) => {
+    const found = registry.get(keyOf(h.name, h.version))
+    return found !== undefined
+      ? Effect.succeed(found)
       : Effect.fail(
         new Durable.InvalidSubmission({
           handler: h.name,
@@ -154,6 +156,7 @@ export const make = Effect.fnUntraced(function*(
           detail: `version ${h.version} is not registered with this worker (Durable.layer's handlers)`
         })
       )
+  }
 
   const outcome = (approvalId: string) =>
     Effect.flatMap(continuations.get(approvalId), (c) =>
