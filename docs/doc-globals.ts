@@ -15,7 +15,7 @@ import type { AgentCard } from "@a2a-js/sdk"
 import type { Client, RequestOptions } from "@a2a-js/sdk/client"
 import type { AgentExecutor, ExecutionEventBus, RequestContext } from "@a2a-js/sdk/server"
 import type { HttpServerResponse } from "@effect/platform"
-import type { Action, Audit, Governance, Identity, PolicySet, Redaction } from "@gavel/core"
+import type { Action, Audit, Durable, Governance, Identity, PolicySet, Redaction } from "@gavel/core"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
@@ -29,6 +29,13 @@ declare global {
 
   /** The host's policy set, as built with `PolicySet.unsafeMake` (README quick start). */
   const policySet: PolicySet.PolicySet
+
+  /** The durable work handler defined in docs/approvals.md "Durable approvals". */
+  const sendPayment: Durable.Handler<
+    { readonly to: string; readonly amount: number },
+    { readonly receipt: string },
+    never
+  >
 
   /** The host's `Identity` adapter (its directory: an IdP, HR system, LDAP…); see docs/approvals.md "Wiring". */
   const IdentityLive: Layer.Layer<Identity.Identity>
