@@ -13,8 +13,8 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import * as Action from "../../Action.js"
-import type * as Approval from "../../Approval.js"
-import type * as ContinuationStore from "../../ContinuationStore.js"
+import * as Approval from "../../Approval.js"
+import * as ContinuationStore from "../../ContinuationStore.js"
 import * as Decision from "../../Decision.js"
 import type * as DecisionRecord from "../../DecisionRecord.js"
 import * as Durable from "../../Durable.js"
@@ -158,6 +158,14 @@ export const make = Effect.fnUntraced(function*(
       )
   }
 
+  /** An outcome of a continuation just found: its absence is a bug. */
+  const found = <A, E>(effect: Effect.Effect<A, E | ContinuationStore.ContinuationNotFound>): Effect.Effect<A, Exclude<E, ContinuationStore.ContinuationNotFound>> =>
+    Effect.catchIf(
+      effect,
+      (error): error is ContinuationStore.ContinuationNotFound => error instanceof ContinuationStore.ContinuationNotFound,
+      (error) => Effect.die(error)
+    ) as Effect.Effect<A, Exclude<E, ContinuationStore.ContinuationNotFound>>
+
   const outcome = (approvalId: string) =>
     Effect.flatMap(continuations.get(approvalId), (c) =>
       c.state === "waiting"
@@ -207,7 +215,7 @@ export const make = Effect.fnUntraced(function*(
         return {
           _tag: "Existing",
           approvalId: existing.value.approvalId,
-          outcome: yield* Effect.orDie(outcome(existing.value.approvalId))
+          outcome: yield* found(outcome(existing.value.approvalId))
         } as const satisfies Durable.Submission
       }
       const encodedInput = yield* Effect.mapError(
@@ -230,7 +238,10 @@ export const make = Effect.fnUntraced(function*(
       const payload = yield* Effect.orDie(encodePayload({ action: final, input: encodedInput }))
       const request = yield* runtime.open(final, record, (request) =>
         Effect.flatMap(
-          Effect.orDie(encryption.seal(payload, associatedData(request.id, request.actionHash))),
+          Effect.mapError(
+            encryption.seal(payload, associatedData(request.id, request.actionHash)),
+            (error) => new Approval.StoreError({ operation: "seal continuation", detail: error.message })
+          ),
           (sealed) =>
             continuations.create({
               approvalId: request.id,
@@ -261,7 +272,7 @@ export const make = Effect.fnUntraced(function*(
     }).pipe(
       // A concurrent submission with the same key won: answer with it.
       Effect.catchTag("DuplicateKey", (error) =>
-        Effect.map(Effect.orDie(outcome(error.approvalId)), (o) => ({
+        Effect.map(found(outcome(error.approvalId)), (o) => ({
           _tag: "Existing" as const,
           approvalId: error.approvalId,
           outcome: o
