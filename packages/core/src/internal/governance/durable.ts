@@ -12,6 +12,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import * as Action from "../../Action.js"
 import * as Approval from "../../Approval.js"
 import * as ContinuationStore from "../../ContinuationStore.js"
@@ -438,6 +439,11 @@ export const make = Effect.fnUntraced(function*(
     if (request.status === "approved") Queue.unsafeOffer(wake, undefined)
   })
   yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
+  // Approvals resolved by other processes, announced by a shared store
+  // (Postgres' LISTEN/NOTIFY): a hint to claim now rather than at the poll.
+  if (store.resolutions !== undefined) {
+    yield* Effect.forkScoped(Stream.runForEach(store.resolutions, () => Queue.offer(wake, undefined)))
+  }
   const runs = yield* FiberSet.make()
   let running = 0
   const claimInto = Effect.suspend(() => {
