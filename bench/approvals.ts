@@ -54,8 +54,7 @@ import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as v8 from "node:v8"
-import * as vm from "node:vm"
-import { type Part, progress, quantile, quick, type Row } from "./report.js"
+import { type Part, progress, quantile, quick, type Row, settledHeap } from "./report.js"
 
 const counts = (text: string): ReadonlyArray<number> =>
   text.split(",").map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0)
@@ -151,32 +150,6 @@ const payment = (i: number) =>
 // -----------------------------------------------------------------------------
 // helpers
 // -----------------------------------------------------------------------------
-
-/**
- * A full GC: `globalThis.gc` under `--expose-gc`, else exposed at run time
- * (tsx does not pass the flag), on first use so that the rows measured
- * before this one run without it.
- */
-let collect: (() => void) | undefined
-const gc = (): void => {
-  if (collect === undefined) {
-    const exposed = (globalThis as { gc?: unknown }).gc
-    if (typeof exposed === "function") collect = exposed as () => void
-    else {
-      v8.setFlagsFromString("--expose-gc")
-      const fromContext: unknown = vm.runInNewContext("gc")
-      if (typeof fromContext !== "function") throw new Error("approvals bench: cannot expose the garbage collector")
-      collect = fromContext as () => void
-    }
-  }
-  collect()
-}
-
-const settledHeap = (): number => {
-  gc()
-  gc()
-  return process.memoryUsage().heapUsed
-}
 
 /** With GAVEL_BENCH_HEAP_SNAPSHOTS=dir, heap snapshots around parking go there (for profiling; slow). */
 const snapshot = (name: string): void => {

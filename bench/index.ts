@@ -26,6 +26,7 @@ import * as os from "node:os"
 import { measureApprovals } from "./approvals.js"
 import { measureAsync } from "./async.js"
 import { measureDecisions } from "./decisions.js"
+import { measureDurable } from "./durable.js"
 import { measurePostgres } from "./postgres.js"
 import { type Part, progress, quick, type Row } from "./report.js"
 import { measureRules } from "./rules.js"
@@ -63,6 +64,7 @@ for (
     ["async", () => measureAsync(quick ? 200 : 6_000)],
     ["approvals and scale", measureApprovals],
     ["sqlite", measureSqlite],
+    ["durable", measureDurable],
     ["postgres", measurePostgres]
   ] as const
 ) {
@@ -76,7 +78,7 @@ for (
 }
 const seconds = (performance.now() - started) / 1000
 
-const order = ["tools-20", "rules", "async", "approvals", "sqlite", "postgres", "scale"]
+const order = ["tools-20", "rules", "async", "approvals", "sqlite", "durable", "postgres", "scale"]
 const rows = parts.flatMap((p) => p.rows).sort((a, b) => order.indexOf(a.section) - order.indexOf(b.section))
 const errors = parts.flatMap((p) => p.errors)
 const goals = rows.filter((r) => r.goal !== undefined)

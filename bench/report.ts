@@ -3,6 +3,8 @@
  * the benchmark returns rows of this shape, grouped by section, so that the
  * output stays stable from run to run and can be compared over time.
  */
+import * as v8 from "node:v8"
+import * as vm from "node:vm"
 
 /** A goal from the issue, checked against the row's figure. */
 export interface Goal {
@@ -45,3 +47,30 @@ export const quantile = (xs: ArrayLike<number>, q: number): number => {
 
 /** True for the CI quick mode (GAVEL_BENCH_ROUNDS below 50): fewer and smaller batches. */
 export const quick = Number(process.env.GAVEL_BENCH_ROUNDS ?? 300) < 50
+
+/**
+ * A full GC: `globalThis.gc` under `--expose-gc`, else exposed at run time
+ * (tsx does not pass the flag), on first use so that the rows measured
+ * before this one run without it.
+ */
+let collect: (() => void) | undefined
+const gc = (): void => {
+  if (collect === undefined) {
+    const exposed = (globalThis as { gc?: unknown }).gc
+    if (typeof exposed === "function") collect = exposed as () => void
+    else {
+      v8.setFlagsFromString("--expose-gc")
+      const fromContext: unknown = vm.runInNewContext("gc")
+      if (typeof fromContext !== "function") throw new Error("approvals bench: cannot expose the garbage collector")
+      collect = fromContext as () => void
+    }
+  }
+  collect()
+}
+
+/** The heap in use after two full collections. */
+export const settledHeap = (): number => {
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed
+}
