@@ -121,7 +121,8 @@ export type ExitCode = typeof ExitCode[keyof typeof ExitCode]
 /**
  * A failure of the CLI's own (outside the governance runtime): a database
  * file that is missing or not gavel's, a missing or invalid principals
- * directory, a broken audit trail. `reason` decides the exit code.
+ * directory, a broken audit trail, in-doubt work it refuses to resolve
+ * (`Refused`, since 0.2.0). `reason` decides the exit code.
  *
  * @since 0.1.0
  * @category errors
