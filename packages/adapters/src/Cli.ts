@@ -6,6 +6,8 @@
  * gavel approvals show    --db FILE [--json] ID
  * gavel approvals approve --db FILE --as PRINCIPAL [--principals FILE] [--note TEXT] [--json] ID
  * gavel approvals reject  --db FILE --as PRINCIPAL [--principals FILE] [--note TEXT] [--json] ID
+ * gavel work list         --db FILE [--state S] [--limit N] [--json]
+ * gavel work resolve      --db FILE --as PRINCIPAL [--principals FILE] --succeeded|--failed [--note TEXT] [--json] ID
  * gavel audit verify      --db FILE [--anchor SEQ:HASH] [--json]
  * gavel rules check       [--json] FILE
  * gavel rules explain     --action ACTION.json [--json] FILE
@@ -17,6 +19,15 @@
  * - Votes go through `Governance.approve` / `reject` (`acknowledge` for an
  *   acknowledgment), so they are checked (eligibility, separation of duties,
  *   expiry) and audited exactly like votes cast through the HTTP API.
+ * - Durable work (`Durable`): `approvals show` prints the work an approval
+ *   releases (handler, delivery, state, attempts, the encoded result or the
+ *   error — never its sealed data, the CLI holds no key); `work list` lists
+ *   it (`--state in_doubt`: what waits for an operator); `work resolve`
+ *   records whether in-doubt work happened, through the `ContinuationStore`
+ *   with its `execution.resolved` audit event in the same transaction
+ *   (`Durable.resolutionEntry`). Who may resolve: whoever may approve that
+ *   approval (in the directory, active, its tenant, within its authority,
+ *   not its requester under separation of duties).
  * - The CLI authenticates nobody: `--as` names the voter, and the voter's
  *   roles, status and tenant come from the principals directory the operator
  *   configures (`--principals FILE` or `GAVEL_PRINCIPALS`). Without one, the
@@ -57,9 +68,10 @@ import { audit, Verification as auditVerification } from "./internal/cli/audit.j
 import * as errors from "./internal/cli/errors.js"
 import * as principals from "./internal/cli/principals.js"
 import { rules } from "./internal/cli/rules.js"
+import { work, Work as workModel } from "./internal/cli/work.js"
 
 // The commands live in internal/cli/: one module per command group
-// (approvals, audit, rules), the principals directory, what they read
+// (approvals, work, audit, rules), the principals directory, what they read
 // (inputs), what they print (render) and how they fail (errors). This module
 // keeps the public API and assembles the command tree.
 
@@ -73,10 +85,12 @@ import { rules } from "./internal/cli/rules.js"
  * - `0` success (for `audit verify`: the trail is intact).
  * - `1` the audit trail is broken (`audit verify`).
  * - `2` usage: unknown command, missing or invalid flag or argument.
- * - `3` no approval with this id.
+ * - `3` no approval with this id (`work resolve`: no durable work for it).
  * - `4` refused: the approval is already resolved or expired, the principal
  *   may not vote on it (unknown, inactive, outside its authority, another
- *   tenant), voted already, or requested it (separation of duties).
+ *   tenant), voted already, or requested it (separation of duties);
+ *   `work resolve`: the work is not in doubt, or the principal may not
+ *   approve its approval.
  * - `5` database or configuration: the database file is missing or
  *   empty, unreadable, not SQLite, truncated, not a gavel database or too new; the principals directory
  *   is missing or invalid; a database error; a rules file that is missing,
@@ -107,7 +121,8 @@ export type ExitCode = typeof ExitCode[keyof typeof ExitCode]
 /**
  * A failure of the CLI's own (outside the governance runtime): a database
  * file that is missing or not gavel's, a missing or invalid principals
- * directory, a broken audit trail. `reason` decides the exit code.
+ * directory, a broken audit trail, in-doubt work it refuses to resolve
+ * (`Refused`, since 0.2.0). `reason` decides the exit code.
  *
  * @since 0.1.0
  * @category errors
@@ -152,20 +167,35 @@ export const principalsEnv: typeof principals.principalsEnv = principals.princip
  */
 export const Verification: typeof auditVerification = auditVerification
 
+/**
+ * What the CLI prints of durable work (`work list --json`, and the `work`
+ * member of an approval's JSON in `approvals show --json` / `list --json`
+ * when it releases some): a continuation without its sealed data, claim
+ * fence and idempotency key. `result` is the encoded success when
+ * `succeeded`; `error` the failure's tag or reason code when `failed` or
+ * `in_doubt`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const Work: typeof workModel = workModel
+
 // -----------------------------------------------------------------------------
 // commands
 // -----------------------------------------------------------------------------
 
 /**
  * The command tree: `gavel approvals list|show|approve|reject`,
- * `gavel audit verify`, `gavel rules check|explain`.
+ * `gavel work list|resolve`, `gavel audit verify`, `gavel rules check|explain`.
  *
  * @since 0.1.0
  * @category commands
  */
 export const command = Command.make("gavel").pipe(
-  Command.withDescription("Approve, reject and inspect gavel approvals; verify the audit trail; check and explain rules"),
-  Command.withSubcommands([approvals, audit, rules])
+  Command.withDescription(
+    "Approve, reject and inspect gavel approvals; inspect and resolve durable work; verify the audit trail; check and explain rules"
+  ),
+  Command.withSubcommands([approvals, work, audit, rules])
 )
 
 // -----------------------------------------------------------------------------
@@ -178,11 +208,11 @@ const exitCodesHelp = HelpDoc.sequence(
     [Span.text("0"), HelpDoc.p("success (verify: the trail is intact)")],
     [Span.text("1"), HelpDoc.p("the audit trail is broken")],
     [Span.text("2"), HelpDoc.p("usage: unknown command, missing or invalid flag or argument")],
-    [Span.text("3"), HelpDoc.p("no approval with this id")],
+    [Span.text("3"), HelpDoc.p("no approval with this id (work resolve: no durable work for it)")],
     [
       Span.text("4"),
       HelpDoc.p(
-        "refused: already resolved or expired, not an approver, already voted, or the requester (separation of duties)"
+        "refused: already resolved or expired, not an approver, already voted, or the requester (separation of duties); work not in doubt"
       )
     ],
     [

@@ -17,7 +17,10 @@ import {
   ApprovalStore,
   Audit,
   AuditSink,
+  ContinuationStore,
   Decision,
+  Durable,
+  Encryption,
   Governance,
   Identity,
   Policy,
@@ -43,7 +46,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { request } from "@gavel/testing/Fixtures"
+import { encryption, request } from "@gavel/testing/Fixtures"
 import { listing } from "./fixtures/sqlite.js"
 
 // -----------------------------------------------------------------------------
@@ -260,7 +263,7 @@ describe("gavel approvals list / show", () => {
 
     expect(table.code, table.stderr).toBe(0)
     const rows = table.stdout.trimEnd().split("\n")
-    expect(rows[0]).toMatch(/^ID\s+KIND\s+STATUS\s+VOTES\s+REQUESTER\s+TENANT\s+EXPIRES\s+ACTION$/)
+    expect(rows[0]).toMatch(/^ID\s+KIND\s+STATUS\s+VOTES\s+REQUESTER\s+TENANT\s+EXPIRES\s+WORK\s+ACTION$/)
     expect(rows.slice(1).map((row) => row.split(/\s{2,}/).slice(0, 6))).toEqual([
       // Oldest first: the fixture was created in January.
       ["apr_due", "approval", "expired (due)", "0/1", "alice", "acme"],
@@ -680,6 +683,223 @@ describe("gavel audit verify --trail", () => {
     const own = await inProcess(["audit", "verify", "--db", db])
     expect(own.code).toBe(Cli.ExitCode.AuditUndelivered)
     expect(own.stdout.split("\n")[0]).toBe("intact: the trail is empty")
+  }, TIMEOUT)
+})
+
+// -----------------------------------------------------------------------------
+// durable work
+// -----------------------------------------------------------------------------
+
+const refund = Durable.handler({
+  name: "payments.refund",
+  version: 2,
+  input: Schema.Struct({ invoice: Schema.String }),
+  success: Schema.Struct({ receipt: Schema.String }),
+  run: () => Effect.dieMessage("the CLI tests never run the work")
+})
+
+/**
+ * A database with durable work: `inDoubt` and `done` approved by bob, then
+ * claimed, started with their approval's consume, and completed (in doubt,
+ * succeeded) through the continuation store as a worker would; `waiting`
+ * still pending; `plain` an approval without work.
+ */
+const durableSetup = async () => {
+  const { db, principalsFile } = setup()
+  const ids = await Effect.runPromise(
+    Effect.gen(function*() {
+      const durable = yield* Durable.Durable
+      const governance = yield* Governance.Governance
+      const pending = (key: string) =>
+        Effect.flatMap(
+          durable.submit(payment(), refund, { invoice: key }, { idempotencyKey: key }),
+          (s) => s._tag === "Pending" ? Effect.succeed(s.approvalId) : Effect.dieMessage(`expected Pending, got ${s._tag}`)
+        )
+      const inDoubt = yield* pending("invoice-1")
+      const done = yield* pending("invoice-2")
+      const waiting = yield* pending("invoice-3")
+      const plain = yield* Effect.flatMap(governance.submit(payment()), (s) =>
+        s._tag === "Pending" ? Effect.succeed(s.approvalId) : Effect.dieMessage(`expected Pending, got ${s._tag}`))
+      yield* governance.approve(inDoubt, bob)
+      yield* governance.approve(done, bob)
+      const continuations = yield* ContinuationStore.ContinuationStore
+      const store = yield* ApprovalStore.ApprovalStore
+      const now = new Date()
+      const claimed = yield* continuations.claim({ owner: "wrk-test", now, limit: 10 })
+      expect(claimed.map((c) => c.approvalId).sort()).toEqual([inDoubt, done].sort())
+      for (const c of claimed) {
+        const approval = yield* store.get(c.approvalId)
+        yield* continuations.atomically(
+          Effect.zipRight(continuations.start(c.approvalId, c.fence, now), store.consume(c.approvalId, approval.actionHash, now))
+        )
+        yield* continuations.complete(
+          c.approvalId,
+          c.fence,
+          c.approvalId === inDoubt ? { state: "in_doubt", error: "lease_expired" } : { state: "succeeded", result: { receipt: "r-42" } },
+          now
+        )
+      }
+      const sealed = (yield* continuations.get(waiting)).sealed
+      return { inDoubt, done, waiting, plain, sealed }
+    }).pipe(
+      Effect.provide(
+        // No worker runs the work: the first pass finds nothing approved, the next is an hour away.
+        Durable.layer({ handlers: [refund], owner: "wrk-test", pollInterval: "1 hour" }).pipe(
+          Layer.provideMerge(
+            Governance.layer({ policySet, sweepInterval: "1 hour", pollInterval: "1 hour" }).pipe(
+              Layer.provideMerge(Sqlite.layer({ filename: db })),
+              Layer.provide(IdentityLive)
+            )
+          ),
+          Layer.provide(Encryption.layer(encryption))
+        )
+      )
+    )
+  )
+  return { db, principalsFile, ...ids }
+}
+
+describe("gavel work / durable approvals", () => {
+  it("shows the work an approval releases, lists it by state, and never prints its sealed data", async () => {
+    const { db, done, inDoubt, plain, sealed, waiting } = await durableSetup()
+    expect(sealed).toEqual(expect.any(String))
+
+    const [shownDoubt, shownDone, shownWaiting, shownPlain, asJson, listAll, queue, approvals, none] = await Promise.all([
+      inProcess(["approvals", "show", "--db", db, inDoubt]),
+      inProcess(["approvals", "show", "--db", db, done]),
+      inProcess(["approvals", "show", "--db", db, "--json", waiting]),
+      inProcess(["approvals", "show", "--db", db, "--json", plain]),
+      inProcess(["work", "list", "--db", db, "--json"]),
+      inProcess(["work", "list", "--db", db]),
+      inProcess(["work", "list", "--db", db, "--state", "in_doubt", "--json"]),
+      inProcess(["approvals", "list", "--db", db, "--status", "all"]),
+      inProcess(["work", "list", "--db", db, "--state", "failed"])
+    ])
+
+    expect(shownDoubt.code, shownDoubt.stderr).toBe(0)
+    const workOf = (text: string) => text.slice(text.indexOf("work:\n"))
+    expect(workOf(shownDoubt.stdout)).toMatch(
+      /^work:\n {2}handler +payments\.refund@2 \(atMostOnce\)\n {2}state +in_doubt\n {2}attempts +1 of at most 1\n {2}reason +lease_expired\n {2}created +\S+Z\n {2}updated +\S+Z\n$/
+    )
+    expect(shownDoubt.stdout).toMatch(/status\s+consumed \(approved 1\/1\)/)
+    expect(workOf(shownDone.stdout)).toContain("state     succeeded\n  attempts  1 of at most 1\n  result    {\"receipt\":\"r-42\"}\n")
+
+    // --json: the approval's encoding with a `work` member, without the sealed data.
+    expect(shownWaiting.code, shownWaiting.stderr).toBe(0)
+    const waitingJson = JSON.parse(shownWaiting.stdout) as Approval.Encoded & { readonly work: typeof Cli.Work.Encoded }
+    expect(waitingJson).toMatchObject({
+      id: waiting,
+      status: "pending",
+      work: {
+        approvalId: waiting,
+        handler: "payments.refund",
+        handlerVersion: 2,
+        delivery: "atMostOnce",
+        state: "waiting",
+        attempts: 0,
+        result: null,
+        error: null
+      }
+    })
+    expect(Object.keys(waitingJson.work)).not.toContain("sealed")
+    expect(Either.isRight(Schema.decodeUnknownEither(Cli.Work)(waitingJson.work))).toBe(true)
+    for (const out of [shownDoubt, shownDone, shownWaiting, asJson, listAll]) {
+      expect(out.stdout).not.toContain(sealed!)
+      expect(out.stdout).not.toContain("invoice-")
+    }
+    expect(JSON.parse(shownPlain.stdout)).not.toHaveProperty("work")
+
+    // Oldest first; --state in_doubt is the operator's queue.
+    expect((JSON.parse(asJson.stdout) as ReadonlyArray<typeof Cli.Work.Encoded>).map((w) => [w.approvalId, w.state]))
+      .toEqual([[inDoubt, "in_doubt"], [done, "succeeded"], [waiting, "waiting"]])
+    const rows = listAll.stdout.trimEnd().split("\n")
+    expect(rows[0]).toMatch(/^APPROVAL\s+HANDLER\s+STATE\s+ATTEMPTS\s+UPDATED$/)
+    expect(rows.slice(1).map((row) => row.split(/\s{2,}/).slice(0, 4))).toEqual([
+      [inDoubt, "payments.refund@2", "in_doubt", "1/1"],
+      [done, "payments.refund@2", "succeeded", "1/1"],
+      [waiting, "payments.refund@2", "waiting", "0/1"]
+    ])
+    expect((JSON.parse(queue.stdout) as ReadonlyArray<typeof Cli.Work.Encoded>).map((w) => w.approvalId)).toEqual([
+      inDoubt
+    ])
+    expect(none).toMatchObject({ code: 0, stdout: "No failed work.\n" })
+
+    // approvals list: the WORK column.
+    const byId = new Map(
+      approvals.stdout.trimEnd().split("\n").slice(1).map((row) => {
+        const cells = row.split(/\s{2,}/)
+        return [cells[0]!, cells[7]!] as const
+      })
+    )
+    expect([byId.get(inDoubt), byId.get(done), byId.get(waiting), byId.get(plain)]).toEqual([
+      "in_doubt",
+      "succeeded",
+      "waiting",
+      "-"
+    ])
+  }, TIMEOUT)
+
+  it("resolves in-doubt work as an eligible principal, audited in the trail, and refuses what it must", async () => {
+    const { db, done, inDoubt, principalsFile, waiting } = await durableSetup()
+    const resolve = (as: string, id: string, ...more: ReadonlyArray<string>) => [
+      "work", "resolve", "--db", db, "--principals", principalsFile, "--as", as, ...more, id
+    ]
+    const [notInDoubt, stillWaiting, unknown, outside, suspended, stranger, both, neither] = await Promise.all([
+      inProcess(resolve("bob", done, "--failed")),
+      inProcess(resolve("bob", waiting, "--succeeded")),
+      inProcess(resolve("bob", "apr_nope", "--failed")),
+      inProcess(resolve("dave", inDoubt, "--failed")),
+      inProcess(resolve("eve", inDoubt, "--failed")),
+      inProcess(resolve("zed", inDoubt, "--failed")),
+      inProcess(resolve("bob", inDoubt, "--failed", "--succeeded")),
+      inProcess(resolve("bob", inDoubt))
+    ])
+    expect(notInDoubt.code).toBe(4)
+    expect(errorLine(notInDoubt)).toBe(`gavel: the work of approval "${done}" is succeeded, not in doubt`)
+    expect(stillWaiting.code).toBe(4)
+    expect(errorLine(stillWaiting)).toBe(`gavel: the work of approval "${waiting}" is waiting, not in doubt`)
+    expect(unknown.code).toBe(3)
+    expect(errorLine(unknown)).toBe(`gavel: no durable work for approval "apr_nope"`)
+    expect([outside.code, suspended.code, stranger.code]).toEqual([4, 4, 4])
+    expect(errorLine(outside)).toBe(
+      `gavel: "dave" may not resolve the work of approval "${inDoubt}": outside the approval's authority`
+    )
+    expect(errorLine(suspended)).toBe(
+      `gavel: "eve" may not resolve the work of approval "${inDoubt}": suspended in the principals directory`
+    )
+    expect(errorLine(stranger)).toBe(
+      `gavel: "zed" may not resolve the work of approval "${inDoubt}": not in the principals directory`
+    )
+    expect([both.code, neither.code]).toEqual([2, 2])
+
+    // Nothing was written by the refusals; the binary resolves it.
+    const resolved = await gavel(resolve("bob", inDoubt, "--failed", "--note", "the bank never received it"))
+    expect(resolved, resolved.stderr).toMatchObject({
+      code: 0,
+      stdout: `${inDoubt}: payments.refund@2 resolved as failed by bob\n`,
+      stderr: ""
+    })
+    const again = await inProcess(resolve("alice", inDoubt, "--succeeded", "--json"))
+    expect(again.code).toBe(4)
+    expect(errorLine(again)).toBe(`gavel: the work of approval "${inDoubt}" is failed, not in doubt`)
+
+    const [shown, queue] = await Promise.all([
+      inProcess(["approvals", "show", "--db", db, "--json", inDoubt]),
+      inProcess(["work", "list", "--db", db, "--state", "in_doubt"])
+    ])
+    expect(JSON.parse(shown.stdout)).toMatchObject({ work: { state: "failed", error: "resolved_failed" } })
+    expect(queue.stdout).toBe("No in_doubt work.\n")
+
+    const trail = await readTrail(db)
+    const resolutions = trail.filter((e) => e.type === "execution.resolved")
+    expect(resolutions).toHaveLength(1)
+    expect(resolutions[0]).toMatchObject({
+      approvalId: inDoubt,
+      actor: "bob",
+      eventId: `execution.resolved:${inDoubt}`,
+      data: { state: "failed", note: "the bank never received it" }
+    })
+    expect(Audit.verify(trail)._tag).toBe("Intact")
   }, TIMEOUT)
 })
 

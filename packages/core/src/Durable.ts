@@ -35,10 +35,12 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Action from "./Action.js"
 import type * as Approval from "./Approval.js"
+import type * as Audit from "./Audit.js"
 import * as ContinuationStore from "./ContinuationStore.js"
 import type * as DecisionRecord from "./DecisionRecord.js"
 import * as Encryption from "./Encryption.js"
 import { Governance, InvalidOption, type TooManyTransforms } from "./Governance.js"
+import * as entries from "./internal/auditEntries.js"
 import * as durable from "./internal/governance/durable.js"
 import * as internals from "./internal/governance/internals.js"
 import { IdGenerator } from "./IdGenerator.js"
@@ -196,6 +198,42 @@ export interface Resolution {
   readonly by: Action.Principal
   readonly note?: string | undefined
 }
+
+/**
+ * The audit entry of an operator's resolution of in-doubt work
+ * (`execution.resolved`, event id `execution.resolved:<approvalId>`, the
+ * resolver as its actor, `{ state, note }` as its data): the one
+ * `resolveInDoubt` writes, for a tool that resolves the work through the
+ * `ContinuationStore` itself (`gavel work resolve`) — written in one unit
+ * with `ContinuationStore.resolve`.
+ *
+ * @example
+ * ```ts
+ * import { type Approval, Durable } from "@gavel/core"
+ *
+ * declare const approval: Approval.ApprovalRequest
+ *
+ * const entry = Durable.resolutionEntry(approval, {
+ *   state: "failed",
+ *   by: "ops-1",
+ *   note: "the bank never received it"
+ * }, new Date())
+ * // entry.type === "execution.resolved", entry.actor === "ops-1"
+ * ```
+ *
+ * @since 0.2.0
+ * @category audit
+ */
+export const resolutionEntry = (
+  approval: Approval.ApprovalRequest,
+  resolution: {
+    readonly state: "succeeded" | "failed"
+    readonly by: string
+    readonly note?: string | null | undefined
+  },
+  at: Date
+): Audit.Entry & { readonly eventId: string } =>
+  entries.resolvedInDoubt(approval, at, resolution.by, { state: resolution.state, note: resolution.note ?? null })
 
 /**
  * @since 0.2.0

@@ -9,6 +9,7 @@ import * as Options from "@effect/cli/Options"
 import type * as Action from "@gavel/core/Action"
 import * as Approval from "@gavel/core/Approval"
 import * as ApprovalStore from "@gavel/core/ApprovalStore"
+import * as ContinuationStore from "@gavel/core/ContinuationStore"
 import * as Decision from "@gavel/core/Decision"
 import * as Governance from "@gavel/core/Governance"
 import * as Identity from "@gavel/core/Identity"
@@ -24,10 +25,19 @@ import * as Schema from "effect/Schema"
 import { asJson, database, db } from "./inputs.js"
 import * as Principals from "./principals.js"
 import { block, json, listing, statusOf } from "./render.js"
+import { encodeWork, type Work, workFor } from "./work.js"
 
 const approvalId = Args.text({ name: "ID" }).pipe(Args.withDescription("The approval id (apr_…)"))
 
-const encodeRequests = Schema.encode(Schema.Array(Approval.ApprovalRequest))
+/**
+ * An approval's JSON: its encoding, with `work` (`Cli.Work`) when it
+ * releases durable work.
+ */
+const withWork = (request: Approval.ApprovalRequest, work: Work | undefined) =>
+  Effect.gen(function*() {
+    const encoded = yield* Approval.encode(request)
+    return work === undefined ? encoded : { ...encoded, work: yield* encodeWork(work) }
+  })
 
 const nowMillis = Clock.currentTimeMillis
 
@@ -63,8 +73,16 @@ const list = Command.make(
         requester: Option.getOrUndefined(options.requester),
         limit: Option.getOrUndefined(options.limit)
       })
+      const continuations = Context.get(context, ContinuationStore.ContinuationStore)
+      const works = new Map<string, Work>()
+      for (const request of requests) {
+        const work = yield* workFor(continuations, request.id)
+        if (Option.isSome(work)) works.set(request.id, work.value)
+      }
       yield* Console.log(
-        options.json ? json(yield* encodeRequests(requests)) : listing(requests, options.status, yield* nowMillis)
+        options.json
+          ? json(yield* Effect.forEach(requests, (request) => withWork(request, works.get(request.id))))
+          : listing(requests, options.status, yield* nowMillis, (id) => works.get(id))
       )
     }))
 ).pipe(Command.withDescription("List approvals, oldest first: the pending ones, or those of --status"))
@@ -76,11 +94,14 @@ const show = Command.make(
     Effect.scoped(Effect.gen(function*() {
       const context = yield* database(options.db)
       const request = yield* Context.get(context, ApprovalStore.ApprovalStore).get(options.id)
+      const work = Option.getOrUndefined(
+        yield* workFor(Context.get(context, ContinuationStore.ContinuationStore), request.id)
+      )
       yield* Console.log(
-        options.json ? json(yield* Approval.encode(request)) : block(request, yield* nowMillis)
+        options.json ? json(yield* withWork(request, work)) : block(request, yield* nowMillis, work)
       )
     }))
-).pipe(Command.withDescription("Show one approval, whatever its status"))
+).pipe(Command.withDescription("Show one approval, whatever its status, and the durable work it releases"))
 
 // Votes never evaluate policies: the runtime the CLI builds has none.
 const noPolicies = PolicySet.unsafeMake({

@@ -5,6 +5,7 @@
  */
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as Approval from "@gavel/core/Approval"
+import * as ContinuationStore from "@gavel/core/ContinuationStore"
 import * as Rules from "@gavel/core/Rules"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
@@ -34,7 +35,7 @@ export type ExitCode = typeof ExitCode[keyof typeof ExitCode]
 
 /** See `Cli.CliError`. @internal */
 export class CliError extends Schema.TaggedError<CliError>()("CliError", {
-  reason: Schema.Literal("Unavailable", "Config", "AuditBroken", "AuditUndelivered"),
+  reason: Schema.Literal("Unavailable", "Config", "AuditBroken", "AuditUndelivered", "Refused"),
   detail: Schema.String
 }) {
   /** @since 0.1.0 */
@@ -48,6 +49,9 @@ export const unavailable = (detail: string) => new CliError({ reason: "Unavailab
 
 /** A file the CLI was given (principals directory, action) is missing or invalid (exit code 5). @internal */
 export const configError = (detail: string) => new CliError({ reason: "Config", detail })
+
+/** A step the CLI refuses itself (exit code 4): in-doubt work it may not resolve. @internal */
+export const refused = (detail: string) => new CliError({ reason: "Refused", detail })
 
 const notAnApproverWhy: Record<Approval.NotAnApprover["reason"], string> = {
   unknown_principal: "not in the principals directory",
@@ -68,12 +72,23 @@ const classify = (failure: unknown): { readonly code: ExitCode; readonly line: s
       ? { code: ExitCode.AuditBroken, line: undefined }
       : failure.reason === "AuditUndelivered"
       ? { code: ExitCode.AuditUndelivered, line: undefined }
+      : failure.reason === "Refused"
+      ? { code: ExitCode.Refused, line: failure.detail }
       : { code: ExitCode.Unavailable, line: failure.detail }
   }
   if (failure instanceof Rules.InvalidRules) return { code: ExitCode.InvalidRules, line: undefined }
   if (failure instanceof RulesFile.RulesFileError) return { code: ExitCode.Unavailable, line: failure.message }
   if (failure instanceof Approval.ApprovalNotFound) {
     return { code: ExitCode.NotFound, line: `approval "${failure.approvalId}" not found` }
+  }
+  if (failure instanceof ContinuationStore.ContinuationNotFound) {
+    return { code: ExitCode.NotFound, line: `no durable work for approval "${failure.approvalId}"` }
+  }
+  if (failure instanceof ContinuationStore.FenceLost) {
+    return {
+      code: ExitCode.Refused,
+      line: `the work of approval "${failure.approvalId}" is ${failure.state}, not in doubt`
+    }
   }
   if (failure instanceof Approval.NotAnApprover) return { code: ExitCode.Refused, line: notAnApprover(failure) }
   if (failure instanceof Approval.SelfApprovalForbidden) {

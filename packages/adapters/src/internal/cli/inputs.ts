@@ -9,6 +9,7 @@ import type * as AuditOutbox from "@gavel/core/AuditOutbox"
 import * as Action from "@gavel/core/Action"
 import type * as ApprovalStore from "@gavel/core/ApprovalStore"
 import type * as AuditSink from "@gavel/core/AuditSink"
+import type * as ContinuationStore from "@gavel/core/ContinuationStore"
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -32,7 +33,7 @@ export const asJson = Options.boolean("json").pipe(
 )
 
 /**
- * The store and sink over the existing gavel database `filename`: the CLI
+ * The stores and sink over the existing gavel database `filename`: the CLI
  * never creates one, and must not turn an empty or mistyped file into one.
  * `Sqlite.layer` examines the path before anything can write to it or
  * create a file beside it, and leaves a refused path as it was.
@@ -42,7 +43,9 @@ export const asJson = Options.boolean("json").pipe(
 export const database = (
   filename: string
 ): Effect.Effect<
-  Context.Context<ApprovalStore.ApprovalStore | AuditOutbox.AuditOutbox | AuditSink.AuditSink>,
+  Context.Context<
+    ApprovalStore.ApprovalStore | AuditOutbox.AuditOutbox | AuditSink.AuditSink | ContinuationStore.ContinuationStore
+  >,
   CliError,
   Scope.Scope
 > =>

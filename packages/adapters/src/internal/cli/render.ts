@@ -9,6 +9,7 @@ import * as Decision from "@gavel/core/Decision"
 import * as Rules from "@gavel/core/Rules"
 import * as ParseResult from "effect/ParseResult"
 import type { Verification } from "./audit.js"
+import type { Work } from "./work.js"
 
 // -----------------------------------------------------------------------------
 // values
@@ -116,14 +117,20 @@ const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
   return [line(header), ...rows.map(line)].join("\n")
 }
 
-/** `approvals list`: one row per approval. @internal */
+/**
+ * `approvals list`: one row per approval; `WORK` is the state of the
+ * durable work it releases (`-` for none).
+ *
+ * @internal
+ */
 export const listing = (
   requests: ReadonlyArray<Approval.ApprovalRequest>,
   status: Approval.Status | "all",
-  now: number
+  now: number,
+  work: (approvalId: string) => Work | undefined = () => undefined
 ): string =>
   requests.length === 0 ? `No ${status === "all" ? "" : `${status} `}approvals.` : table(
-    ["ID", "KIND", "STATUS", "VOTES", "REQUESTER", "TENANT", "EXPIRES", "ACTION"],
+    ["ID", "KIND", "STATUS", "VOTES", "REQUESTER", "TENANT", "EXPIRES", "WORK", "ACTION"],
     requests.map((r) => [
       r.id,
       r.kind,
@@ -132,12 +139,18 @@ export const listing = (
       r.requester,
       r.summary.actor.tenant ?? "-",
       instant(r.requirement.expiresAt),
+      work(r.id)?.state ?? "-",
       actionOf(r)
     ])
   )
 
-/** `approvals show`: every field of one approval, its reasons and votes. @internal */
-export const block = (request: Approval.ApprovalRequest, now: number): string => {
+/**
+ * `approvals show`: every field of one approval, its reasons and votes, and
+ * the durable work it releases, if any.
+ *
+ * @internal
+ */
+export const block = (request: Approval.ApprovalRequest, now: number, work?: Work): string => {
   const r = request.requirement
   const fields: Array<readonly [string, string]> = [
     ["id", request.id],
@@ -170,8 +183,49 @@ export const block = (request: Approval.ApprovalRequest, now: number): string =>
       return `${v.approver} ${verdict} at ${instant(v.at)}${counted}${note}`
     })
   )
+  if (work !== undefined) lines.push("work:", ...workFields(work).map((line) => `  ${line}`))
   return lines.join("\n")
 }
+
+// -----------------------------------------------------------------------------
+// durable work
+// -----------------------------------------------------------------------------
+
+const handlerOf = (work: Work): string => `${work.handler}@${work.handlerVersion}`
+
+/** A result, encoded, on one line and at most 200 characters. */
+const resultText = (result: unknown): string => {
+  const text = oneLine(JSON.stringify(result) ?? "null")
+  return text.length > 200 ? `${text.slice(0, 199)}…` : text
+}
+
+/** What the text output says of durable work: never its sealed data (the CLI does not hold it). */
+const workFields = (work: Work): ReadonlyArray<string> => {
+  const fields: Array<readonly [string, string]> = [
+    ["handler", `${handlerOf(work)} (${work.delivery})`],
+    ["state", work.state],
+    ["attempts", `${work.attempts} of at most ${work.maxAttempts}`]
+  ]
+  if (work.owner !== null) {
+    fields.push(["claim", `${work.owner}${work.leaseUntil === null ? "" : ` until ${instant(work.leaseUntil)}`}`])
+  }
+  if (work.state === "succeeded") fields.push(["result", resultText(work.result)])
+  if (work.error !== null) fields.push([work.state === "in_doubt" ? "reason" : "error", oneLine(work.error)])
+  fields.push(["created", instant(work.createdAt)], ["updated", instant(work.updatedAt)])
+  const width = Math.max(...fields.map(([name]) => name.length))
+  return fields.map(([name, value]) => `${name.padEnd(width)}  ${value}`)
+}
+
+/** `work list`: one row per continuation. @internal */
+export const workListing = (works: ReadonlyArray<Work>, state: Work["state"] | undefined): string =>
+  works.length === 0 ? `No ${state === undefined ? "durable" : state} work.` : table(
+    ["APPROVAL", "HANDLER", "STATE", "ATTEMPTS", "UPDATED"],
+    works.map((w) => [w.approvalId, handlerOf(w), w.state, `${w.attempts}/${w.maxAttempts}`, instant(w.updatedAt)])
+  )
+
+/** `work resolve`: what the work is now, and who said so. @internal */
+export const workResolved = (work: Work, by: string): string =>
+  `${work.approvalId}: ${handlerOf(work)} resolved as ${work.state} by ${by}`
 
 // -----------------------------------------------------------------------------
 // audit

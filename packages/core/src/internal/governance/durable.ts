@@ -421,10 +421,11 @@ export const make = Effect.fnUntraced(function*(
       const resolved = yield* continuations.resolve(approvalId, ending, at)
       const approval = yield* store.get(approvalId).pipe(Effect.catchTag("ApprovalNotFound", () => Effect.die("in doubt without an approval")))
       yield* ctx.write(
-        entries.resolvedInDoubt(approval, at, resolution.by.id, {
+        Durable.resolutionEntry(approval, {
           state: resolution.state,
-          note: resolution.note ?? null
-        })
+          by: resolution.by.id,
+          note: resolution.note
+        }, at)
       )
       return outcomeOf(resolved, approval)
     })
