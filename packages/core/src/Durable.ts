@@ -16,7 +16,8 @@
  * Delivery, per handler:
  * - `atMostOnce` (default — one approval authorises one execution): a claim
  *   that lapses after the work started leaves it `InDoubt`, with an
- *   `execution.in_doubt` audit event; it is never run again silently, an
+ *   `execution.in_doubt` audit event written in one unit with that state
+ *   (a crash leaves both or neither); it is never run again silently, an
  *   operator resolves it (`resolveInDoubt`). A claim that lapses before the
  *   start is taken over safely.
  * - `atLeastOnce`: claimed and run again, with a new fence, up to

@@ -284,12 +284,21 @@ export const make = Effect.fnUntraced(function*(
   // the worker
   // ---------------------------------------------------------------------------
 
-  /** Ends a claimed continuation, audited; a claim taken over meanwhile is logged, not thrown. */
+  /**
+   * Ends a claimed continuation — with `audit`'s events in one unit, when
+   * given; a claim taken over meanwhile is logged, not thrown.
+   */
   const end = (
     claimed: ContinuationStore.Continuation,
-    ending: ContinuationStore.Ending
+    ending: ContinuationStore.Ending,
+    audit?: (at: Date) => ReadonlyArray<entries.Identified>
   ) =>
-    Effect.flatMap(now, (at) => continuations.complete(claimed.approvalId, claimed.fence, ending, at)).pipe(
+    Effect.flatMap(now, (at) => {
+      const complete = continuations.complete(claimed.approvalId, claimed.fence, ending, at)
+      return audit === undefined
+        ? complete
+        : ctx.step(continuations.atomically(complete), () => audit(at), () => Effect.void)
+    }).pipe(
       Effect.asVoid,
       Effect.catchTags({
         FenceLost: (lost) => Effect.logWarning("gavel: a durable work's claim was taken over; its ending is not written", lost),
@@ -300,18 +309,13 @@ export const make = Effect.fnUntraced(function*(
   /** A started continuation whose claim lapsed: in doubt (at most once), or again (at least once). */
   const lapsed = (claimed: ContinuationStore.Continuation, approval: Approval.ApprovalRequest) =>
     claimed.delivery === "atMostOnce" || claimed.attempts >= claimed.maxAttempts
-      ? Effect.gen(function*() {
-        const reason = claimed.delivery === "atMostOnce" ? "lease_expired" : "attempts_exhausted"
-        const ending: ContinuationStore.Ending = claimed.delivery === "atMostOnce"
-          ? { state: "in_doubt", error: reason }
-          : { state: "failed", error: reason }
-        yield* end(claimed, ending)
-        if (ending.state === "in_doubt") {
-          yield* ctx.writeAfter(Effect.map(now, (at) =>
-            entries.inDoubt(approval, at, { handler: claimed.handler, attempts: claimed.attempts, reason })
-          ))
-        }
-      })
+      ? claimed.delivery === "atLeastOnce"
+        ? end(claimed, { state: "failed", error: "attempts_exhausted" })
+        // In doubt and its `execution.in_doubt` event in one unit: a crash
+        // between the two would leave it in doubt with nothing in the trail.
+        : end(claimed, { state: "in_doubt", error: "lease_expired" }, (at) => [
+          entries.inDoubt(approval, at, { handler: claimed.handler, attempts: claimed.attempts, reason: "lease_expired" })
+        ])
       : run(claimed, approval, true)
 
   /**
