@@ -78,20 +78,20 @@ const send = Durable.handler({
     })
 })
 
-const runtimeOver = (filename: string, worker: boolean) => {
-  const governed = Governance.layer({ policySet, sweepInterval: "1 hour", pollInterval: "1 hour" }).pipe(
+const governed = (filename: string) =>
+  Governance.layer({ policySet, sweepInterval: "1 hour", pollInterval: "1 hour" }).pipe(
     Layer.provideMerge(Sqlite.layer({ filename, synchronous: "NORMAL" })),
     Layer.provide(IdentityLive)
   )
-  return ManagedRuntime.make(
-    worker
-      ? Durable.layer({ handlers: [send], pollInterval: "50 millis" }).pipe(
-        Layer.provideMerge(governed),
-        Layer.provide(Encryption.layer(Fixtures.encryption))
-      )
-      : governed
+
+/** A process with a worker over the database. */
+const withWorker = (filename: string) =>
+  ManagedRuntime.make(
+    Durable.layer({ handlers: [send], pollInterval: "50 millis" }).pipe(
+      Layer.provideMerge(governed(filename)),
+      Layer.provide(Encryption.layer(Fixtures.encryption))
+    )
   )
-}
 
 const payment = (n: number) =>
   Action.make({
@@ -129,7 +129,7 @@ export const measureDurable = async (): Promise<Part> => {
 
     // heap per pending durable approval
     progress(`durable: ${N} submissions waiting for approval`)
-    const first = runtimeOver(filename, true)
+    const first = withWorker(filename)
     await first.runPromise(submitAll(100, 0)) // warm-up
     const before = settledHeap()
     const ids = await first.runPromise(submitAll(N, 100))
@@ -146,7 +146,7 @@ export const measureDurable = async (): Promise<Part> => {
 
     // claim → complete throughput
     progress(`durable: approving ${N}, then a worker runs them`)
-    const approver = runtimeOver(filename, false)
+    const approver = ManagedRuntime.make(governed(filename))
     await approver.runPromise(
       Effect.flatMap(
         Governance.Governance,
@@ -155,7 +155,7 @@ export const measureDurable = async (): Promise<Part> => {
     )
     await approver.dispose()
     ran = 0
-    const worker = runtimeOver(filename, true)
+    const worker = withWorker(filename)
     const start = performance.now()
     await worker.runPromise(Effect.flatMap(Durable.Durable, () => waitUntil(() => ran >= N)))
     const seconds = (performance.now() - start) / 1000

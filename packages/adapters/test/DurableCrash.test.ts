@@ -22,8 +22,8 @@
  *   At least once: run again as attempt 2 under a new fence, with the same
  *   idempotency key, and `succeeded`.
  * - at least once with `maxAttempts: 2`, killed mid-work and then after the
- *   work: the last process does not run it a third time (`failed`,
- *   `attempts_exhausted`).
+ *   work: the last process does not run it a third time; the last attempt
+ *   may have run, so it is `in_doubt` (`attempts_exhausted`), with its event.
  * - at most once, killed mid-work and then by the process that found the
  *   lapsed claim, just as it wrote it `in_doubt`: that write and its
  *   `execution.in_doubt` event are one unit, so neither is kept, and the
@@ -288,10 +288,10 @@ const runScenarios = async (targetOf: (scenario: Scenario) => Target) => {
       const died = scenario.kills.at(-1)!
       if (name === "exhausted-alo") {
         // Died mid-work (attempt 1, no row), then after the work (attempt 2, a row): no third attempt.
-        expect(s.continuation, name).toMatchObject({ state: "failed", error: "attempts_exhausted", attempts: 2 })
+        expect(s.continuation, name).toMatchObject({ state: "in_doubt", error: "attempts_exhausted", attempts: 2 })
         expect(s.ledger, name).toEqual([{ key, attempt: 2, fence: 2 }])
-        expect(outcomes.get(key), name).toEqual({ _tag: "Failed", approvalId, error: "attempts_exhausted" })
-        expect(inDoubt, name).toHaveLength(0)
+        expect(outcomes.get(key), name).toEqual({ _tag: "InDoubt", approvalId, reason: "attempts_exhausted" })
+        expect(inDoubt, name).toHaveLength(1)
       } else if (died === "parked" || died === "after-claim") {
         // The work had not started: it runs once, in the last process.
         const fence = died === "parked" ? 1 : 2

@@ -21,8 +21,9 @@
  *   operator resolves it (`resolveInDoubt`). A claim that lapses before the
  *   start is taken over safely.
  * - `atLeastOnce`: claimed and run again, with a new fence, up to
- *   `maxAttempts`; the handler gets `{ idempotencyKey, attempt, fence }` to
- *   make its side effects idempotent downstream.
+ *   `maxAttempts` (then in doubt: the last attempt may have run); the
+ *   handler gets `{ idempotencyKey, attempt, fence }` to make its side
+ *   effects idempotent downstream.
  *
  * A claim lasts the handler's `lease`: work that may outlast it must be given
  * a longer lease (a lapsed claim is taken over).

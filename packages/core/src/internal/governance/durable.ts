@@ -307,16 +307,16 @@ export const make = Effect.fnUntraced(function*(
     )
 
   /** A started continuation whose claim lapsed: in doubt (at most once), or again (at least once). */
-  const lapsed = (claimed: ContinuationStore.Continuation, approval: Approval.ApprovalRequest) =>
-    claimed.delivery === "atMostOnce" || claimed.attempts >= claimed.maxAttempts
-      ? claimed.delivery === "atLeastOnce"
-        ? end(claimed, { state: "failed", error: "attempts_exhausted" })
-        // In doubt and its `execution.in_doubt` event in one unit: a crash
-        // between the two would leave it in doubt with nothing in the trail.
-        : end(claimed, { state: "in_doubt", error: "lease_expired" }, (at) => [
-          entries.inDoubt(approval, at, { handler: claimed.handler, attempts: claimed.attempts, reason: "lease_expired" })
-        ])
-      : run(claimed, approval, true)
+  const lapsed = (claimed: ContinuationStore.Continuation, approval: Approval.ApprovalRequest) => {
+    if (claimed.delivery === "atLeastOnce" && claimed.attempts < claimed.maxAttempts) return run(claimed, approval, true)
+    // The last attempt may have run too: in doubt, whatever the delivery.
+    const reason = claimed.delivery === "atMostOnce" ? "lease_expired" : "attempts_exhausted"
+    // In doubt and its `execution.in_doubt` event in one unit: a crash
+    // between the two would leave it in doubt with nothing in the trail.
+    return end(claimed, { state: "in_doubt", error: reason }, (at) => [
+      entries.inDoubt(approval, at, { handler: claimed.handler, attempts: claimed.attempts, reason })
+    ])
+  }
 
   /**
    * Opens, revalidates (hash, approval, policies), starts in one unit with
@@ -394,10 +394,12 @@ export const make = Effect.fnUntraced(function*(
           })
         ).pipe(Effect.flatMap((result) => Schema.encode(h.success)(result)))
       )
-      yield* ctx.writeAfter(Effect.map(now, (at) => entries.ended(of, at, exit)))
+      // The ending and its `execution.*` event in one unit: the trail never
+      // says a work ended that the store still has running.
       yield* end(
         c,
-        Exit.isSuccess(exit) ? { state: "succeeded", result: exit.value } : { state: "failed", error: failureTag(exit.cause) }
+        Exit.isSuccess(exit) ? { state: "succeeded", result: exit.value } : { state: "failed", error: failureTag(exit.cause) },
+        (at) => [entries.ended(of, at, exit)]
       )
     })
 
@@ -422,14 +424,14 @@ export const make = Effect.fnUntraced(function*(
       const ending = resolution.state === "succeeded"
         ? { state: "succeeded" as const, result: null }
         : { state: "failed" as const, error: "resolved_failed" }
-      const resolved = yield* continuations.resolve(approvalId, ending, at)
-      const approval = yield* store.get(approvalId).pipe(Effect.catchTag("ApprovalNotFound", () => Effect.die("in doubt without an approval")))
-      yield* ctx.write(
-        Durable.resolutionEntry(approval, {
-          state: resolution.state,
-          by: resolution.by.id,
-          note: resolution.note
-        }, at)
+      const approval = yield* store.get(approvalId).pipe(
+        Effect.catchTag("ApprovalNotFound", () => new ContinuationStore.ContinuationNotFound({ approvalId }))
+      )
+      // The resolution and its `execution.resolved` event in one unit.
+      const resolved = yield* ctx.step(
+        continuations.atomically(continuations.resolve(approvalId, ending, at)),
+        () => [Durable.resolutionEntry(approval, { state: resolution.state, by: resolution.by.id, note: resolution.note }, at)],
+        () => Effect.void
       )
       return outcomeOf(resolved, approval)
     })
