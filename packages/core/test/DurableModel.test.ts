@@ -1,11 +1,15 @@
 /**
  * A model-based property test of durable approvals (issue 18): random
- * sequences of submissions, votes, cancellations, expiries, claims by two
- * workers, crashed workers (a claim that lapses: before the start, after it,
- * a handler that hangs past its lease — a zombie whose late completion must
- * be refused) and clock advances, run against the memory stores under the
- * TestClock and checked after every command against an independent
- * reference model.
+ * sequences of submissions, votes, cancellations, expiries, passes of two
+ * workers (one at a time, or both at once with their fibers interleaving),
+ * crashed workers (a claim that lapses: before the start, after it, a
+ * handler that hangs past its lease — a zombie whose late completion must be
+ * refused), an operator resolving in-doubt work and clock advances, run
+ * against the memory stores under the TestClock and checked after every
+ * command against an independent reference model.
+ *
+ * The workers are `Durable.layer({ worker: "manual" })`: nothing runs but
+ * the passes the commands make (`runOnce`, one continuation a pass).
  */
 import {
   Action,
@@ -99,6 +103,8 @@ interface Harness {
   readonly gates: Map<string, Deferred.Deferred<void>>
   /** Told the approval id of a call that hangs (set before each pass). */
   entered: Deferred.Deferred<string> | undefined
+  /** The approval ids of the calls that hung, in order. */
+  readonly hung: Array<string>
 }
 
 /**
@@ -121,6 +127,7 @@ const handlersOf = (harness: Harness) => {
       if (input.mode === "hang" && attempt.approvalId !== null) {
         const gate = yield* Deferred.make<void>()
         harness.gates.set(`${attempt.approvalId}#${attempt.attempt}`, gate)
+        harness.hung.push(attempt.approvalId)
         if (harness.entered !== undefined) yield* Deferred.succeed(harness.entered, attempt.approvalId)
         yield* Deferred.await(gate)
       }
@@ -251,7 +258,7 @@ const claim = (m: Model, c: ModelContinuation, owner: string) => {
 }
 
 /** What a (correct) worker's pass does with `c` once claimed; `true` when its handler hangs. */
-const process = (m: Model, c: ModelContinuation): boolean => {
+const worked = (m: Model, c: ModelContinuation): boolean => {
   if (c.state === "started") {
     if (c.kind === "once") {
       end(c, "in_doubt", "lease_expired")
@@ -288,6 +295,8 @@ interface Real {
   readonly harness: Harness
   readonly handlers: ReturnType<typeof handlersOf>
   readonly workers: readonly [Durable.Service, Durable.Service]
+  /** How often the fibers of concurrent passes yield (every so many steps). */
+  readonly maxOpsBeforeYield: number
 }
 
 const outcomeTag = (c: ModelContinuation): Durable.Outcome["_tag"] => {
@@ -525,6 +534,7 @@ class Pass implements Command {
   async run(m: Model, r: Real) {
     const worker = pick(r.workers, this.worker)
     const c = nextClaimable(m)
+    const before = c === undefined ? "nothing claimable" : `${c.id} ${c.kind} ${c.mode} ${c.state} (attempts ${c.attempts})`
     const entered = await r.exec(Deferred.make<string>())
     r.harness.entered = entered
     const fiber = await r.exec(Effect.forkDaemon(worker.runOnce))
@@ -534,21 +544,73 @@ class Pass implements Command {
     ))
     r.harness.entered = undefined
     if (c === undefined) {
-      expect(ran).toEqual({ _tag: "Done", claimed: 0 })
+      expect(ran, `${this}: ${before}`).toEqual({ _tag: "Done", claimed: 0 })
     } else {
       claim(m, c, `w${this.worker % 2}`)
-      const hangs = process(m, c)
+      const hangs = worked(m, c)
       if (hangs) {
-        expect(ran).toEqual({ _tag: "Hung", id: c.id })
+        expect(ran, `${this}: ${before}`).toEqual({ _tag: "Hung", id: c.id })
         m.zombies.push({ id: c.id, fence: c.fence, attempt: c.attempts, fiber })
       } else {
-        expect(ran).toEqual({ _tag: "Done", claimed: 1 })
+        expect(ran, `${this}: ${before}`).toEqual({ _tag: "Done", claimed: 1 })
       }
     }
     await checkAll(m, r)
   }
   toString() {
     return `pass(w${this.worker % 2})`
+  }
+}
+
+/**
+ * Both workers pass at once (their fibers interleaving at every yield: see
+ * {@link Real.maxOpsBeforeYield}): the first two claimable continuations are
+ * claimed, one by each, never one by both.
+ */
+class PassBoth implements Command {
+  check = () => true
+  async run(m: Model, r: Real) {
+    const first = nextClaimable(m)
+    if (first !== undefined) claim(m, first, "?")
+    const second = nextClaimable(m)
+    if (second !== undefined) claim(m, second, "?")
+    const claimed = [first, second].filter((c) => c !== undefined)
+    const hungBefore = r.harness.hung.length
+    const fibers = await r.exec(Effect.forEach(r.workers, (w) => Effect.forkDaemon(Effect.withMaxOpsBeforeYield(w.runOnce, r.maxOpsBeforeYield))))
+    // Until each pass ended or hangs in its handler (one handler a pass).
+    const settle = Effect.gen(function*() {
+      for (let i = 0; i < 10_000; i++) {
+        const done = yield* Effect.forEach(fibers, Fiber.poll)
+        const ended = done.filter((d) => d._tag === "Some").length
+        if (ended + r.harness.hung.length - hungBefore >= 2) return
+        yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      }
+      return yield* Effect.die("the passes neither end nor hang")
+    })
+    await r.exec(settle)
+    const hung = r.harness.hung.slice(hungBefore)
+    const hangs = claimed.filter((c) => worked(m, c))
+    expect(hung.sort(), `${this}`).toEqual(hangs.map((c) => c.id).sort())
+    const polls = await r.exec(Effect.forEach(fibers, Fiber.poll))
+    const counts = polls.flatMap((p) => p._tag === "Some" && p.value._tag === "Success" ? [p.value.value] : [])
+    expect(counts.length + hung.length, `${this}: every pass ended or hangs`).toBe(2)
+    expect(counts.reduce((a, b) => a + b, 0) + hung.length, `${this}: claimed`).toBe(claimed.length)
+    expect(counts.every((n) => n <= 1)).toBe(true)
+    // Who holds a hung one: the store says; its pass is that worker's.
+    const owners = await r.exec(Effect.forEach(hangs, (c) =>
+      Effect.map(Effect.flatMap(ContinuationStore.ContinuationStore, (s) => s.get(c.id)), (s) => s.owner)))
+    if (owners.length === 2) expect(owners[0]).not.toBe(owners[1])
+    hangs.forEach((c, i) => {
+      const owner = owners[i]!
+      expect(["w0", "w1"]).toContain(owner)
+      c.owner = owner
+      m.zombies.push({ id: c.id, fence: c.fence, attempt: c.attempts, fiber: fibers[owner === "w0" ? 0 : 1]! })
+    })
+    for (const c of claimed) expect(c.owner, `${c.id}: not final, not hung`).not.toBe("?")
+    await checkAll(m, r)
+  }
+  toString() {
+    return "pass(w0 ∥ w1)"
   }
 }
 
@@ -647,6 +709,31 @@ class GhostStart implements Command {
   }
 }
 
+/** The ghost gives back a claim it did not start (claimable again at once); refused once taken over or started. */
+class GhostRelease implements Command {
+  constructor(readonly target: number) {}
+  check = (m: Readonly<Model>) => m.ghost.length > 0
+  async run(m: Model, r: Real) {
+    const g = pick(m.ghost, this.target)
+    m.ghost.splice(m.ghost.indexOf(g), 1)
+    const result = await r.exec(Effect.either(Effect.flatMap(
+      ContinuationStore.ContinuationStore,
+      (s) => s.release(g.id, g.fence, new Date(m.now))
+    )))
+    const c = m.conts.find((c) => c.id === g.id)!
+    const holds = c.fence === g.fence && c.owner !== null && c.state === "waiting"
+    expect(result._tag, `${this} on ${c.state}`).toBe(holds ? "Right" : "Left")
+    if (holds) {
+      c.owner = null
+      c.leaseUntil = null
+    }
+    await checkAll(m, r)
+  }
+  toString() {
+    return `ghost.release(#${this.target})`
+  }
+}
+
 /** The ghost gives up what it holds, under its fence (refused when its claim was taken over). */
 class GhostComplete implements Command {
   constructor(readonly target: number) {}
@@ -701,10 +788,13 @@ const commands = FastCheck.commands<Model, Real, false>([
   pass,
   pass,
   pass,
+  FastCheck.constant(new PassBoth()),
+  FastCheck.constant(new PassBoth()),
   FastCheck.nat().map((target) => new Release(target)),
   FastCheck.constant(new GhostClaimCmd()),
   FastCheck.nat().map((target) => new GhostStart(target)),
   FastCheck.nat().map((target) => new GhostComplete(target)),
+  FastCheck.nat().map((target) => new GhostRelease(target)),
   FastCheck.tuple(FastCheck.nat(), FastCheck.constantFrom<"succeeded" | "failed">("succeeded", "failed"))
     .map(([target, state]) => new Resolve(target, state))
 ], { maxCommands: 60, size: "large" })
@@ -729,10 +819,14 @@ const drain = async (m: Model, r: Real) => {
   while (m.zombies.length > 0) await new Release(0).run(m, r)
 }
 
-/** One run: fresh layers, a fresh TestClock, the commands, the drain, the final properties. */
-const runOne = (cmds: Iterable<Command>) =>
+/**
+ * One run: fresh layers, a fresh TestClock, the commands, the drain, the
+ * final properties; its concurrent passes yield every `maxOpsBeforeYield`
+ * steps (low: they interleave finely).
+ */
+const runOne = (cmds: Iterable<Command>, maxOpsBeforeYield: number) =>
   Effect.gen(function*() {
-    const harness: Harness = { ledger: new Map(), gates: new Map(), entered: undefined }
+    const harness: Harness = { ledger: new Map(), gates: new Map(), entered: undefined, hung: [] }
     const handlers = handlersOf(harness)
     const env = yield* Layer.build(liveOf(handlers))
     const w1 = yield* Layer.build(
@@ -743,6 +837,7 @@ const runOne = (cmds: Iterable<Command>) =>
       exec: (effect) => Runtime.runPromise(runtime)(Effect.provide(effect, env)),
       harness,
       handlers,
+      maxOpsBeforeYield,
       workers: [Context.get(env, Durable.Durable), Context.get(w1, Durable.Durable)]
     }
     const model: Model = { now: 0, conts: [], ghost: [], zombies: [] }
@@ -769,11 +864,55 @@ const runOne = (cmds: Iterable<Command>) =>
     Effect.provide(TestContext.TestContext)
   )
 
+/** A fixed seed; GAVEL_MODEL_SEED / GAVEL_MODEL_RUNS explore further (e.g. `GAVEL_MODEL_SEED=$RANDOM GAVEL_MODEL_RUNS=1000`). */
+const seed = Number(process.env["GAVEL_MODEL_SEED"] ?? 18)
+const numRuns = Number(process.env["GAVEL_MODEL_RUNS"] ?? 100)
+
 describe("Durable (model-based)", () => {
   it("random submissions, votes, expiries, two workers, crashes and zombies agree with the model", async () => {
     await FastCheck.assert(
-      FastCheck.asyncProperty(commands, (cmds) => Effect.runPromise(runOne(cmds))),
-      { numRuns: 100, seed: 18 }
+      FastCheck.asyncProperty(
+        commands,
+        FastCheck.integer({ min: 16, max: 48 }),
+        (cmds, maxOpsBeforeYield) => Effect.runPromise(runOne(cmds, maxOpsBeforeYield))
+      ),
+      { numRuns, seed }
     )
-  }, 120_000)
+  }, 600_000)
+
+  // The counterexample the property found in the memory ContinuationStore
+  // (fixed): `[submit(k0, once, ok, quorum 1), approve(#0, by 0), pass(w0 ∥ w1)]`
+  // with fibers yielding every 24 steps — both passes claimed the one
+  // continuation, under the same fence. Every yield point in 16..48 steps.
+  it.effect("two workers passing at once run approved work once", () =>
+    Effect.forEach(Array.from({ length: 33 }, (_, i) => 16 + i), (maxOpsBeforeYield) =>
+      Effect.gen(function*() {
+        const harness: Harness = { ledger: new Map(), gates: new Map(), entered: undefined, hung: [] }
+        const handlers = handlersOf(harness)
+        const env = yield* Layer.build(liveOf(handlers))
+        const w1 = yield* Layer.build(
+          Durable.layer({ handlers: [handlers.once], owner: "w1", batch: 1, worker: "manual" })
+        ).pipe(Effect.provide(env))
+        const workers = [Context.get(env, Durable.Durable), Context.get(w1, Durable.Durable)]
+        const submission = yield* Context.get(env, Durable.Durable).submit(
+          Action.make({ actor: agent, kind: "tool", name: "work.submit", payload: { n: 0, quorum: 1 } }),
+          handlers.once,
+          { n: 0, mode: "ok" as const },
+          { idempotencyKey: "k0" }
+        )
+        if (submission._tag !== "Pending") return expect.fail(`expected Pending, got ${submission._tag}`)
+        yield* Context.get(env, Governance.Governance).approve(submission.approvalId, approvers[0]!)
+        const claimed = yield* Effect.all(
+          workers.map((w) => Effect.withMaxOpsBeforeYield(w.runOnce, maxOpsBeforeYield)),
+          { concurrency: 2 }
+        )
+        const where = `yielding every ${maxOpsBeforeYield} steps`
+        expect(claimed.reduce((a, b) => a + b, 0), where).toBe(1)
+        expect(harness.ledger.get("k0")?.length, where).toBe(1)
+        expect(yield* Context.get(env, Durable.Durable).outcome(submission.approvalId), where).toEqual({
+          _tag: "Succeeded",
+          approvalId: submission.approvalId,
+          result: { receipt: "k0#1" }
+        })
+      }).pipe(Effect.scoped)))
 })
