@@ -408,13 +408,19 @@ const undoLog = FiberRef.unsafeMake<Array<() => void> | null>(null)
  * hosts. Not durable: a restart loses them, as it loses the memory store's
  * approvals. A unit (`atomically`) that fails undoes this store's writes,
  * not the approval store's: the runtime writes a continuation before the
- * approval step that goes with it.
+ * approval step that goes with it. Its writes are serialized: a claim (which
+ * reads the approvals as it goes) and every read-modify-write are each one
+ * compare-and-set, whatever other fibers claim or complete meanwhile.
  *
  * @since 0.2.0
  * @category constructors
  */
 export const makeMemory = (store: ApprovalStore.Service): Effect.Effect<Service> =>
-  Effect.sync(() => {
+  Effect.map(Effect.makeSemaphore(1), (lock) => {
+    // One write at a time: without it, a fiber that yields in the middle of
+    // a claim (after some 2,000 steps, over many rows) claims again rows
+    // another claim took meanwhile, under the same fence.
+    const serialized = lock.withPermits(1)
     // In creation order: the order claims take them in.
     const rows = new Map<string, Continuation>()
     const byKey = new Map<string, string>()
@@ -443,7 +449,7 @@ export const makeMemory = (store: ApprovalStore.Service): Effect.Effect<Service>
       approvalId: string,
       f: (c: Continuation) => Effect.Effect<Continuation, E>
     ): Effect.Effect<Continuation, E | ContinuationNotFound> =>
-      Effect.flatMap(find(approvalId), f).pipe(Effect.tap((next) => set(approvalId, next)))
+      serialized(Effect.flatMap(find(approvalId), f).pipe(Effect.tap((next) => set(approvalId, next))))
     return ContinuationStore.of({
       store,
       // This store's writes in a unit that fails are undone; the approval
@@ -460,7 +466,7 @@ export const makeMemory = (store: ApprovalStore.Service): Effect.Effect<Service>
           )
         }),
       create: (continuation) =>
-        Effect.suspend((): Effect.Effect<void, DuplicateKey | Approval.StoreError> => {
+        serialized(Effect.suspend((): Effect.Effect<void, DuplicateKey | Approval.StoreError> => {
           const existing = byKey.get(continuation.idempotencyKey)
           if (existing !== undefined) {
             return Effect.fail(new DuplicateKey({ idempotencyKey: continuation.idempotencyKey, approvalId: existing }))
@@ -474,7 +480,7 @@ export const makeMemory = (store: ApprovalStore.Service): Effect.Effect<Service>
             )
           }
           return set(continuation.approvalId, continuation)
-        }),
+        })),
       get: find,
       findByKey: (key) =>
         Effect.sync(() => {
@@ -482,7 +488,7 @@ export const makeMemory = (store: ApprovalStore.Service): Effect.Effect<Service>
           return id === undefined ? Option.none() : Option.fromNullable(rows.get(id))
         }),
       claim: ({ limit, now, owner }) =>
-        Effect.gen(function*() {
+        serialized(Effect.gen(function*() {
           const out: Array<Continuation> = []
           for (const row of Array.from(rows.values())) {
             if (out.length >= limit) break
@@ -498,16 +504,16 @@ export const makeMemory = (store: ApprovalStore.Service): Effect.Effect<Service>
             out.push(next)
           }
           return out
-        }),
+        })),
       start: (approvalId, fence, now) => update(approvalId, (c) => started(c, fence, now)),
       release: (approvalId, fence, now) => update(approvalId, (c) => released(c, fence, now)),
       complete: (approvalId, fence, ending, now) => update(approvalId, (c) => completed(c, fence, ending, now)),
       close: (approvalId, state, now) =>
-        Effect.suspend(() => {
+        serialized(Effect.suspend(() => {
           const row = rows.get(approvalId)
           const next = row === undefined ? Option.none() : closed(row, state, now)
           return Option.isSome(next) ? set(approvalId, next.value) : Effect.void
-        }),
+        })),
       resolve: (approvalId, ending, now) => update(approvalId, (c) => resolved(c, ending, now)),
       list: (filter) =>
         Effect.sync(() => {

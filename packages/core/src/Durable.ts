@@ -288,6 +288,11 @@ export class Durable extends Context.Tag("@gavel/core/Durable")<Durable, Service
  * (default 1 second), how many continuations one claim takes (default 16)
  * and how many run at once (default 8).
  *
+ * `worker`: `"background"` (default) runs the worker for as long as the
+ * layer lasts; `"manual"` runs none — nothing is claimed but by
+ * {@link Service.runOnce} (tests that step the worker themselves, tools, a
+ * host that schedules the passes itself).
+ *
  * @since 0.2.0
  * @category models
  */
@@ -297,6 +302,7 @@ export interface Options<R> {
   readonly pollInterval?: Duration.DurationInput | undefined
   readonly batch?: number | undefined
   readonly concurrency?: number | undefined
+  readonly worker?: "background" | "manual" | undefined
 }
 
 /**
@@ -349,7 +355,8 @@ export const layer = <R>(
         owner: options.owner ?? (yield* IdGenerator).next("wrk"),
         pollInterval,
         batch: yield* count("batch", options.batch, 16),
-        concurrency: yield* count("concurrency", options.concurrency, 8)
+        concurrency: yield* count("concurrency", options.concurrency, 8),
+        worker: options.worker ?? "background"
       })
     })
   )

@@ -62,6 +62,8 @@ export interface Settings {
   readonly pollInterval: Duration.Duration
   readonly batch: number
   readonly concurrency: number
+  /** `manual`: no background worker; only `runOnce` claims (`Durable.Options.worker`). */
+  readonly worker: "background" | "manual"
 }
 
 const keyOf = (name: string, version: number) => `${name}@${version}`
@@ -441,6 +443,9 @@ export const make = Effect.fnUntraced(function*(
   // continuation runs in a fiber of its own, at most `concurrency` at once,
   // and no more are claimed than there are free slots: a run that hangs
   // holds one slot, never the worker.
+  if (settings.worker === "manual") {
+    return Durable.Durable.of({ submit: submit as Durable.Service["submit"], outcome, resolveInDoubt, runOnce })
+  }
   const wake = yield* Queue.sliding<void>(1)
   const unsubscribe = runtime.onResolved((request) => {
     if (request.status === "approved") Queue.unsafeOffer(wake, undefined)
