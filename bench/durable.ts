@@ -79,7 +79,13 @@ const send = Durable.handler({
 })
 
 const governed = (filename: string) =>
-  Governance.layer({ policySet, sweepInterval: "1 hour", pollInterval: "1 hour" }).pipe(
+  Governance.layer({
+    policySet,
+    sweepInterval: "1 hour",
+    pollInterval: "1 hour",
+    maxPendingPerRequester: 1_000_000,
+    maxPendingPerTenant: 1_000_000
+  }).pipe(
     Layer.provideMerge(Sqlite.layer({ filename, synchronous: "NORMAL" })),
     Layer.provide(IdentityLive)
   )
