@@ -494,6 +494,14 @@ const expectRejected = (task: Task, codes: ReadonlyArray<string>) => {
 // the tests
 // -----------------------------------------------------------------------------
 
+/** agent-7 parks a transfer; returns the task and its approval id. */
+const parked = (client: Client, token: string) =>
+  Effect.gen(function*() {
+    const task = yield* send(client, "transfer 90000 EUR", token)
+    expect(stateOf(task)).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
+    return { task, approvalId: String(task.metadata?.["approval_id"]) }
+  })
+
 describe("A2a.wrap, end to end over JSON-RPC", () => {
   it.scopedLive("allowed: the wrapped agent runs and the task completes with its output", () =>
     Effect.gen(function*() {
@@ -794,14 +802,6 @@ describe("A2a.wrap, end to end over JSON-RPC", () => {
 describe("A2a.guard: tasks for their owner only", () => {
   const TASK_NOT_FOUND = -32001
 
-  /** agent-7 parks a transfer; returns the task and its approval id. */
-  const parked = (client: Client, token: string) =>
-    Effect.gen(function*() {
-      const task = yield* send(client, "transfer 90000 EUR", token)
-      expect(stateOf(task)).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
-      return { task, approvalId: String(task.metadata?.["approval_id"]) }
-    })
-
   /** Nothing happened to the parked task: still input-required, its approval still pending, the agent idle. */
   const untouched = (client: Client, token: string, task: Task, approvalId: string, agent: EchoAgent) =>
     Effect.gen(function*() {
@@ -1021,14 +1021,6 @@ describe("raw JSON-RPC and REST, past what the SDK's client sends", () => {
     `{"messageId":"${crypto.randomUUID()}","role":"ROLE_USER",${fields}}`
 
   const trail = AuditSink.AuditSink.pipe(Effect.flatMap((sink) => sink.read()))
-
-  /** agent-7 parks a transfer; returns the task and its approval id. */
-  const parked = (client: Client, token: string) =>
-    Effect.gen(function*() {
-      const task = yield* send(client, "transfer 90000 EUR", token)
-      expect(stateOf(task)).toBe(TaskState.TASK_STATE_INPUT_REQUIRED)
-      return { task, approvalId: String(task.metadata?.["approval_id"]) }
-    })
 
   /** Nothing happened to the parked task, and nothing else ran: its approval pending, one decision in the trail. */
   const untouched = (client: Client, token: string, task: Task, approvalId: string, agent: EchoAgent) =>
