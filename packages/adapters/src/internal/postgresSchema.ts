@@ -243,7 +243,10 @@ $$`
   result text,
   error text
 )`,
-        `CREATE INDEX gavel_continuations_claim ON ${s}.gavel_continuations (state, lease_until)`,
+        // The claim walks the open continuations oldest first: finished ones
+        // never slow it down, however many there are.
+        `CREATE INDEX gavel_continuations_open ON ${s}.gavel_continuations (created_at, seq)
+          WHERE state IN ('waiting', 'started')`,
         `CREATE INDEX gavel_continuations_created ON ${s}.gavel_continuations (created_at, seq)`
       ], (statement) => sql.unsafe(statement), { discard: true }))
   }

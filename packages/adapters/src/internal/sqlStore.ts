@@ -1049,8 +1049,8 @@ export const makeContinuationStore = (
           sql<ContinuationRow & { readonly position: number | string }>`UPDATE ${table} SET owner = ${owner},
             lease_until = ${at} + lease_millis, fence = fence + 1, updated_at = ${at}
             WHERE approval_id IN (SELECT c.approval_id FROM ${table} c JOIN ${approvals} a ON a.id = c.approval_id
-            WHERE (c.lease_until IS NULL OR c.lease_until <= ${at}) AND (c.state = 'started'
-            OR (c.state = 'waiting' AND a.status = 'approved' AND a.consumed_at IS NULL))
+            WHERE c.state IN ('waiting', 'started') AND (c.lease_until IS NULL OR c.lease_until <= ${at})
+            AND (c.state = 'started' OR (a.status = 'approved' AND a.consumed_at IS NULL))
             ORDER BY c.created_at, ${claimedOrder} LIMIT ${Math.min(Math.ceil(limit), 2 ** 31 - 1)} ${claimLock})
             RETURNING ${columns}, ${insertionOrder} AS position`
         )

@@ -167,7 +167,9 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
   result TEXT,
   error TEXT
 ) STRICT`,
-    `CREATE INDEX gavel_continuations_claim ON gavel_continuations (state, lease_until)`,
+    // The claim walks the open continuations oldest first: finished ones
+    // never slow it down, however many there are.
+    `CREATE INDEX gavel_continuations_open ON gavel_continuations (created_at) WHERE state IN ('waiting', 'started')`,
     `CREATE INDEX gavel_continuations_created ON gavel_continuations (created_at)`
   )
 }
