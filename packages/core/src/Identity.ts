@@ -202,6 +202,40 @@ export const otherTenant = (
 ): boolean => principalTenant != null && tenant != null && principalTenant !== tenant
 
 /**
+ * Why a principal is outside an authority, or `"ok"`: see
+ * {@link withinAuthority}.
+ *
+ * @since 0.2.0
+ * @category authority
+ */
+export type AuthorityVerdict = "ok" | "unknown_principal" | "inactive" | "other_tenant" | "outside_authority"
+
+/**
+ * The authority rule of the runtime's checks (who may vote on an approval,
+ * grant an override, resolve in-doubt work): the principal is known to the
+ * identity system (`resolved`, under its canonical `id`), active, of the
+ * tenant when both have one ({@link otherTenant}), and named by the
+ * authority or holding one of its roles.
+ *
+ * @since 0.2.0
+ * @category authority
+ */
+export const withinAuthority = (
+  principal: { readonly id: string; readonly resolved: Option.Option<ResolvedPrincipal> },
+  authority: Decision.Authority,
+  tenant: string | null
+): AuthorityVerdict => {
+  const resolved = principal.resolved
+  if (Option.isNone(resolved)) return "unknown_principal"
+  if (resolved.value.status !== "active") return "inactive"
+  if (otherTenant(resolved.value.tenant, tenant)) return "other_tenant"
+  return authority.principals.includes(principal.id) ||
+      resolved.value.roles.some((role) => authority.roles.includes(role))
+    ? "ok"
+    : "outside_authority"
+}
+
+/**
  * The tenant rule of what a caller may see at the edge (`HttpApprovals`, and
  * `ApprovalStore`'s `visibleTo` filter): what belongs to no tenant, and what
  * belongs to the caller's own. A caller without a tenant sees only what

@@ -129,9 +129,9 @@ const outcome = Options.all({
 
 /**
  * Why `principal` may not resolve the work `request` released, or none:
- * the eligibility of an approver of that approval — in the directory,
- * active, of its tenant (when both have one), within its authority, let by
- * the identity system, and not its requester under separation of duties.
+ * the eligibility of an approver of that approval — the runtime's authority
+ * rule (`Identity.withinAuthority`), let by the identity system, and not its
+ * requester (under any spelling) under separation of duties.
  */
 const refusal = (
   identity: Identity.Service,
@@ -140,20 +140,30 @@ const refusal = (
 ) =>
   Effect.gen(function*() {
     const known = yield* identity.resolve(principal)
-    if (Option.isNone(known)) return Option.some("not in the principals directory")
-    const p = known.value
-    if (p.status !== "active") return Option.some(`${p.status} in the principals directory`)
-    if (Identity.otherTenant(p.tenant, request.summary.actor.tenant)) {
-      return Option.some("in another tenant than the approval's")
+    const id = Option.isSome(known) ? known.value.id : principal
+    const verdict = Identity.withinAuthority(
+      { id, resolved: known },
+      request.requirement.authority,
+      request.summary.actor.tenant
+    )
+    switch (verdict) {
+      case "unknown_principal":
+        return Option.some("not in the principals directory")
+      case "inactive":
+        return Option.some(`${Option.getOrThrow(known).status} in the principals directory`)
+      case "other_tenant":
+        return Option.some("in another tenant than the approval's")
+      case "outside_authority":
+        return Option.some("outside the approval's authority")
     }
-    const authority = request.requirement.authority
-    if (!authority.principals.includes(p.id) && !p.roles.some((role) => authority.roles.includes(role))) {
-      return Option.some("outside the approval's authority")
+    // The requester under any spelling the directory knows (as a vote is checked).
+    if (request.requirement.separationOfDuties) {
+      const requester = yield* identity.resolve(request.requester)
+      if (id === request.requester || Option.exists(requester, (r) => r.id === id)) {
+        return Option.some("requested the approval (separation of duties)")
+      }
     }
-    if (request.requirement.separationOfDuties && p.id === request.requester) {
-      return Option.some("requested the approval (separation of duties)")
-    }
-    if (!(yield* identity.canApprove(p.id, request))) return Option.some("refused by the identity system")
+    if (!(yield* identity.canApprove(id, request))) return Option.some("refused by the identity system")
     return Option.none<string>()
   })
 

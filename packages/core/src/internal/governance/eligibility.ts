@@ -8,8 +8,12 @@ import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Approval from "../../Approval.js"
-import type * as Decision from "../../Decision.js"
-import { type Identity, otherTenant, type ResolvedPrincipal } from "../../Identity.js"
+import {
+  type AuthorityVerdict,
+  type Identity,
+  type ResolvedPrincipal,
+  withinAuthority as authorityRule
+} from "../../Identity.js"
 import type { ExternalCheckFailed } from "../../PolicyError.js"
 
 /**
@@ -27,7 +31,7 @@ export interface Canonical {
  *
  * @internal
  */
-export type Verdict = "ok" | "unknown_principal" | "inactive" | "other_tenant" | "outside_authority"
+export type Verdict = AuthorityVerdict
 
 /**
  * Whether the identity system says the principal is active, of the
@@ -35,22 +39,7 @@ export type Verdict = "ok" | "unknown_principal" | "inactive" | "other_tenant" |
  *
  * @internal
  */
-export const withinAuthority = (
-  principal: Canonical,
-  authority: Decision.Authority,
-  tenant: string | null
-): Verdict => {
-  const resolved = principal.resolved
-  if (Option.isNone(resolved)) return "unknown_principal"
-  if (resolved.value.status !== "active") return "inactive"
-  if (otherTenant(resolved.value.tenant, tenant)) {
-    return "other_tenant"
-  }
-  return authority.principals.includes(principal.id) ||
-      resolved.value.roles.some((role) => authority.roles.includes(role))
-    ? "ok"
-    : "outside_authority"
-}
+export const withinAuthority = authorityRule
 
 /**
  * Eligibility as one identity system answers it.
