@@ -347,21 +347,30 @@ export const started = (of: Execution, at: Date): Identified =>
  * The work ended. A failure is described by its kind and, for a typed error,
  * its `_tag` — never its message, which may quote inputs.
  */
-export const ended = (of: Execution, at: Date, exit: Exit.Exit<unknown, unknown>): Identified => {
-  if (Exit.isSuccess(exit)) return execution("execution.succeeded", of, at, {})
-  const cause = exit.cause
+export const ended = (of: Execution, at: Date, exit: Exit.Exit<unknown, unknown>): Identified =>
+  Exit.isSuccess(exit)
+    ? execution("execution.succeeded", of, at, {})
+    : execution("execution.failed", of, at, failureOf(exit.cause))
+
+/**
+ * How work failed: a typed `failure` (with the error's `_tag`, if it has
+ * one), a `defect` or an interruption — never the error's message, which
+ * may quote inputs.
+ */
+export const failureOf = (
+  cause: Cause.Cause<unknown>
+): { readonly failure: "failure" | "defect" | "interrupted"; readonly tag: string | null } => {
   const failure = Cause.failureOption(cause)
-  if (failure._tag === "Some") {
-    const error = failure.value
-    const tag = typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
+  if (failure._tag === "None") {
+    return { failure: Cause.isInterruptedOnly(cause) ? "interrupted" : "defect", tag: null }
+  }
+  const error = failure.value
+  return {
+    failure: "failure",
+    tag: typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
       ? error._tag
       : null
-    return execution("execution.failed", of, at, { failure: "failure", tag })
   }
-  return execution("execution.failed", of, at, {
-    failure: Cause.isInterruptedOnly(cause) ? "interrupted" : "defect",
-    tag: null
-  })
 }
 
 /** What an event about durable work says of it: its approval's ids and trace. */

@@ -76,14 +76,10 @@ const decodePayload = Schema.decode(Payload)
 /** The associated data a continuation is sealed with: it opens only for its approval and action. */
 const associatedData = (approvalId: string, actionHash: string) => `gavel.continuation:${approvalId}:${actionHash}`
 
-/** The failure's tag, never its message (it may quote inputs). */
+/** The failure's tag, else how it failed (`failure`, `defect`, `interrupted`); never its message. */
 const failureTag = (cause: Cause.Cause<unknown>): string => {
-  const failure = Cause.failureOption(cause)
-  if (Option.isNone(failure)) return Cause.isInterruptedOnly(cause) ? "interrupted" : "defect"
-  const error = failure.value
-  return typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
-    ? error._tag
-    : "failure"
+  const { failure, tag } = entries.failureOf(cause)
+  return tag ?? failure
 }
 
 /**
@@ -97,18 +93,14 @@ export const outcomeOf = (
   approval: Pick<Approval.ApprovalRequest, "status"> | undefined
 ): Durable.Outcome => {
   const approvalId = continuation.approvalId
-  switch (continuation.state) {
+  const status = approval?.status
+  // A waiting continuation whose approval ended ends with it (its step may not have closed it yet).
+  const state = continuation.state === "waiting" && (status === "rejected" || status === "expired" || status === "cancelled")
+    ? status
+    : continuation.state
+  switch (state) {
     case "waiting":
-      switch (approval?.status) {
-        case "rejected":
-          return { _tag: "Rejected", approvalId }
-        case "expired":
-          return { _tag: "Expired", approvalId }
-        case "cancelled":
-          return { _tag: "Cancelled", approvalId }
-        default:
-          return { _tag: "Waiting", approvalId }
-      }
+      return { _tag: "Waiting", approvalId }
     case "started":
       return { _tag: "Running", approvalId, attempts: continuation.attempts }
     case "succeeded":
